@@ -1,0 +1,35 @@
+"""The loyalty domain: pure functions over integer points and fen, no I/O.
+
+The central server imports this same package, so the edge and central count the same way.
+"""
+
+from gateway.loyalty.activities import (
+    birthday_entry,
+    checkin_entry,
+    profile_completed_entry,
+    referral_entries,
+)
+from gateway.loyalty.earn import Sale, SaleLine, quote_sale, sale_entries
+from gateway.loyalty.entries import Entry, EntryKind, entry_id_for
+from gateway.loyalty.errors import (
+    InsufficientPoints,
+    InvalidEntry,
+    InvalidSale,
+    LoyaltyError,
+    OfflineLimitExceeded,
+    RedemptionRefused,
+)
+from gateway.loyalty.fold import AccountState, JournalLine, Lot, LotStatus, fold, reminders_due
+from gateway.loyalty.redemption import check_redemption, offline_allowance, redemption_entry
+from gateway.loyalty.refunds import Refund, refund_entries
+from gateway.loyalty.rules import LoyaltyRules
+from gateway.loyalty.tiers import TierState, tier_at
+
+__all__ = [
+    "AccountState", "Entry", "EntryKind", "InsufficientPoints", "InvalidEntry", "InvalidSale",
+    "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules", "OfflineLimitExceeded",
+    "RedemptionRefused", "Refund", "Sale", "SaleLine", "TierState", "birthday_entry",
+    "check_redemption", "checkin_entry", "entry_id_for", "fold", "offline_allowance",
+    "profile_completed_entry", "quote_sale", "redemption_entry", "referral_entries",
+    "refund_entries", "reminders_due", "sale_entries", "tier_at",
+]

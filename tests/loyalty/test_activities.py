@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.loyalty import (
+    InsufficientPoints,
+    OfflineLimitExceeded,
+    birthday_entry,
+    check_redemption,
+    checkin_entry,
+    fold,
+    offline_allowance,
+    profile_completed_entry,
+    redemption_entry,
+    referral_entries,
+)
+from tests.loyalty.helpers import RULES, at
+
+
+def test_checkin_identity_is_member_and_local_day() -> None:
+    morning = checkin_entry(account_id="A1", member_id="M1", at=at(2026, 5, 1, 0, 30),
+                            rules=RULES)
+    evening = checkin_entry(account_id="A1", member_id="M1", at=at(2026, 5, 1, 23, 30),
+                            rules=RULES)
+    next_day = checkin_entry(account_id="A1", member_id="M1", at=at(2026, 5, 2, 0, 0),
+                             rules=RULES)
+    assert morning.entry_id == evening.entry_id != next_day.entry_id
+    assert morning.source_key == "M1:2026-05-01"  # 2026-04-30 in UTC, local day counts
+    assert fold([morning, evening, next_day], at(2026, 5, 3)).available == 2 * RULES.checkin.points
+
+
+def test_profile_task_once_and_referral_rewards_both_sides() -> None:
+    first = profile_completed_entry(account_id="A1", member_id="M1", at=at(2026, 1, 1),
+                                    rules=RULES)
+    again = profile_completed_entry(account_id="A1", member_id="M1", at=at(2026, 6, 1),
+                                    rules=RULES)
+    assert first.entry_id == again.entry_id
+    inviter, friend = referral_entries(referrer_account="A1", referrer_id="M1",
+                                       referee_account="A2", referee_id="M2",
+                                       at=at(2026, 2, 1), rules=RULES)
+    assert (inviter.account_id, inviter.points) == ("A1", RULES.tasks.referrer_points)
+    assert (friend.account_id, friend.points) == ("A2", RULES.tasks.referee_points)
+
+
+def test_birthday_gift_once_a_year_in_the_birthday_month() -> None:
+    gifts = [birthday_entry(account_id="A1", member_id="M1", birth_month=7, birth_day=20,
+                            at=when, rules=RULES)
+             for when in (at(2026, 7, 1), at(2026, 7, 31), at(2027, 7, 5))]
+    assert all(g is not None for g in gifts)
+    ids = [g.entry_id for g in gifts if g is not None]
+    assert ids[0] == ids[1] != ids[2]
+    assert birthday_entry(account_id="A1", member_id="M1", birth_month=7, birth_day=20,
+                          at=at(2026, 8, 1), rules=RULES) is None
+
+
+def test_leap_day_birthday_in_a_common_year_with_day_window() -> None:
+    rules = RULES.model_copy(update={"birthday": RULES.birthday.model_copy(
+        update={"window": "day"})})
+    assert birthday_entry(account_id="A1", member_id="M1", birth_month=2, birth_day=29,
+                          at=at(2027, 2, 28), rules=rules) is not None
+    assert birthday_entry(account_id="A1", member_id="M1", birth_month=2, birth_day=29,
+                          at=at(2027, 3, 1), rules=rules) is None
+
+
+def test_redemption_checks_balance_then_offline_allowance() -> None:
+    check_redemption(cost=100, available=100, online=True, allowance_left=None)
+    with pytest.raises(InsufficientPoints) as short:
+        check_redemption(cost=101, available=100, online=True, allowance_left=None)
+    assert (short.value.code, short.value.cost, short.value.available) == (
+        "insufficient_points", 101, 100)
+    check_redemption(cost=50, available=100, online=False, allowance_left=50)
+    with pytest.raises(OfflineLimitExceeded) as offline:
+        check_redemption(cost=51, available=100, online=False, allowance_left=50)
+    assert offline.value.code == "offline_limit"
+    with pytest.raises(OfflineLimitExceeded):
+        check_redemption(cost=1, available=100, online=False, allowance_left=None)
+
+
+def test_offline_allowance_is_capped_and_never_negative() -> None:
+    assert offline_allowance(10_000, RULES) == RULES.redemption.offline_allowance_cap
+    assert offline_allowance(120, RULES) == 120
+    assert offline_allowance(-30, RULES) == 0
+
+
+def test_redemption_retry_has_the_same_identity() -> None:
+    one = redemption_entry(account_id="A1", member_id="M1", request_id="01J0", cost=10,
+                           item="coffee", at=at(2026, 1, 1), rules=RULES)
+    two = redemption_entry(account_id="A1", member_id="M1", request_id="01J0", cost=10,
+                           item="coffee", at=at(2026, 1, 1, 13), rules=RULES)
+    assert one.entry_id == two.entry_id
+    assert one.points == -10
