@@ -96,12 +96,13 @@ def test_pending_days_lock_points_for_the_return_window() -> None:
     assert entry.available_at == at(2026, 3, 17)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"total_fen": -1},
-    {"total_fen": 100, "points_paid_fen": 200, "points_used": 20},
-    {"total_fen": 100, "points_paid_fen": 50},
+@pytest.mark.parametrize(("total", "paid_fen", "used"), [
+    (-1, 0, 0),  # negative total
+    (100, 200, 20),  # paid more with points than the bill
+    (100, 50, 0),  # points paid without points used
 ])
-def test_impossible_sales_are_refused(kwargs: dict[str, int]) -> None:
+def test_impossible_sales_are_refused(total: int, paid_fen: int, used: int) -> None:
     with pytest.raises(InvalidSale):
         Sale(store_id="S", pos_id="P", receipt_no="R", business_date=PLAIN_DAY.date(),
-             occurred_at=PLAIN_DAY, **kwargs)
+             occurred_at=PLAIN_DAY, total_fen=total, points_paid_fen=paid_fen,
+             points_used=used)
