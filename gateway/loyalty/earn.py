@@ -96,7 +96,7 @@ def _spend_bonus(cash_fen: int, rules: LoyaltyRules) -> SpendBonus | None:
 
 def is_member_day(at: datetime, rules: LoyaltyRules) -> bool:
     day = rules.earn.member_day
-    return day is not None and local_date(at, rules.tz).day == day
+    return day != 0 and local_date(at, rules.tz).day == day
 
 
 def quote_sale(sale: Sale, tier: Tier, rules: LoyaltyRules) -> EarnQuote:

@@ -94,9 +94,9 @@ class SpendBonus(RuleModel):
 
 class EarnRules(RuleModel):
     points_per_yuan: int = Field(default=1, ge=0, le=1000, description="Base earn rate.")
-    member_day: int | None = Field(
-        default=18, ge=1, le=28,
-        description="Day of the month that is member day (local time); unset for none.",
+    member_day: int = Field(
+        default=18, ge=0, le=28,
+        description="Day of the month that is member day (local time); 0 for none.",
     )
     member_day_multiplier_pct: int = Field(default=200, ge=100, le=10_000,
                                            description="Member-day multiplier in percent.")

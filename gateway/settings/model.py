@@ -1,0 +1,324 @@
+"""The gateway's settings: one frozen, typed tree, parsed once at start from one TOML file.
+
+Each `[section]` of the file is one model below and one field of `Settings`. To add a
+section, define its model (every field with a default where one makes sense and a
+`description`, which becomes the reference documentation) and add it to `Settings`; the
+JSON Schema, `docs/configuration.md` and the drift tests follow from the models.
+
+Below the models are the helpers that read the tree of models (which key is where, what it
+accepts, how a value is written), shared by the error messages and the reference docs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeGuard, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+
+from gateway.loyalty.rules import LoyaltyRules
+
+# Mall and gateway ids appear in MQTT topics (`lty/v1/{site}/...`) and in central's URLs,
+# so they are lower-case slugs: no `/`, `+`, `#` or spaces.
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
+
+
+class SettingsModel(BaseModel):
+    """Frozen, strict, closed: an unknown key or a wrong type is an error, not a guess."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
+
+
+class SiteSettings(SettingsModel):
+    """Who this gateway is: the mall it serves and its own id within that mall."""
+
+    mall_id: str = Field(
+        pattern=SLUG_PATTERN,
+        description="Id of the mall (the `site` in MQTT topics and central's URLs): "
+        "lower-case letters, digits and hyphens, 1 to 32 characters.",
+    )
+    gateway_id: str = Field(
+        pattern=SLUG_PATTERN,
+        description="Id of this gateway within the mall, as registered with central; "
+        "same character rules as `mall_id`.",
+    )
+    name: str = Field(
+        default="",
+        max_length=64,
+        description="Display name shown on the dashboard; empty shows `mall_id`.",
+    )
+
+
+class StoreSettings(SettingsModel):
+    """The local SQLite store and its single writer."""
+
+    path: Path = Field(
+        default=Path("var/mallgate.db"),
+        description="SQLite database file; a relative path is relative to the working "
+        "directory. The directory is created if missing.",
+    )
+    batch_max: int = Field(
+        default=512,
+        ge=1,
+        le=10_000,
+        description="Most writes committed together in one transaction (group commit).",
+    )
+    batch_wait_ms: int = Field(
+        default=2,
+        ge=0,
+        le=50,
+        description="How long the writer waits for more writes to fill a batch, in "
+        "milliseconds (0 = commit what is queued at once).",
+    )
+
+
+class HttpSettings(SettingsModel):
+    """The local HTTP API, dashboard and metrics."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        pattern=r"^\S+$",
+        description="Address to listen on; `0.0.0.0` listens on every interface.",
+    )
+    port: int = Field(default=8080, ge=1, le=65_535, description="TCP port to listen on.")
+
+
+class CentralSettings(SettingsModel):
+    """The central member API that this gateway syncs with."""
+
+    url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="Base URL of the central member API (`https://...`; `http://` only on "
+        "a trusted network); unset runs the gateway standalone, without sync.",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of this gateway. Prefer `token_file` or the "
+        "`MALLGATE__CENTRAL__TOKEN` environment variable to writing it in the file.",
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="File holding the bearer token (surrounding whitespace is ignored), "
+        "read once at start; set this or `token`, not both.",
+    )
+    timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        allow_inf_nan=False,
+        description="Timeout of one request to central, in seconds.",
+    )
+    verify_tls: bool = Field(
+        default=True,
+        description="Verify central's TLS certificate. Turn off only for a test server.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.rstrip("/")
+
+
+class LoggingSettings(SettingsModel):
+    """Log output. Personal data is masked at every level."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe level that is logged."
+    )
+    format: Literal["console", "json"] = Field(
+        default="console",
+        description="`console`: readable lines for a terminal; `json`: one JSON object per "
+        "line for a log collector.",
+    )
+
+
+class Settings(SettingsModel):
+    """All settings of one gateway."""
+
+    site: SiteSettings
+    store: StoreSettings = StoreSettings()
+    http: HttpSettings = HttpSettings()
+    central: CentralSettings = CentralSettings()
+    logging: LoggingSettings = LoggingSettings()
+    loyalty: LoyaltyRules = Field(
+        default=LoyaltyRules(),
+        description="The loyalty programme's rules: earning, expiry, check-in, tasks, "
+        "birthday, tiers and redemption. Central may ship newer rules down through sync.",
+    )
+
+
+# Reading the tree of models: which key is where, what it accepts, how a value is written.
+# Error messages (load.py) and the reference documentation (reference.py) share these.
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_CONSTRAINTS = ("gt", "ge", "lt", "le", "min_length", "max_length", "pattern")
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """A key of the settings tree: its type and, for a model field, its `FieldInfo`."""
+
+    annotation: Any
+    info: FieldInfo | None
+
+
+def is_model(annotation: object) -> TypeGuard[type[BaseModel]]:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _is_optional(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, types.UnionType) and type(None) in get_args(
+        annotation
+    )
+
+
+def model_array_item(annotation: Any) -> type[BaseModel] | None:
+    """The model of an array of tables (`tuple[Model, ...]`), else None."""
+    if get_origin(annotation) is tuple:
+        item = get_args(annotation)[0]
+        if is_model(item):
+            return item
+    return None
+
+
+def field_at(path: Sequence[str | int], root: type[BaseModel] = Settings) -> FieldRef | None:
+    """The key at `path` (as in a validation error's `loc`), or None if there is none."""
+    ref = FieldRef(root, None)
+    for segment in path:
+        annotation = _strip_optional(ref.annotation)
+        origin = get_origin(annotation)
+        if is_model(annotation):
+            fields = annotation.model_fields
+            if not isinstance(segment, str) or segment not in fields:
+                return None
+            info = fields[segment]
+            ref = FieldRef(info.annotation, info)
+        elif origin is tuple and isinstance(segment, int):
+            ref = FieldRef(get_args(annotation)[0], None)
+        elif origin is dict and isinstance(segment, str):
+            ref = FieldRef(get_args(annotation)[1], None)
+        else:
+            return None
+    return ref
+
+
+def is_secret(annotation: Any) -> bool:
+    return _strip_optional(annotation) is SecretStr
+
+
+def is_text(annotation: Any) -> bool:
+    """True for keys whose value is written as a TOML string."""
+    annotation = _strip_optional(annotation)
+    if get_origin(annotation) is Literal:
+        return all(isinstance(arg, str) for arg in get_args(annotation))
+    return annotation in (str, SecretStr, Path)
+
+
+def _type_name(annotation: Any) -> str:
+    annotation = _strip_optional(annotation)
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(toml_literal(arg) for arg in get_args(annotation))
+    if origin is tuple:
+        item = get_args(annotation)[0]
+        return "array of tables" if is_model(item) else f"array of {_type_name(item)} values"
+    if origin is dict:
+        return f"table of {_type_name(get_args(annotation)[1])} values by key"
+    if is_model(annotation):
+        return "table"
+    names = {bool: "boolean", int: "integer", float: "number", str: "string",
+             SecretStr: "secret string", Path: "path"}
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _constraints(info: FieldInfo) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for item in info.metadata:
+        for name in _CONSTRAINTS:
+            value = getattr(item, name, None)
+            if value is not None:
+                found[name] = value
+    return found
+
+
+def _bounds(c: dict[str, Any]) -> str:
+    if "ge" in c and "le" in c:
+        return f"{c['ge']}..{c['le']}"
+    low = f"> {c['gt']}" if "gt" in c else f">= {c['ge']}" if "ge" in c else ""
+    high = f"< {c['lt']}" if "lt" in c else f"<= {c['le']}" if "le" in c else ""
+    return " and ".join(p for p in (low, high) if p)
+
+
+def _lengths(c: dict[str, Any]) -> str:
+    low, high = c.get("min_length"), c.get("max_length")
+    if low is not None and high is not None:
+        return f"{low}..{high} characters"
+    if high is not None:
+        return f"at most {high} characters"
+    if low is not None:
+        return f"at least {low} character" + ("" if low == 1 else "s")
+    return ""
+
+
+def describe(ref: FieldRef) -> str:
+    """A short human description of what a key accepts, e.g. `integer, 1..65535`."""
+    c = _constraints(ref.info) if ref.info is not None else {}
+    details = [_bounds(c), _lengths(c), f"matching `{c['pattern']}`" if "pattern" in c else ""]
+    text = ", ".join([_type_name(ref.annotation), *(d for d in details if d)])
+    return text + ", or unset" if _is_optional(ref.annotation) else text
+
+
+def toml_literal(value: object) -> str:
+    """`value` written as TOML (inline), for defaults and for values in error messages."""
+    match value:
+        case BaseModel():
+            return toml_literal(value.model_dump())
+        case list() | tuple():
+            return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+        case dict():
+            items = ", ".join(f"{_key(k)} = {toml_literal(v)}" for k, v in value.items())
+            return f"{{ {items} }}" if items else "{}"
+        case _:
+            return _scalar(value)
+
+
+def _scalar(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, SecretStr):
+        return '"**********"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value), ensure_ascii=False)
+    return str(value)
+
+
+def _key(key: object) -> str:
+    text = str(key)
+    return text if _BARE_KEY.match(text) else json.dumps(text, ensure_ascii=False)
