@@ -1,8 +1,9 @@
 """The fold: an account's balance, lots, debt and history from its set of entries.
 
 This is the only place points are counted. The same function runs at the edge and at
-central, over a *set* of entries: it orders them itself (by effective time, then hybrid
-logical clock, then id), so any arrival order and any merge order give the same state.
+central, over a *set* of entries: it orders them itself (by effective time, then id, both
+part of the fact; never by the recording site's stamps), so any arrival order and any
+merge order give the same state.
 
 Burn allocation (which lot a redemption drew from) is derived here every time, never
 stored as truth: soonest expiry first, then oldest, then lot id. Lot unlocks (end of a
@@ -97,8 +98,8 @@ def dedupe(entries: Iterable[Entry]) -> dict[str, Entry]:
     return unique
 
 
-def fold_order(entry: Entry) -> tuple[datetime, str, str]:
-    return (entry.effective_at, entry.hlc, entry.entry_id)
+def fold_order(entry: Entry) -> tuple[datetime, str]:
+    return (entry.effective_at, entry.entry_id)
 
 
 @dataclass(slots=True)

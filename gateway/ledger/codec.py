@@ -1,0 +1,52 @@
+"""Entries to and from database rows and JSON: UTC ISO-8601 text, fixed width, sortable."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.loyalty import Entry, EntryKind
+
+COLUMNS = (
+    "entry_id", "account_id", "member_id", "kind", "points", "qual_fen", "lot_id",
+    "expires_at", "available_at", "ref_entry_id", "source_type", "source_key",
+    "rule_version", "reason", "origin_site", "origin_seq", "hlc", "effective_at",
+    "recorded_at", "actor",
+)
+_TIMES = ("expires_at", "available_at", "effective_at", "recorded_at")
+
+
+def to_text(at: datetime | None) -> str | None:
+    """Fixed-width UTC text, so SQL ordering by the column is time ordering."""
+    return None if at is None else at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_text(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def entry_to_row(entry: Entry) -> dict[str, Any]:
+    row: dict[str, Any] = {name: getattr(entry, name) for name in COLUMNS}
+    row["kind"] = entry.kind.value
+    for name in _TIMES:
+        row[name] = to_text(row[name])
+    return row
+
+
+def row_to_entry(row: sqlite3.Row | dict[str, Any]) -> Entry:
+    values = {name: row[name] for name in COLUMNS if name != "lot_id"}
+    values["kind"] = EntryKind(values["kind"])
+    for name in _TIMES:
+        values[name] = from_text(values[name])
+    return Entry(**values)
+
+
+def entry_to_json(entry: Entry) -> str:
+    return json.dumps(entry_to_row(entry), ensure_ascii=False, separators=(",", ":"),
+                      sort_keys=True)
+
+
+def entry_from_json(text: str) -> Entry:
+    return row_to_entry(json.loads(text))

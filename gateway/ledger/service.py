@@ -1,0 +1,167 @@
+"""The ledger API of the core: record entries durably and once, read balances from the fold.
+
+`record` is insert-or-ignore on the entry's identity (a hash of its natural key): the
+first recording wins and every later attempt gets that first result back, marked as a
+duplicate. The entry, its place in the site's sequence and its outbox row for sync are
+written in one transaction, and `record` returns only after that transaction committed,
+so a caller may acknowledge its source the moment it returns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from gateway.hlc import HybridClock
+from gateway.ledger.codec import COLUMNS, entry_to_json, entry_to_row, row_to_entry, to_text
+from gateway.loyalty import AccountState, Entry, JournalLine, LoyaltyRules, fold
+from gateway.store import Reader, Writer
+
+OUTBOX_EVENT = "ledger.entry"
+SEQ_COUNTER = "origin_seq"
+_INSERT = (f"INSERT INTO ledger ({', '.join(COLUMNS)}) "
+           f"VALUES ({', '.join(':' + c for c in COLUMNS)})")
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    entry: Entry  # as stored: the first recording of this fact
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """Points of an account. `available = confirmed + pending`.
+
+    `confirmed` folds only entries central has acknowledged (or sent); `pending` is what
+    this site's not-yet-acknowledged entries add, so a member always sees local activity.
+    """
+
+    account_id: str
+    as_of: datetime
+    available: int
+    confirmed: int
+    pending: int
+    locked: int
+    debt: int
+
+
+@dataclass(slots=True)
+class LedgerStats:
+    recorded: int = 0
+    duplicates: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    def __init__(
+        self, writer: Writer, reader: Reader, *, site: str, clock: HybridClock,
+        rules: LoyaltyRules, now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._writer = writer
+        self._reader = reader
+        self.site = site
+        self.clock = clock
+        self.rules = rules
+        self.now = now
+        self.stats = LedgerStats()
+
+    # -- writes -----------------------------------------------------------------------
+
+    async def record(self, entry: Entry) -> Recorded:
+        (result,) = await self.record_many([entry])
+        return result
+
+    async def record_many(self, entries: Sequence[Entry]) -> list[Recorded]:
+        """Record several entries of one event (a sale and its burn) atomically."""
+        recorded_at = self.now()
+        results = await self._writer.submit(
+            lambda conn: [self._insert(conn, e, recorded_at) for e in entries]
+        )
+        for result in results:
+            if result.duplicate:
+                self.stats.duplicates += 1
+            else:
+                self.stats.recorded += 1
+                kind = result.entry.kind.value
+                self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
+        return results
+
+    def _insert(self, conn: sqlite3.Connection, entry: Entry, recorded_at: datetime) -> Recorded:
+        """Runs on the writer thread, inside the batch transaction."""
+        existing = conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE entry_id = ?", (entry.entry_id,)
+        ).fetchone()
+        if existing is not None:
+            return Recorded(row_to_entry(dict(zip(COLUMNS, existing, strict=True))), True)
+        seq = _next_counter(conn, SEQ_COUNTER)
+        stamped = replace(entry, origin_site=self.site, origin_seq=seq,
+                          hlc=str(self.clock.stamp()), recorded_at=recorded_at)
+        conn.execute(_INSERT, entry_to_row(stamped))
+        conn.execute(
+            "INSERT INTO outbox (event_id, event_type, account_id, payload, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (stamped.entry_id, OUTBOX_EVENT, stamped.account_id, entry_to_json(stamped),
+             to_text(recorded_at)),
+        )
+        return Recorded(stamped, False)
+
+    async def acknowledge(self, acks: Sequence[tuple[str, int | None]]) -> None:
+        """Mark entries as acknowledged by central: `(entry_id, server_seq)` pairs."""
+        acked_at = to_text(self.now())
+        await self._writer.submit(lambda conn: conn.executemany(
+            "INSERT INTO ledger_sync (entry_id, server_seq, acked_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (entry_id) DO NOTHING",
+            [(entry_id, seq, acked_at) for entry_id, seq in acks],
+        ))
+
+    # -- reads ------------------------------------------------------------------------
+
+    async def entries(self, account_id: str) -> list[tuple[Entry, bool]]:
+        """Every entry of the account with whether central has acknowledged it."""
+        def read(conn: sqlite3.Connection) -> list[tuple[Entry, bool]]:
+            rows = conn.execute(
+                f"SELECT {', '.join('l.' + c for c in COLUMNS)}, s.entry_id IS NOT NULL "
+                "FROM ledger l LEFT JOIN ledger_sync s ON s.entry_id = l.entry_id "
+                "WHERE l.account_id = ? ORDER BY l.effective_at, l.hlc, l.entry_id",
+                (account_id,),
+            ).fetchall()
+            return [(row_to_entry(dict(zip(COLUMNS, row, strict=False))), bool(row[-1]))
+                    for row in rows]
+        return await self._reader.run(read)
+
+    async def state(self, account_id: str, as_of: datetime | None = None) -> AccountState:
+        entries = [entry for entry, _ in await self.entries(account_id)]
+        return fold(entries, as_of or self.now(),
+                    reminder_days=self.rules.expiry.reminder_days)
+
+    async def balance(self, account_id: str, as_of: datetime | None = None) -> Balance:
+        when = as_of or self.now()
+        rows = await self.entries(account_id)
+        everything = fold([entry for entry, _ in rows], when)
+        confirmed = fold([entry for entry, acked in rows if acked], when)
+        return Balance(
+            account_id=account_id, as_of=when, available=everything.available,
+            confirmed=confirmed.available, pending=everything.available - confirmed.available,
+            locked=everything.locked, debt=everything.debt,
+        )
+
+    async def history(self, account_id: str,
+                      as_of: datetime | None = None) -> tuple[JournalLine, ...]:
+        """The account's whole history, replayed: every step with its reason and balance."""
+        return (await self.state(account_id, as_of)).journal
+
+
+def _next_counter(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, 1) "
+        "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+        (name,),
+    ).fetchone()
+    return int(row[0])
