@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
-from gateway.settings.cli import config_group
+from gateway import app, logs
+from gateway.ledger.cli import ledger_group
+from gateway.settings.cli import config_group, load_or_exit
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,4 +18,15 @@ def main() -> None:
     """mallgate: the in-store edge gateway of a shopping mall's membership system."""
 
 
+@main.command("run")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="The gateway's TOML configuration.")
+def run(config_file: Path) -> None:
+    """Run the gateway with CONFIG until SIGINT or SIGTERM."""
+    settings = load_or_exit(config_file, dict(os.environ))
+    logs.configure(settings.logging)
+    app.run(settings)
+
+
 main.add_command(config_group)
+main.add_command(ledger_group)

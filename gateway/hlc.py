@@ -40,8 +40,8 @@ class HybridClock:
     """Thread-safe: the store's writer thread and the event loop may both stamp."""
 
     def __init__(self, node: str, now_ms: Callable[[], int] = wall_ms) -> None:
-        if "-" in node or not node:
-            raise ValueError("node id must be non-empty and contain no '-'")
+        if not node:
+            raise ValueError("node id must not be empty")
         self.node = node
         self._now_ms = now_ms
         self._wall = 0

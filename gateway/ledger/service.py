@@ -125,16 +125,7 @@ class Ledger:
 
     async def entries(self, account_id: str) -> list[tuple[Entry, bool]]:
         """Every entry of the account with whether central has acknowledged it."""
-        def read(conn: sqlite3.Connection) -> list[tuple[Entry, bool]]:
-            rows = conn.execute(
-                f"SELECT {', '.join('l.' + c for c in COLUMNS)}, s.entry_id IS NOT NULL "
-                "FROM ledger l LEFT JOIN ledger_sync s ON s.entry_id = l.entry_id "
-                "WHERE l.account_id = ? ORDER BY l.effective_at, l.hlc, l.entry_id",
-                (account_id,),
-            ).fetchall()
-            return [(row_to_entry(dict(zip(COLUMNS, row, strict=False))), bool(row[-1]))
-                    for row in rows]
-        return await self._reader.run(read)
+        return await account_entries(self._reader, account_id)
 
     async def state(self, account_id: str, as_of: datetime | None = None) -> AccountState:
         entries = [entry for entry, _ in await self.entries(account_id)]
@@ -156,6 +147,20 @@ class Ledger:
                       as_of: datetime | None = None) -> tuple[JournalLine, ...]:
         """The account's whole history, replayed: every step with its reason and balance."""
         return (await self.state(account_id, as_of)).journal
+
+
+async def account_entries(reader: Reader, account_id: str) -> list[tuple[Entry, bool]]:
+    """An account's entries with whether central has acknowledged each; reads only."""
+    def read(conn: sqlite3.Connection) -> list[tuple[Entry, bool]]:
+        rows = conn.execute(
+            f"SELECT {', '.join('l.' + c for c in COLUMNS)}, s.entry_id IS NOT NULL "
+            "FROM ledger l LEFT JOIN ledger_sync s ON s.entry_id = l.entry_id "
+            "WHERE l.account_id = ? ORDER BY l.effective_at, l.entry_id",
+            (account_id,),
+        ).fetchall()
+        return [(row_to_entry(dict(zip(COLUMNS, row, strict=False))), bool(row[-1]))
+                for row in rows]
+    return await reader.run(read)
 
 
 def _next_counter(conn: sqlite3.Connection, name: str) -> int:

@@ -33,6 +33,15 @@ def summary(settings: Settings) -> str:
             f"({len(settings.loyalty.tiers.tiers)} tiers)")
 
 
+def load_or_exit(file: Path, environ: dict[str, str]) -> Settings:
+    """Load the settings for a command; print every error and exit 2 if invalid."""
+    try:
+        return load_settings(file, environ=environ)
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        raise click.exceptions.Exit(EXIT_INVALID) from None
+
+
 @config_group.command("check")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--no-env", is_flag=True,
@@ -40,11 +49,7 @@ def summary(settings: Settings) -> str:
 def check(file: Path, no_env: bool) -> None:
     """Validate FILE with the environment overrides; exit 2 listing every error."""
     environ = {} if no_env else dict(os.environ)
-    try:
-        settings = load_settings(file, environ=environ)
-    except SettingsError as exc:
-        click.echo(str(exc), err=True)
-        raise click.exceptions.Exit(EXIT_INVALID) from None
+    settings = load_or_exit(file, environ)
     overrides = sum(name.startswith(ENV_PREFIX) for name in environ)
     note = f" ({overrides} environment override{'s' * (overrides != 1)})" if overrides else ""
     click.echo(f"OK {file}{note}: {summary(settings)}")

@@ -1,0 +1,60 @@
+"""The gateway application: wires the core's parts and owns their lifetimes.
+
+Each long-running part is opened and closed by one cleanup context, in order, so a
+failure at start closes what was already opened and shutdown runs in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from aiohttp import web
+
+from gateway.hlc import HybridClock
+from gateway.http import health
+from gateway.keys import LEDGER, NOW, READER, SETTINGS, WRITER
+from gateway.ledger import Ledger
+from gateway.ledger.service import utc_now
+from gateway.settings import Settings
+from gateway.store import Reader, Writer
+
+log = logging.getLogger(__name__)
+
+
+async def store_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    path = settings.store.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with Writer(path, batch_max=settings.store.batch_max,
+                      batch_wait_ms=settings.store.batch_wait_ms) as writer:
+        if writer.migrations_applied:
+            log.info("store %s migrated to schema %s", path, writer.migrations_applied[-1])
+        async with Reader(path) as reader:
+            app[WRITER], app[READER] = writer, reader
+            app[LEDGER] = Ledger(
+                writer, reader, site=settings.site.gateway_id,
+                clock=HybridClock(settings.site.gateway_id), rules=settings.loyalty,
+                now=app[NOW],
+            )
+            yield
+    log.info("store closed: %s", writer.stats)
+
+
+def create_app(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[NOW] = now
+    app.cleanup_ctx.append(store_context)
+    health.add_routes(app)
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM, then shut every part down in order."""
+    app = create_app(settings)
+    host, port = settings.http.host, settings.http.port
+    log.info("mallgate %s/%s listening on http://%s:%s", settings.site.mall_id,
+             settings.site.gateway_id, host, port)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
