@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
 from gateway.keys import LEDGER
@@ -20,8 +20,9 @@ from tests.loyalty.helpers import at, earn
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def test_health_and_readiness(aiohttp_client: object, gateway_settings: Settings) -> None:
-    client: TestClient = await aiohttp_client(create_app(gateway_settings))  # type: ignore[operator]
+async def test_health_and_readiness(aiohttp_client: AiohttpClient,
+                                    gateway_settings: Settings) -> None:
+    client = await aiohttp_client(create_app(gateway_settings))
     health = await client.get("/healthz")
     assert health.status == 200
     assert await health.json() == {"status": "ok", "mall": "test-mall", "gateway": "gw-test"}
@@ -31,10 +32,10 @@ async def test_health_and_readiness(aiohttp_client: object, gateway_settings: Se
 
 
 async def test_the_app_wires_a_ledger_on_the_configured_store(
-    aiohttp_client: object, gateway_settings: Settings,
+    aiohttp_client: AiohttpClient, gateway_settings: Settings,
 ) -> None:
     app = create_app(gateway_settings)
-    await aiohttp_client(app)  # type: ignore[operator]
+    await aiohttp_client(app)
     recorded = await app[LEDGER].record(earn(42, at(2026, 1, 1), key="wired"))
     assert recorded.entry.origin_site == "gw-test"
     assert gateway_settings.store.path.exists()
