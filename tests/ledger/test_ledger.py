@@ -19,6 +19,7 @@ from gateway.loyalty.earn import sale_entries
 from gateway.store import Reader, Writer
 from tests.loyalty.helpers import NORMAL, RULES, at, burn, earn, sale
 from tests.loyalty.test_properties import histories
+from tests.scale import examples
 
 
 class FakeTime:
@@ -121,7 +122,7 @@ async def test_entries_survive_a_round_trip_through_the_database(ledger: Ledger)
     assert acked is False
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=examples(25), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entries=histories(), data=st.data())
 def test_the_store_holds_the_fold_of_the_set_whatever_the_order(

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from gateway.loyalty import AccountState, Entry, EntryKind, LotStatus, fold, quote_sale, tier_at
 from tests.loyalty.helpers import NORMAL, RULES, at, sale
+from tests.scale import examples
 
 T0 = at(2026, 1, 1)
 AS_OF = T0 + timedelta(days=800)
@@ -72,7 +73,7 @@ def summary(state: AccountState) -> tuple[object, ...]:
             tier_at(state.qualifying, RULES, AS_OF, member_id="M1"))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(histories(), st.randoms(use_true_random=False))
 def test_fold_is_independent_of_arrival_order(entries: list[Entry], rnd: object) -> None:
     shuffled = list(entries)
@@ -80,7 +81,7 @@ def test_fold_is_independent_of_arrival_order(entries: list[Entry], rnd: object)
     assert summary(fold(shuffled, AS_OF)) == summary(fold(entries, AS_OF))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(histories(), st.data())
 def test_merging_two_sites_converges_in_any_order(entries: list[Entry],
                                                   data: st.DataObject) -> None:
@@ -94,7 +95,7 @@ def test_merging_two_sites_converges_in_any_order(entries: list[Entry],
     assert summary(fold(site_b + site_a + site_b, AS_OF)) == whole
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(histories(), st.data())
 def test_recording_an_entry_twice_changes_nothing(entries: list[Entry],
                                                   data: st.DataObject) -> None:
@@ -102,7 +103,7 @@ def test_recording_an_entry_twice_changes_nothing(entries: list[Entry],
     assert summary(fold(entries + again, AS_OF)) == summary(fold(entries, AS_OF))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(histories(), offsets)
 def test_balance_is_open_lot_remainders_minus_debt(entries: list[Entry],
                                                    as_of: datetime) -> None:
@@ -138,7 +139,7 @@ def _all_ints(value: object) -> bool:
     return True
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(histories())
 def test_only_integer_arithmetic(entries: list[Entry]) -> None:
     state = fold(entries, AS_OF)
@@ -147,7 +148,7 @@ def test_only_integer_arithmetic(entries: list[Entry]) -> None:
     assert all(type(line.available_delta) is int for line in state.journal)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=10**9))
 def test_plain_earn_is_floor_of_whole_yuan_and_monotonic(a: int, b: int) -> None:
     plain_day = at(2026, 3, 10)
@@ -159,7 +160,7 @@ def test_plain_earn_is_floor_of_whole_yuan_and_monotonic(a: int, b: int) -> None
     assert points_low <= points_high
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(histories(), st.data())
 def test_copies_stamped_differently_by_two_sites_merge_the_same_way(
     entries: list[Entry], data: st.DataObject,

@@ -1,0 +1,42 @@
+# One command for humans and CI alike: what the README says is what .ci/run runs.
+SHELL := bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= config/demo.toml
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap demo test lint unit bench fuzz chaos clean
+
+bootstrap:
+	@scripts/bootstrap
+
+## demo: run the gateway with the demo configuration (http://127.0.0.1:8080/healthz)
+demo: bootstrap
+	$(BIN)/mallgate run --config $(CONFIG)
+
+## test: the whole default suite: lint, types, tests (about a minute)
+test: bootstrap lint unit
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+unit: bootstrap
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## bench: every benchmark; QUICK=1 for the short CI run
+bench: bootstrap
+	@set -e; for script in bench/*.py; do \
+		$(BIN)/python $$script $(if $(QUICK),--quick); \
+	done
+
+## fuzz: the property tests with many more examples
+fuzz: bootstrap
+	MALLGATE_FUZZ=1 $(BIN)/pytest -q tests/loyalty/test_properties.py tests/ledger $(PYTEST_ARGS)
+
+## chaos: crash tests with many more kill points
+chaos: bootstrap
+	MALLGATE_CHAOS=1 $(BIN)/pytest -q tests/store -k crash $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,44 @@
+"""The docs are part of the product: every command documented, README and CI in step."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from gateway.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command_paths(group: click.Group, prefix: str = "mallgate") -> list[str]:
+    paths: list[str] = []
+    for name, command in sorted(group.commands.items()):
+        path = f"{prefix} {name}"
+        if isinstance(command, click.Group):
+            paths += command_paths(command, path)
+        else:
+            paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("command", command_paths(main))
+def test_every_command_is_in_the_readme(command: str) -> None:
+    assert f"`{command}" in (ROOT / "README.md").read_text(), f"{command} is not documented"
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in quick_start.strip().splitlines()]
+    assert commands == ["make demo", "make test"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.MULTILINE)
+
+
+def test_every_doc_the_readme_names_exists() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for name in re.findall(r"`(docs/[\w./-]+\.md)`", readme):
+        assert (ROOT / name).is_file(), name
