@@ -20,7 +20,9 @@ _TIMES = ("expires_at", "available_at", "effective_at", "recorded_at")
 
 def to_text(at: datetime | None) -> str | None:
     """Fixed-width UTC text, so SQL ordering by the column is time ordering."""
-    return None if at is None else at.astimezone(UTC).isoformat(timespec="microseconds")
+    if at is None:
+        return None
+    return (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat(timespec="microseconds")
 
 
 def from_text(text: str | None) -> datetime | None:
@@ -43,9 +45,28 @@ def row_to_entry(row: sqlite3.Row | dict[str, Any]) -> Entry:
     return Entry(**values)
 
 
+def tuple_to_entry(row: tuple[Any, ...]) -> Entry:
+    """A row selected as `COLUMNS` in order, without building a dict first."""
+    (entry_id, account_id, member_id, kind, points, qual_fen, _lot_id, expires_at,
+     available_at, ref_entry_id, source_type, source_key, rule_version, reason, origin_site,
+     origin_seq, hlc, effective_at, recorded_at, actor) = row[:len(COLUMNS)]
+    return Entry(
+        entry_id=entry_id, account_id=account_id, member_id=member_id, kind=EntryKind(kind),
+        points=points, qual_fen=qual_fen, expires_at=from_text(expires_at),
+        available_at=from_text(available_at), ref_entry_id=ref_entry_id,
+        source_type=source_type, source_key=source_key, rule_version=rule_version,
+        reason=reason, origin_site=origin_site, origin_seq=origin_seq, hlc=hlc,
+        effective_at=datetime.fromisoformat(effective_at), recorded_at=from_text(recorded_at),
+        actor=actor,
+    )
+
+
+def row_to_json(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def entry_to_json(entry: Entry) -> str:
-    return json.dumps(entry_to_row(entry), ensure_ascii=False, separators=(",", ":"),
-                      sort_keys=True)
+    return row_to_json(entry_to_row(entry))
 
 
 def entry_from_json(text: str) -> Entry:

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.hlc import HybridClock
-from gateway.ledger.codec import COLUMNS, entry_to_json, entry_to_row, row_to_entry, to_text
+from gateway.ledger.codec import (
+    COLUMNS,
+    entry_to_row,
+    row_to_entry,
+    row_to_json,
+    to_text,
+    tuple_to_entry,
+)
 from gateway.loyalty import AccountState, Entry, JournalLine, LoyaltyRules, fold
 from gateway.store import Reader, Writer
 
@@ -101,14 +108,15 @@ class Ledger:
         if existing is not None:
             return Recorded(row_to_entry(dict(zip(COLUMNS, existing, strict=True))), True)
         seq = _next_counter(conn, SEQ_COUNTER)
-        stamped = replace(entry, origin_site=self.site, origin_seq=seq,
-                          hlc=str(self.clock.stamp()), recorded_at=recorded_at)
-        conn.execute(_INSERT, entry_to_row(stamped))
+        stamped = entry.stamped(origin_site=self.site, origin_seq=seq,
+                                hlc=str(self.clock.stamp()), recorded_at=recorded_at)
+        row = entry_to_row(stamped)
+        conn.execute(_INSERT, row)
         conn.execute(
             "INSERT INTO outbox (event_id, event_type, account_id, payload, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (stamped.entry_id, OUTBOX_EVENT, stamped.account_id, entry_to_json(stamped),
-             to_text(recorded_at)),
+            (stamped.entry_id, OUTBOX_EVENT, stamped.account_id, row_to_json(row),
+             row["recorded_at"]),
         )
         return Recorded(stamped, False)
 
@@ -135,11 +143,16 @@ class Ledger:
     async def balance(self, account_id: str, as_of: datetime | None = None) -> Balance:
         when = as_of or self.now()
         rows = await self.entries(account_id)
-        everything = fold([entry for entry, _ in rows], when)
-        confirmed = fold([entry for entry, acked in rows if acked], when)
+        everything = fold([entry for entry, _ in rows], when, journal=False)
+        acked = [entry for entry, is_acked in rows if is_acked]
+        # Usually every entry is acknowledged (or none yet): no second fold needed then.
+        if len(acked) == len(rows):
+            confirmed = everything.available
+        else:
+            confirmed = fold(acked, when, journal=False).available if acked else 0
         return Balance(
             account_id=account_id, as_of=when, available=everything.available,
-            confirmed=confirmed.available, pending=everything.available - confirmed.available,
+            confirmed=confirmed, pending=everything.available - confirmed,
             locked=everything.locked, debt=everything.debt,
         )
 
@@ -158,8 +171,7 @@ async def account_entries(reader: Reader, account_id: str) -> list[tuple[Entry, 
             "WHERE l.account_id = ? ORDER BY l.effective_at, l.entry_id",
             (account_id,),
         ).fetchall()
-        return [(row_to_entry(dict(zip(COLUMNS, row, strict=False))), bool(row[-1]))
-                for row in rows]
+        return [(tuple_to_entry(row), bool(row[-1])) for row in rows]
     return await reader.run(read)
 
 

@@ -8,7 +8,7 @@ same id, and merging their ledgers is a plain set union.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 
@@ -70,6 +70,20 @@ class Entry:
             raise InvalidEntry(self, "entry_id does not match the natural key")
         _check_shape(self)
 
+    def stamped(self, *, origin_site: str, origin_seq: int, hlc: str,
+                recorded_at: datetime) -> Entry:
+        """This fact as recorded by a site. Stamps do not change what the fact says, so the
+        copy skips re-validation (recording is the ledger's hot path)."""
+        if recorded_at.utcoffset() is None:
+            raise InvalidEntry(self, "recorded_at must be timezone-aware")
+        copy = object.__new__(Entry)
+        for name in _FIELDS:
+            object.__setattr__(copy, name, getattr(self, name))
+        for name, value in (("origin_site", origin_site), ("origin_seq", origin_seq),
+                            ("hlc", hlc), ("recorded_at", recorded_at)):
+            object.__setattr__(copy, name, value)
+        return copy
+
     @property
     def natural_key(self) -> tuple[str, str, str]:
         return (self.source_type, self.source_key, self.kind.value)
@@ -92,31 +106,38 @@ class Entry:
         )
 
 
+_FIELDS = tuple(f.name for f in fields(Entry))
+
+
+def _sign_problem(entry: Entry) -> str | None:
+    """What breaks the sign rules of the entry's kind, or None."""
+    kind, points, qual = entry.kind, entry.points, entry.qual_fen
+    if kind is EntryKind.EARN:
+        ok, why = points >= 0 and qual >= 0, "EARN needs points >= 0 and qual_fen >= 0"
+    elif kind is EntryKind.BURN:
+        ok, why = points < 0 and qual == 0, "BURN needs points < 0 and no qual_fen"
+    elif kind is EntryKind.REVERSE:
+        ok = points <= 0 and qual <= 0 and entry.ref_entry_id is not None
+        why = "REVERSE needs points <= 0, qual_fen <= 0 and the EARN it reverses"
+    elif kind is EntryKind.RESTORE:
+        ok = points > 0 and qual == 0 and entry.ref_entry_id is not None
+        why = "RESTORE needs points > 0 and the BURN it restores"
+    elif kind is EntryKind.ADJUST:
+        ok, why = points != 0 and qual == 0, "ADJUST needs non-zero points, no qual_fen"
+    else:
+        ok, why = points == 0, "QUAL_SPEND carries qual_fen only"
+    return None if ok else why
+
+
 def _check_shape(entry: Entry) -> None:
-    """The sign rules of each kind, so the fold never meets a nonsensical entry."""
-    for name in ("effective_at", "expires_at", "available_at", "recorded_at"):
-        value = getattr(entry, name)
-        if value is not None and value.utcoffset() is None:
-            raise InvalidEntry(entry, f"{name} must be timezone-aware")
+    """The rules of each kind, so the fold never meets a nonsensical entry."""
+    for at in (entry.effective_at, entry.expires_at, entry.available_at, entry.recorded_at):
+        if at is not None and at.utcoffset() is None:
+            raise InvalidEntry(entry, "times must be timezone-aware")
     if not entry.account_id or not entry.source_type or not entry.source_key:
         raise InvalidEntry(entry, "account_id, source_type and source_key are required")
-    kind, points, qual = entry.kind, entry.points, entry.qual_fen
-    rules: dict[EntryKind, tuple[bool, str]] = {
-        EntryKind.EARN: (points >= 0 and qual >= 0, "EARN needs points >= 0 and qual_fen >= 0"),
-        EntryKind.BURN: (points < 0 and qual == 0, "BURN needs points < 0 and no qual_fen"),
-        EntryKind.REVERSE: (
-            points <= 0 and qual <= 0 and entry.ref_entry_id is not None,
-            "REVERSE needs points <= 0, qual_fen <= 0 and the EARN it reverses",
-        ),
-        EntryKind.RESTORE: (
-            points > 0 and qual == 0 and entry.ref_entry_id is not None,
-            "RESTORE needs points > 0 and the BURN it restores",
-        ),
-        EntryKind.ADJUST: (points != 0 and qual == 0, "ADJUST needs non-zero points, no qual_fen"),
-        EntryKind.QUAL_SPEND: (points == 0, "QUAL_SPEND carries qual_fen only"),
-    }
-    ok, why = rules[kind]
-    if not ok:
-        raise InvalidEntry(entry, why)
+    problem = _sign_problem(entry)
+    if problem:
+        raise InvalidEntry(entry, problem)
     if entry.lot_id is None and (entry.expires_at is not None or entry.available_at is not None):
         raise InvalidEntry(entry, "only lot-opening entries carry expires_at / available_at")

@@ -122,7 +122,11 @@ class _Lot:
 @dataclass(slots=True)
 class _Folder:
     reminder_days: tuple[int, ...]
+    keep_journal: bool
     lots: dict[str, _Lot] = field(default_factory=dict)
+    # Spendable lots by burn rank; spent or expired lots are dropped lazily when on top.
+    spendable: list[tuple[tuple[bool, datetime, datetime, str], _Lot]] = field(
+        default_factory=list)
     timers: list[tuple[datetime, int, str]] = field(default_factory=list)
     available_sum: int = 0
     locked_sum: int = 0
@@ -154,7 +158,12 @@ class _Folder:
             heapq.heappush(self.timers, (available_at, _PHASE_UNLOCK, lot.lot_id))
         else:
             self.available_sum += points
-            self.repay_debt(lot)
+            self.make_spendable(lot)
+
+    def make_spendable(self, lot: _Lot) -> None:
+        self.repay_debt(lot)
+        if lot.remaining:
+            heapq.heappush(self.spendable, (lot.burn_rank(), lot))
 
     def repay_debt(self, lot: _Lot) -> None:
         """Debt absorbs points the moment they become spendable."""
@@ -175,11 +184,11 @@ class _Folder:
     def spend(self, points: int) -> tuple[tuple[str, int], ...]:
         """Take points soonest-expiry first; what the lots cannot cover becomes debt."""
         allocation: list[tuple[str, int]] = []
-        spendable = (lot for lot in self.lots.values()
-                     if lot.status is LotStatus.AVAILABLE and lot.remaining > 0)
-        for lot in sorted(spendable, key=_Lot.burn_rank):
-            if points == 0:
-                break
+        while points and self.spendable:
+            lot = self.spendable[0][1]
+            if lot.status is not LotStatus.AVAILABLE or lot.remaining == 0:
+                heapq.heappop(self.spendable)
+                continue
             take = self.take_from(lot, points)
             allocation.append((lot.lot_id, take))
             points -= take
@@ -205,7 +214,7 @@ class _Folder:
                 lot.status = LotStatus.AVAILABLE
                 self.locked_sum -= lot.remaining
                 self.available_sum += lot.remaining
-                self.repay_debt(lot)
+                self.make_spendable(lot)
                 self.note(at, "UNLOCKED", None, before,
                           "Return window over: points can now be spent")
 
@@ -277,6 +286,8 @@ class _Folder:
 
     def note(self, at: datetime, event: str, entry_id: str | None, before: tuple[int, int],
              reason: str) -> None:
+        if not self.keep_journal:
+            return
         available, locked = self.snapshot()
         self.journal.append(JournalLine(
             at=at, event=event, entry_id=entry_id, available_delta=available - before[0],
@@ -305,10 +316,14 @@ class _Folder:
 
 def fold(
     entries: Iterable[Entry], as_of: datetime, *, reminder_days: tuple[int, ...] = (),
+    journal: bool = True,
 ) -> AccountState:
-    """The account's state at `as_of` from its entries, in whatever order they come."""
+    """The account's state at `as_of` from its entries, in whatever order they come.
+
+    `journal=False` skips building the history, for callers that only need balances.
+    """
     ordered = sorted(dedupe(entries).values(), key=fold_order)
-    folder = _Folder(reminder_days=reminder_days)
+    folder = _Folder(reminder_days=reminder_days, keep_journal=journal)
     for entry in ordered:
         if entry.kind is EntryKind.EARN:
             folder.earned[entry.entry_id] = (entry.points, entry.qual_fen)

@@ -89,3 +89,13 @@ def test_redemption_retry_has_the_same_identity() -> None:
                            item="coffee", at=at(2026, 1, 1, 13), rules=RULES)
     assert one.entry_id == two.entry_id
     assert one.points == -10
+
+
+def test_a_stamped_copy_is_the_same_fact_with_the_sites_stamps() -> None:
+    entry = checkin_entry(account_id="A1", member_id="M1", at=at(2026, 5, 1), rules=RULES)
+    copy = entry.stamped(origin_site="gw-9", origin_seq=12, hlc="0000000000001-0000-gw",
+                         recorded_at=at(2026, 5, 1, 12, 1))
+    assert copy.fact == entry.fact
+    assert (copy.origin_site, copy.origin_seq, copy.recorded_at) == ("gw-9", 12,
+                                                                     at(2026, 5, 1, 12, 1))
+    assert entry.origin_site == ""  # the original is untouched

@@ -1,0 +1,23 @@
+"""What every benchmark shares: the JSON line it prints and percentiles."""
+
+from __future__ import annotations
+
+import json
+import math
+
+
+def emit(bench: str, metric: str, value: float, unit: str, target: str | None,
+         baseline: float | None) -> None:
+    """One figure: `target` compares against `value` (e.g. ">= 5000"); `baseline` is the
+    peer or physical limit measured in the same run, or None."""
+    print(json.dumps({"bench": bench, "metric": metric, "value": round(value, 3), "unit": unit,
+                      "target": target,
+                      "baseline": None if baseline is None else round(baseline, 3)}),
+          flush=True)
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
