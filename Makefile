@@ -36,7 +36,7 @@ fuzz: bootstrap
 
 ## chaos: crash tests with many more kill points
 chaos: bootstrap
-	MALLGATE_CHAOS=1 $(BIN)/pytest -q tests/store -k crash $(PYTEST_ARGS)
+	MALLGATE_CHAOS=1 $(BIN)/pytest -q tests/store tests/ledger -k crash $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

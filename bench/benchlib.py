@@ -6,7 +6,7 @@ import json
 import math
 
 
-def emit(bench: str, metric: str, value: float, unit: str, target: str | None,
+def emit(bench: str, metric: str, value: float, *, unit: str, target: str | None,
          baseline: float | None) -> None:
     """One figure: `target` compares against `value` (e.g. ">= 5000"); `baseline` is the
     peer or physical limit measured in the same run, or None."""

@@ -90,8 +90,8 @@ def bench_fold(plan: Plan) -> None:
     for _ in range(plan.fold_repeats):
         sum(e.points for e in entries)
     scan = (time.perf_counter() - start) / plan.fold_repeats
-    emit(BENCH, "fold_entries_per_s", len(entries) / best, "entries/s", ">= 100000",
-         len(entries) / scan)
+    emit(BENCH, "fold_entries_per_s", len(entries) / best, unit="entries/s",
+         target=">= 100000", baseline=len(entries) / scan)
 
 
 async def bench_record(plan: Plan, directory: Path) -> None:
@@ -128,7 +128,8 @@ async def bench_record(plan: Plan, directory: Path) -> None:
         start = time.perf_counter()
         await asyncio.gather(*(bare_producer(per) for _ in range(plan.producers)))
         bare_rate = per * plan.producers / (time.perf_counter() - start)
-    emit(BENCH, "record_durable_entries_per_s", ledger_rate, "entries/s", ">= 5000", bare_rate)
+    emit(BENCH, "record_durable_entries_per_s", ledger_rate, unit="entries/s",
+         target=">= 5000", baseline=bare_rate)
 
 
 async def bench_balance(plan: Plan, directory: Path) -> None:
@@ -143,8 +144,10 @@ async def bench_balance(plan: Plan, directory: Path) -> None:
             start = time.perf_counter()
             await ledger.balance(f"A{i % 50}")
             samples.append((time.perf_counter() - start) * 1000)
-    emit(BENCH, "balance_p50_ms", percentile(samples, 50), "ms", "<= 5", None)
-    emit(BENCH, "balance_p99_ms", percentile(samples, 99), "ms", "<= 20", None)
+    emit(BENCH, "balance_p50_ms", percentile(samples, 50), unit="ms", target="<= 5",
+         baseline=None)
+    emit(BENCH, "balance_p99_ms", percentile(samples, 99), unit="ms", target="<= 20",
+         baseline=None)
 
 
 def main() -> None:
