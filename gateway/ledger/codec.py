@@ -46,19 +46,15 @@ def row_to_entry(row: sqlite3.Row | dict[str, Any]) -> Entry:
 
 
 def tuple_to_entry(row: tuple[Any, ...]) -> Entry:
-    """A row selected as `COLUMNS` in order, without building a dict first."""
-    (entry_id, account_id, member_id, kind, points, qual_fen, _lot_id, expires_at,
-     available_at, ref_entry_id, source_type, source_key, rule_version, reason, origin_site,
-     origin_seq, hlc, effective_at, recorded_at, actor) = row[:len(COLUMNS)]
-    return Entry(
-        entry_id=entry_id, account_id=account_id, member_id=member_id, kind=EntryKind(kind),
-        points=points, qual_fen=qual_fen, expires_at=from_text(expires_at),
-        available_at=from_text(available_at), ref_entry_id=ref_entry_id,
-        source_type=source_type, source_key=source_key, rule_version=rule_version,
-        reason=reason, origin_site=origin_site, origin_seq=origin_seq, hlc=hlc,
-        effective_at=datetime.fromisoformat(effective_at), recorded_at=from_text(recorded_at),
-        actor=actor,
-    )
+    """A ledger row selected as `COLUMNS` in order. Rows were validated before they were
+    written and the table is append-only, so they are not validated again."""
+    values = dict(zip(COLUMNS, row, strict=False))
+    del values["lot_id"]  # derived from the kind, not stored state
+    values["kind"] = EntryKind(values["kind"])
+    values["effective_at"] = datetime.fromisoformat(values["effective_at"])
+    for name in ("expires_at", "available_at", "recorded_at"):
+        values[name] = from_text(values[name])
+    return Entry.trusted(values)
 
 
 def row_to_json(row: dict[str, Any]) -> str:

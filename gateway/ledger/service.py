@@ -168,7 +168,7 @@ async def account_entries(reader: Reader, account_id: str) -> list[tuple[Entry, 
         rows = conn.execute(
             f"SELECT {', '.join('l.' + c for c in COLUMNS)}, s.entry_id IS NOT NULL "
             "FROM ledger l LEFT JOIN ledger_sync s ON s.entry_id = l.entry_id "
-            "WHERE l.account_id = ? ORDER BY l.effective_at, l.entry_id",
+            "WHERE l.account_id = ?",  # no ORDER BY: the fold orders entries itself
             (account_id,),
         ).fetchall()
         return [(tuple_to_entry(row), bool(row[-1])) for row in rows]

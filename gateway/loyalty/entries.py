@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from gateway.loyalty.errors import InvalidEntry
 
@@ -76,13 +77,19 @@ class Entry:
         copy skips re-validation (recording is the ledger's hot path)."""
         if recorded_at.utcoffset() is None:
             raise InvalidEntry(self, "recorded_at must be timezone-aware")
-        copy = object.__new__(Entry)
+        values = {name: getattr(self, name) for name in _FIELDS}
+        values.update(origin_site=origin_site, origin_seq=origin_seq, hlc=hlc,
+                      recorded_at=recorded_at)
+        return Entry.trusted(values)
+
+    @staticmethod
+    def trusted(values: dict[str, Any]) -> Entry:
+        """An entry from values that were validated when first recorded (a ledger row read
+        back from the append-only table): skips the checks, which cost more than the read."""
+        entry = object.__new__(Entry)
         for name in _FIELDS:
-            object.__setattr__(copy, name, getattr(self, name))
-        for name, value in (("origin_site", origin_site), ("origin_seq", origin_seq),
-                            ("hlc", hlc), ("recorded_at", recorded_at)):
-            object.__setattr__(copy, name, value)
-        return copy
+            object.__setattr__(entry, name, values[name])
+        return entry
 
     @property
     def natural_key(self) -> tuple[str, str, str]:

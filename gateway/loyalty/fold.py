@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter
 
 from gateway.loyalty.entries import Entry, EntryKind
 
@@ -98,8 +99,7 @@ def dedupe(entries: Iterable[Entry]) -> dict[str, Entry]:
     return unique
 
 
-def fold_order(entry: Entry) -> tuple[datetime, str]:
-    return (entry.effective_at, entry.entry_id)
+fold_order = attrgetter("effective_at", "entry_id")
 
 
 @dataclass(slots=True)
@@ -111,18 +111,20 @@ class _Lot:
     available_at: datetime
     expires_at: datetime | None
     status: LotStatus
+    rank: tuple[bool, datetime, datetime, str] = field(init=False)
     lapsed: int = 0  # expired points
     lapsed_reversed: int = 0  # of which a refund has since taken back
 
-    def burn_rank(self) -> tuple[bool, datetime, datetime, str]:
+    def __post_init__(self) -> None:
+        # Burn order: soonest expiry first, never-expiring last, then oldest, then id.
         never = self.expires_at is None
-        return (never, self.expires_at or self.opened_at, self.opened_at, self.lot_id)
+        self.rank = (never, self.expires_at or self.opened_at, self.opened_at, self.lot_id)
 
 
 @dataclass(slots=True)
 class _Folder:
-    reminder_days: tuple[int, ...]
     keep_journal: bool
+    reminder_offsets: tuple[timedelta, ...]  # before expiry, earliest reminder first
     lots: dict[str, _Lot] = field(default_factory=dict)
     # Spendable lots by burn rank; spent or expired lots are dropped lazily when on top.
     spendable: list[tuple[tuple[bool, datetime, datetime, str], _Lot]] = field(
@@ -163,7 +165,7 @@ class _Folder:
     def make_spendable(self, lot: _Lot) -> None:
         self.repay_debt(lot)
         if lot.remaining:
-            heapq.heappush(self.spendable, (lot.burn_rank(), lot))
+            heapq.heappush(self.spendable, (lot.rank, lot))
 
     def repay_debt(self, lot: _Lot) -> None:
         """Debt absorbs points the moment they become spendable."""
@@ -197,9 +199,9 @@ class _Folder:
 
     # -- timers -----------------------------------------------------------------------
 
-    def run_timers(self, until: datetime, phase_limit: int) -> None:
-        """Fire unlocks and expiries due before (`until`, phase_limit)."""
-        while self.timers and (self.timers[0][0], self.timers[0][1]) < (until, phase_limit):
+    def run_timers(self, until: datetime) -> None:
+        """Fire the unlocks and expiries due at or before `until`, in time order."""
+        while self.timers and self.timers[0][0] <= until:
             at, phase, lot_id = heapq.heappop(self.timers)
             lot = self.lots[lot_id]
             before = self.snapshot()
@@ -299,7 +301,7 @@ class _Folder:
         lots = tuple(
             Lot(lot.lot_id, lot.granted, lot.remaining, lot.opened_at, lot.available_at,
                 lot.expires_at, lot.status, self.reminders(lot.expires_at))
-            for lot in sorted(self.lots.values(), key=_Lot.burn_rank)
+            for lot in sorted(self.lots.values(), key=attrgetter("rank"))
         )
         return AccountState(
             available=self.available_sum - self.debt, locked=self.locked_sum, debt=self.debt,
@@ -311,7 +313,7 @@ class _Folder:
     def reminders(self, expires_at: datetime | None) -> tuple[datetime, ...]:
         if expires_at is None:
             return ()
-        return tuple(sorted(expires_at - timedelta(days=d) for d in self.reminder_days))
+        return tuple(expires_at - before for before in self.reminder_offsets)
 
 
 def fold(
@@ -323,7 +325,8 @@ def fold(
     `journal=False` skips building the history, for callers that only need balances.
     """
     ordered = sorted(dedupe(entries).values(), key=fold_order)
-    folder = _Folder(reminder_days=reminder_days, keep_journal=journal)
+    folder = _Folder(keep_journal=journal, reminder_offsets=tuple(timedelta(days=d)
+                                            for d in sorted(reminder_days, reverse=True)))
     for entry in ordered:
         if entry.kind is EntryKind.EARN:
             folder.earned[entry.entry_id] = (entry.points, entry.qual_fen)
@@ -332,11 +335,11 @@ def fold(
     for entry in ordered:
         if entry.effective_at > as_of:
             break
-        folder.run_timers(entry.effective_at, _PHASE_UNLOCK + 1)
+        folder.run_timers(entry.effective_at)
         before = folder.snapshot()
         reason = folder.apply(entry)
         folder.note(entry.effective_at, entry.kind.value, entry.entry_id, before, reason)
-    folder.run_timers(as_of, _PHASE_UNLOCK + 1)
+    folder.run_timers(as_of)
     return folder.result()
 
 
