@@ -82,9 +82,11 @@ def as_database(conn: sqlite3.Connection) -> Database:
 
 
 def _enable_wal(conn: sqlite3.Connection, path: StrPath) -> None:
-    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-    if str(mode).lower() != "wal":
-        raise StoreError(f"cannot use WAL journal mode on {os.fspath(path)!r} (got {mode})")
+    database = as_database(conn)
+    database.enable_wal()  # switches only if not already in WAL (the switch takes a lock)
+    if database.journal_mode != "wal":
+        raise StoreError(f"cannot use WAL journal mode on {os.fspath(path)!r} "
+                         f"(got {database.journal_mode})")
 
 
 def _apply_integrity_pragmas(conn: sqlite3.Connection) -> None:
