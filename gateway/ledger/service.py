@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from gateway.hlc import HybridClock
 from gateway.ledger.codec import (
@@ -26,6 +27,7 @@ from gateway.ledger.codec import (
 from gateway.loyalty import AccountState, Entry, JournalLine, LoyaltyRules, fold
 from gateway.store import Reader, Writer
 
+T = TypeVar("T")
 OUTBOX_EVENT = "ledger.entry"
 SEQ_COUNTER = "origin_seq"
 _INSERT = (f"INSERT INTO ledger ({', '.join(COLUMNS)}) "
@@ -87,10 +89,31 @@ class Ledger:
 
     async def record_many(self, entries: Sequence[Entry]) -> list[Recorded]:
         """Record several entries of one event (a sale and its burn) atomically."""
+        results, _ = await self.record_with(entries, lambda conn, recorded: None)
+        return results
+
+    async def record_with(
+        self, entries: Sequence[Entry],
+        also: Callable[[sqlite3.Connection, list[Recorded]], T],
+    ) -> tuple[list[Recorded], T]:
+        """Record entries and run `also(conn, recorded)` in the same transaction.
+
+        For events whose own rows must commit with their points: a receipt with its earn,
+        a kiosk reply with its burn. `also` runs on the writer thread after the entries are
+        inserted (it sees which were duplicates); if it raises, neither it nor the entries
+        are written, and the exception reaches the caller.
+        """
         recorded_at = self.now()
-        results = await self._writer.submit(
-            lambda conn: [self._insert(conn, e, recorded_at) for e in entries]
-        )
+
+        def op(conn: sqlite3.Connection) -> tuple[list[Recorded], T]:
+            recorded = [self._insert(conn, e, recorded_at) for e in entries]
+            return recorded, also(conn, recorded)
+
+        results, extra = await self._writer.submit(op)
+        self._count(results)
+        return results, extra
+
+    def _count(self, results: list[Recorded]) -> None:
         for result in results:
             if result.duplicate:
                 self.stats.duplicates += 1
@@ -98,7 +121,6 @@ class Ledger:
                 self.stats.recorded += 1
                 kind = result.entry.kind.value
                 self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
-        return results
 
     def _insert(self, conn: sqlite3.Connection, entry: Entry, recorded_at: datetime) -> Recorded:
         """Runs on the writer thread, inside the batch transaction."""

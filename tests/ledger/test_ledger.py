@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.hlc import HybridClock
-from gateway.ledger import Ledger
+from gateway.ledger import Ledger, Recorded
 from gateway.loyalty import AccountState, Entry, fold
 from gateway.loyalty.activities import checkin_entry
 from gateway.loyalty.earn import sale_entries
@@ -143,3 +143,26 @@ def test_the_store_holds_the_fold_of_the_set_whatever_the_order(
     expected = fold(entries, as_of, reminder_days=RULES.expiry.reminder_days)
     assert (state.available, state.locked, state.debt, state.lots, state.journal) == (
         expected.available, expected.locked, expected.debt, expected.lots, expected.journal)
+
+
+async def test_record_with_commits_the_events_own_rows_with_its_entries(
+    ledger: Ledger,
+) -> None:
+    def note_request(conn: sqlite3.Connection, recorded: list[Recorded]) -> str:
+        conn.execute("INSERT INTO kiosk_requests (request_id, kiosk_id, op, reply, created_at) "
+                     "VALUES ('r1', 'k1', 'redeem', '{}', 't')")
+        return "duplicate" if recorded[0].duplicate else "new"
+
+    results, extra = await ledger.record_with([earn(5, at(2026, 1, 1), key="w")], note_request)
+    assert (extra, results[0].duplicate) == ("new", False)
+    assert rows(ledger, "SELECT request_id FROM kiosk_requests") == [("r1",)]
+
+
+async def test_record_with_writes_nothing_when_the_extra_step_fails(ledger: Ledger) -> None:
+    def fail(conn: sqlite3.Connection, recorded: list[Recorded]) -> None:
+        raise LookupError("receipt already claimed")
+
+    with pytest.raises(LookupError):
+        await ledger.record_with([earn(5, at(2026, 1, 1), key="x")], fail)
+    assert rows(ledger, "SELECT count(*) FROM ledger") == [(0,)]
+    assert rows(ledger, "SELECT count(*) FROM outbox") == [(0,)]
