@@ -55,6 +55,11 @@ def run(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM, then shut every part down in order."""
     app = create_app(settings)
     host, port = settings.http.host, settings.http.port
-    log.info("mallgate %s/%s listening on http://%s:%s", settings.site.mall_id,
-             settings.site.gateway_id, host, port)
+
+    async def announce(app: web.Application) -> None:
+        # Registered last, so it runs once every part has opened.
+        log.info("mallgate %s/%s listening on http://%s:%s", settings.site.mall_id,
+                 settings.site.gateway_id, host, port)
+
+    app.on_startup.append(announce)
     web.run_app(app, host=host, port=port, print=None, access_log=None)
