@@ -13,7 +13,7 @@ from datetime import datetime
 from aiohttp import web
 
 from gateway.hlc import HybridClock
-from gateway.http import health
+from gateway.http import health, metrics
 from gateway.keys import LEDGER, NOW, READER, SETTINGS, WRITER
 from gateway.ledger import Ledger
 from gateway.ledger.service import utc_now
@@ -48,6 +48,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> 
     app[NOW] = now
     app.cleanup_ctx.append(store_context)
     health.add_routes(app)
+    metrics.setup(app)
     return app
 
 

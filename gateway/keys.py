@@ -8,6 +8,7 @@ from datetime import datetime
 from aiohttp import web
 
 from gateway.ledger import Ledger
+from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store import Reader, Writer
 
@@ -16,3 +17,4 @@ NOW: web.AppKey[Callable[[], datetime]] = web.AppKey("now")
 WRITER = web.AppKey("writer", Writer)
 READER = web.AppKey("reader", Reader)
 LEDGER = web.AppKey("ledger", Ledger)
+METRICS = web.AppKey("metrics", Metrics)

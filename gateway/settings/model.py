@@ -88,6 +88,12 @@ class HttpSettings(SettingsModel):
         description="Address to listen on; `0.0.0.0` listens on every interface.",
     )
     port: int = Field(default=8080, ge=1, le=65_535, description="TCP port to listen on.")
+    ops_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the operations role (metrics and operator endpoints). "
+        "Give it through `MALLGATE__HTTP__OPS_TOKEN`. Unset: those endpoints answer only "
+        "when the API listens on a loopback address.",
+    )
 
 
 class CentralSettings(SettingsModel):
