@@ -14,6 +14,7 @@ from pytest_aiohttp import AiohttpClient
 from gateway.app import create_app
 from gateway.keys import LEDGER
 from gateway.settings import Settings
+from gateway.store import load_migrations
 from tests.conftest import free_port
 from tests.loyalty.helpers import at, earn
 
@@ -28,7 +29,8 @@ async def test_health_and_readiness(aiohttp_client: AiohttpClient,
     assert await health.json() == {"status": "ok", "mall": "test-mall", "gateway": "gw-test"}
     ready = await client.get("/readyz")
     assert ready.status == 200
-    assert (await ready.json())["checks"] == {"store": "ok (schema 1)"}
+    latest = load_migrations()[-1].version
+    assert (await ready.json())["checks"] == {"store": f"ok (schema {latest})"}
 
 
 async def test_the_app_wires_a_ledger_on_the_configured_store(
