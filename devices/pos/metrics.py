@@ -1,0 +1,46 @@
+"""Prometheus families of the POS ports and the receipt pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:
+    from devices.pos.wiring import PosService
+
+_LABELS = ["path", "store", "pos", "mode"]
+
+
+def pos_families(service: PosService) -> Iterator[Metric]:
+    up = GaugeMetricFamily("mallgate_pos_port_up", "1 while the POS port is open.",
+                           labels=_LABELS)
+    counters = {
+        name: CounterMetricFamily(f"mallgate_pos_{name}", text, labels=_LABELS)
+        for name, text in (("bytes", "Bytes read from the port."),
+                           ("receipts", "Print jobs or messages committed."),
+                           ("errors", "Rejected frames or lines, and dead-lettered receipts."),
+                           ("outages", "Times the port went down."))
+    }
+    for supervisor in service.supervisors:
+        state = supervisor.state
+        labels = [state.path, state.store_id, state.pos_id, state.mode]
+        up.add_metric(labels, 1 if state.up else 0)
+        for name, value in (("bytes", state.bytes_in), ("receipts", state.receipts),
+                            ("errors", state.errors), ("outages", state.outages)):
+            counters[name].add_metric(labels, value)
+    yield up
+    yield from counters.values()
+    stats = service.pipeline.stats
+    outcomes = CounterMetricFamily(
+        "mallgate_pos_captures", "POS captures processed, by outcome (sale, refund, copy, "
+        "non_sale, duplicate, dead).", labels=["outcome"])
+    for status, value in sorted(stats.by_status.items()):
+        outcomes.add_metric([status], value)
+    yield outcomes
+    dead = CounterMetricFamily("mallgate_pos_dead_letters", "POS captures dead-lettered, by "
+                               "error code.", labels=["code"])
+    for code, value in sorted(stats.dead_by_code.items()):
+        dead.add_metric([code], value)
+    yield dead

@@ -1,0 +1,243 @@
+"""A POS simulator that speaks the real protocols over a real serial port (or pty).
+
+`scenario` plans a deterministic mix of receipts as a Chinese mall's POS prints them —
+sales with member codes (as text or QR), sales without (unclaimed), partial refunds,
+merchant copies and reprints, kitchen tickets and shift reports, and malformed receipts
+that no template can read — and `run` sends them at a given rate in one of the three
+modes, with line noise between receipts and, in framed/jsonl mode, the resends a real
+POS makes when an ACK is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import serial_asyncio_fast
+
+from devices.pos.framing import ACK, encode_frame, encode_line
+from devices.pos.printouts import Printout, kitchen_ticket, shift_report
+
+Mode = Literal["escpos", "framed", "jsonl"]
+Kind = Literal["sale", "unclaimed", "refund", "copy", "non_sale", "malformed"]
+STORES = ("万达广场 星巴克", "银泰百货 优衣库", "大悦城 海底捞", "万象城 名创优品")
+ITEMS = (("拿铁(大杯)", 3200), ("美式咖啡", 2800), ("𠮷野家套餐", 3250), ("牛仔裤", 29900),
+         ("羽绒服", 89900), ("火锅套餐", 45800), ("香薰蜡烛", 3990), ("充电宝", 9900),
+         ("蓝牙耳机", 19900), ("抹茶蛋糕", 2600))
+# Bytes a noisy line or an idle POS sends between jobs: status polls, NUL fill, CAN.
+NOISE = (b"\x10\x04\x01", b"\x10\x04\x04", b"\x00\x00", b"\x18", b"\x1d\x72\x01")
+ACK_TIMEOUT_S = 2.0
+MAX_TRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SimReceipt:
+    index: int
+    kind: Kind
+    escpos: bytes
+    payload: dict[str, Any]
+    printout: Printout | None = None
+    member: str | None = None
+    original: int | None = None  # a refund's or copy's original receipt (its index)
+
+
+def _malformed(p: Printout) -> bytes:
+    # The total line is missing: no template can read the receipt.
+    return p.escpos().replace("合计".encode("gb18030"), "小计金额".encode("gb18030"))
+
+
+def scenario(count: int, *, seed: int = 1, start: datetime, members: Sequence[str],
+             store_id: str = "S01", pos_id: str = "P1") -> list[SimReceipt]:
+    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not a secret
+    store = STORES[seed % len(STORES)]
+    prefix = f"{store_id}{pos_id}-{start:%Y%m%d%H%M%S}"
+    out: list[SimReceipt] = []
+    sales: list[SimReceipt] = []
+    refunded: set[int] = set()
+    for i in range(count):
+        at = start + timedelta(seconds=i)
+        roll = rng.random()
+        no = f"{prefix}-{i:05d}"
+        member_sales = [s for s in sales if s.member and s.index not in refunded]
+        if roll < 0.08 and member_sales:
+            original = rng.choice(member_sales)
+            assert original.printout is not None  # noqa: S101 - sales have printouts
+            refunded.add(original.index)
+            item = original.printout.items[0]
+            p = Printout(store, no, at, (item,), refund_of=original.printout.receipt_no)
+            out.append(SimReceipt(i, "refund", p.escpos(), p.payload(store_id, pos_id), p,
+                                  original.member, original.index))
+        elif roll < 0.15 and sales:
+            original = rng.choice(sales)
+            assert original.printout is not None  # noqa: S101
+            label = rng.choice(("商户联", "重打印", "补打"))
+            p = Printout(**{**_fields(original.printout), "copy_label": label})
+            out.append(SimReceipt(i, "copy", p.escpos(), p.payload(store_id, pos_id), p,
+                                  original.member, original.index))
+        elif roll < 0.20:
+            raw = (kitchen_ticket(f"A{i % 40}", ("宫保鸡丁", "麻婆豆腐"), at) if rng.random() < 0.7
+                   else shift_report(at, len(sales), 100_000))
+            out.append(SimReceipt(i, "non_sale", raw, {
+                "receipt_no": f"{no}-K", "occurred_at": at.isoformat(), "total_fen": 0,
+                "kind": "non_sale"}))
+        elif roll < 0.25:
+            p = _printout(rng, store, no, at, None)
+            payload = p.payload(store_id, pos_id)
+            del payload["total_fen"]
+            out.append(SimReceipt(i, "malformed", _malformed(p), payload, p))
+        else:
+            member = rng.choice(members) if members and roll < 0.85 else None
+            p = _printout(rng, store, no, at, member)
+            receipt = SimReceipt(i, "sale" if member else "unclaimed", p.escpos(),
+                                 p.payload(store_id, pos_id), p, member)
+            sales.append(receipt)
+            out.append(receipt)
+    return out
+
+
+def _fields(p: Printout) -> dict[str, Any]:
+    return {name: getattr(p, name) for name in Printout.__slots__}
+
+
+def _printout(rng: random.Random, store: str, no: str, at: datetime,
+              member: str | None) -> Printout:
+    items = tuple(rng.sample(ITEMS, rng.randint(1, 3)))
+    total = sum(amount for _, amount in items)
+    points = 0
+    if member and rng.random() < 0.1 and total > 2000:
+        points = rng.randint(1, 10) * 100  # 100 points = ¥1
+    return Printout(store, no, at, items, payment=rng.choice(("微信支付", "支付宝", "现金",
+                                                                "银联")),
+                    member_code=member, member_as_qr=rng.random() < 0.4,
+                    points_used=points, points_paid_fen=points,
+                    chinese_mode_command=rng.random() < 0.3)
+
+
+@dataclass(slots=True)
+class SimReport:
+    sent: int = 0
+    acked: int = 0
+    naks: int = 0
+    resends: int = 0
+    noise_bytes: int = 0
+    latencies: list[float] = field(default_factory=list)  # receipt written -> ACK, seconds
+
+
+class PosSimulator:
+    """Sends receipts over an open port. `noise`: chance of line noise before a receipt;
+    `lose_ack`: chance that the POS resends a receipt as if its ACK had been lost."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, mode: Mode,
+                 *, seed: int = 1, noise: float = 0.05, lose_ack: float = 0.03,
+                 store_id: str = "S01", pos_id: str = "P1") -> None:
+        self.reader, self.writer, self.mode = reader, writer, mode
+        self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation
+        self.noise, self.lose_ack = noise, lose_ack
+        self.store_id, self.pos_id = store_id, pos_id
+        self.report = SimReport()
+        self._seq = 0
+
+    async def send(self, receipt: SimReceipt) -> None:
+        if self.rng.random() < self.noise:
+            junk = self._noise()
+            self.writer.write(junk)
+            self.report.noise_bytes += len(junk)
+        if self.mode == "escpos":
+            self.writer.write(receipt.escpos)
+            await self.writer.drain()
+            self.report.sent += 1
+            return
+        self._seq = (self._seq + 1) % (256 if self.mode == "framed" else 2**31)
+        payload = {**receipt.payload, "store_id": self.store_id, "pos_id": self.pos_id}
+        data = (encode_frame(self._seq, payload) if self.mode == "framed"
+                else encode_line(self._seq, payload))
+        await self._exchange(data)
+        if self.rng.random() < self.lose_ack:
+            self.report.resends += 1
+            await self._exchange(data)
+
+    def _noise(self) -> bytes:
+        if self.mode == "escpos":
+            return self.rng.choice(NOISE)
+        if self.mode == "jsonl":
+            return b"\x00~" + bytes(self.rng.randrange(0x20, 0x7F) for _ in range(8)) + b"\n"
+        return bytes(self.rng.choice((0x00, 0x55, 0xFF, 0x03)) for _ in range(4))
+
+    async def _exchange(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(MAX_TRIES):
+            started = loop.time()
+            self.writer.write(data)
+            await self.writer.drain()
+            self.report.sent += 1
+            try:
+                ok = await asyncio.wait_for(self._reply(), ACK_TIMEOUT_S)
+            except TimeoutError:
+                continue
+            if ok:
+                self.report.acked += 1
+                self.report.latencies.append(loop.time() - started)
+                return
+            self.report.naks += 1
+        raise TimeoutError(f"no ACK for seq {self._seq} after {MAX_TRIES} tries")
+
+    async def _reply(self) -> bool:
+        """Read replies until the one for the current seq: True for ACK, False for NAK."""
+        while True:
+            if self.mode == "framed":
+                code, seq = await self.reader.readexactly(2)
+                if seq == self._seq:
+                    return code == ACK
+            else:
+                line = await self.reader.readline()
+                if line.startswith(b'{"ack": ') and int(line[8:-2]) == self._seq:
+                    return True
+                # A NAK without seq answers line noise, not this receipt.
+                if line.startswith(b'{"nak": ') and line[8:].split(b",")[0] == str(
+                        self._seq).encode():
+                    return False
+
+
+async def run(path: str, mode: Mode, receipts: Sequence[SimReceipt], *, rate: float,
+              baudrate: int = 115200, seed: int = 1, noise: float = 0.05,
+              lose_ack: float = 0.03, store_id: str = "S01", pos_id: str = "P1") -> SimReport:
+    """Open `path` and send `receipts` at `rate` per second (0: as fast as acknowledged)."""
+    reader, writer = await serial_asyncio_fast.open_serial_connection(
+        url=path, baudrate=baudrate, xonxoff=False)
+    sim = PosSimulator(reader, writer, mode, seed=seed, noise=noise, lose_ack=lose_ack,
+                       store_id=store_id, pos_id=pos_id)
+    try:
+        report = await send_all(sim, receipts, rate=rate)
+        await drained(writer)
+    finally:
+        writer.close()
+    return report
+
+
+async def send_all(sim: PosSimulator, receipts: Sequence[SimReceipt], *,
+                   rate: float, offset: float = 0.0) -> SimReport:
+    """Send `receipts` at `rate` per second (0: each as soon as the last one is done),
+    the first after `offset` seconds (several POS do not ring up in lockstep)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time() + offset
+    for n, receipt in enumerate(receipts):
+        if rate > 0:
+            delay = started + n / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await sim.send(receipt)
+    return sim.report
+
+
+async def drained(writer: asyncio.StreamWriter) -> None:
+    """Wait until every byte written has left the port (closing a pty sooner loses them)."""
+    await writer.drain()
+    while writer.transport.get_write_buffer_size():  # noqa: ASYNC110 - no event for this
+        await asyncio.sleep(0.01)
+    port = writer.get_extra_info("serial")
+    if port is not None:  # tcdrain: blocks until the driver sent its output queue
+        await asyncio.get_running_loop().run_in_executor(None, port.flush)

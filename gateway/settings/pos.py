@@ -1,0 +1,154 @@
+"""The `[pos]` section: POS serial ports, their protocol, and each store's receipt template."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+_FIELD_NAMES = ("receipt_no", "occurred_at", "total", "payment", "points_used",
+                "member_code", "original_no")
+
+
+class _Model(BaseModel):
+    # As SettingsModel (model.py imports this module, so it cannot be imported from here).
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
+
+
+class PosPort(_Model):
+    """One serial line from a POS terminal (or from the line between a POS and its printer)."""
+
+    path: str = Field(
+        min_length=1,
+        description="Serial device by a stable name, e.g. `/dev/serial/by-id/usb-...` or a "
+        "udev symlink (`ttyUSB0` numbers change when adapters re-enumerate).",
+    )
+    store_id: str = Field(pattern=_ID, description="Store (shop) the POS belongs to.")
+    pos_id: str = Field(pattern=_ID, description="The POS terminal's id within its store.")
+    mode: Literal["escpos", "framed", "jsonl"] = Field(
+        default="escpos",
+        description="`escpos`: capture printed receipts; `framed`: STX/ETX frames with CRC and "
+        "ACK/NAK; `jsonl`: one JSON object with a CRC per line (see docs/pos.md).",
+    )
+    baudrate: int = Field(default=9600, ge=300, le=921_600, description="Line speed.")
+    parity: Literal["N", "E", "O"] = Field(default="N", description="Parity bit.")
+    stopbits: Literal[1, 2] = Field(default=1, description="Stop bits.")
+    rtscts: bool = Field(
+        default=False,
+        description="RTS/CTS hardware flow control. XON/XOFF is never used: it would swallow "
+        "0x11/0x13, which are data bytes in ESC/POS.",
+    )
+    encoding: str = Field(
+        default="gb18030",
+        description="How the printer boots: a CJK encoding (`gb18030`, `gbk`, `big5`) means "
+        "Chinese mode is on without `FS &`; a single-byte code page (`cp437`, `cp858`) "
+        "means it is off. Only used in `escpos` mode.",
+    )
+    printer_path: str | None = Field(
+        default=None,
+        description="Inline pass-through (escpos mode): the printer's serial device. Bytes "
+        "are relayed both ways and printing continues if receipt parsing fails.",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+        return value
+
+
+class ReceiptTemplate(_Model):
+    """How to read one store's printed receipts: a regular expression per field."""
+
+    store_id: str = Field(pattern=_ID, description="The store whose receipts this reads.")
+    receipt_no: str = Field(description="Pattern with a group `(?P<receipt_no>...)`.")
+    occurred_at: str = Field(
+        description="Pattern with a group `(?P<occurred_at>...)`, read with "
+        "`datetime_format` as the store's local time.",
+    )
+    datetime_format: str = Field(default="%Y-%m-%d %H:%M:%S",
+                                 description="strptime format of `occurred_at`.")
+    total: str = Field(description="Pattern with a group `(?P<total>...)`: the amount paid.")
+    payment: str = Field(default="", description="Pattern with `(?P<payment>...)`, or empty.")
+    points_used: str = Field(
+        default="",
+        description="Pattern with `(?P<points_used>...)` and `(?P<points_paid>...)` (amount "
+        "paid with points), or empty.",
+    )
+    member_code: str = Field(
+        default="",
+        description="Pattern with `(?P<member_code>...)`, tried on the text and on the "
+        "payloads of the receipt's QR codes and barcodes; empty: receipts are unclaimed.",
+    )
+    original_no: str = Field(default="",
+                             description="Pattern with `(?P<original_no>...)`: a refund's "
+                             "original receipt number, or empty.")
+    item: str = Field(default="", description="Pattern of an item line with `(?P<name>...)` "
+                      "and `(?P<amount>...)`, or empty.")
+    refund_marker: str = Field(default="", description="Pattern that marks a refund.")
+    copy_marker: str = Field(default="",
+                             description="Pattern that marks a copy or reprint (never earns).")
+    non_sale_marker: str = Field(
+        default="", description="Pattern that marks a kitchen ticket or X/Z report."
+    )
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> ReceiptTemplate:
+        for name in (*_FIELD_NAMES, "item", "refund_marker", "copy_marker", "non_sale_marker"):
+            source = getattr(self, name)
+            if not source:
+                continue
+            try:
+                pattern = re.compile(source)
+            except re.error as exc:
+                raise ValueError(f"{name}: not a regular expression: {exc}") from None
+            needed = {"item": {"name", "amount"}, "points_used": {"points_used"}}.get(
+                name, {name} if name in _FIELD_NAMES else set())
+            if not needed <= set(pattern.groupindex):
+                groups = ", ".join(f"(?P<{g}>...)" for g in sorted(needed))
+                raise ValueError(f"{name}: the pattern needs {groups}")
+        return self
+
+
+class PosSettings(_Model):
+    """POS terminals over serial: ports, receipt templates, unclaimed receipts."""
+
+    ports: tuple[PosPort, ...] = Field(default=(), description="The POS serial lines.")
+    templates: tuple[ReceiptTemplate, ...] = Field(
+        default=(), description="One receipt template per store whose POS runs in `escpos` mode."
+    )
+    claim_days: int = Field(
+        default=7, ge=0, le=365,
+        description="Days after its business date that an unclaimed receipt (no member code) "
+        "can still be claimed at a kiosk.",
+    )
+    idle_gap_s: float = Field(
+        default=5.0, gt=0, le=120, allow_inf_nan=False,
+        description="escpos: silence that ends a receipt that never cut, in seconds.",
+    )
+    reopen_max_s: float = Field(
+        default=30.0, ge=1, le=600, allow_inf_nan=False,
+        description="Longest wait between attempts to reopen a port that failed or vanished.",
+    )
+
+    @model_validator(mode="after")
+    def _templates_for_escpos_stores(self) -> PosSettings:
+        stores = [t.store_id for t in self.templates]
+        if len(stores) != len(set(stores)):
+            raise ValueError("one template per store_id")
+        keys = [(p.store_id, p.pos_id) for p in self.ports]
+        if len(keys) != len(set(keys)):
+            raise ValueError("each (store_id, pos_id) may have only one port")
+        missing = {p.store_id for p in self.ports if p.mode == "escpos"} - set(stores)
+        if missing:
+            raise ValueError(f"no receipt template for escpos store(s) {sorted(missing)}")
+        return self
+
+    def template_for(self, store_id: str) -> ReceiptTemplate | None:
+        return next((t for t in self.templates if t.store_id == store_id), None)

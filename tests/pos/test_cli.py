@@ -1,0 +1,119 @@
+"""`mallgate sim pos` on a real pty, and `mallgate deadletters list|replay` on a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import serial
+from click.testing import CliRunner
+
+from devices.pos.jobs import Splitter
+from devices.pos.printouts import DEFAULT_TEMPLATE
+from gateway.cli import main
+from tests.pos.fixtures import own
+from tests.pos.helpers import RULES, Clock, open_pipeline, pos_settings
+
+SOCAT = shutil.which("socat")
+CLEAN_ENV: dict[str, str | None] = {k: None for k in os.environ if k.startswith("MALLGATE__")}
+
+
+@pytest.fixture
+def pty_links(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    if SOCAT is None:
+        pytest.skip("socat is not installed")
+    pos, gw = tmp_path / "pos", tmp_path / "gw"
+    proc = subprocess.Popen([SOCAT, f"pty,raw,echo=0,link={pos}",
+                             f"pty,raw,echo=0,link={gw}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not (pos.exists() and gw.exists()):
+            assert time.monotonic() < deadline, "socat did not create the ptys"
+            time.sleep(0.01)
+        yield pos, gw
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sim_pos_prints_receipts_on_a_pty(pty_links: tuple[Path, Path]) -> None:
+    pos, gw = pty_links
+    with serial.Serial(str(gw), 115200, timeout=0.2) as port:
+        result = CliRunner().invoke(main, ["sim", "pos", "--port", str(pos), "--format",
+                                           "escpos", "--rate", "0", "--count", "12"],
+                                    env=CLEAN_ENV)
+        assert result.exit_code == 0, result.output
+        assert '"sent": 12' in result.output
+        data = b""
+        while chunk := port.read(65536):
+            data += chunk
+    splitter = Splitter("gb18030")
+    jobs = [j for j in splitter.feed(data, 0.0) + splitter.flush() if j.has_content]
+    assert len(jobs) == 12
+    assert all("单号" in j.text or "厨房单" in j.text or "交班报表" in j.text for j in jobs)
+
+
+def _config(tmp_path: Path, total_pattern: str) -> Path:
+    fields = DEFAULT_TEMPLATE["fields"]
+    path = tmp_path / "gw.toml"
+    path.write_text(f"""
+[site]
+mall_id = "test-mall"
+gateway_id = "gw-test"
+
+[store]
+path = "{tmp_path / "gw.db"}"
+
+[[pos.ports]]
+path = "/dev/null"
+store_id = "S01"
+pos_id = "P1"
+
+[[pos.templates]]
+store_id = "S01"
+receipt_no = '{fields["receipt_no"]}'
+occurred_at = '{fields["occurred_at"]}'
+total = '{total_pattern}'
+member_code = '{fields["member_code"]}'
+""", encoding="utf-8")
+    return path
+
+
+def test_deadletters_list_and_replay_after_a_template_fix(tmp_path: Path) -> None:
+    unreadable = own("gb18030-chinese-mode.bin").replace("合计".encode("gb18030"),
+                                                          "总计".encode("gb18030"))
+
+    async def ingest() -> str:
+        clock = Clock(datetime(2026, 11, 22, 16, 0, tzinfo=RULES.tz))
+        async with open_pipeline(tmp_path / "gw.db", clock, pos_settings()) as pipeline:
+            outcome = await pipeline.ingest(store_id="S01", pos_id="P1", mode="escpos",
+                                            raw=unreadable)
+            return outcome.status
+
+    assert asyncio.run(ingest()) == "dead"
+    runner = CliRunner()
+    strict = _config(tmp_path, DEFAULT_TEMPLATE["fields"]["total"])
+    listed = runner.invoke(main, ["deadletters", "list", "--config", str(strict)],
+                           env=CLEAN_ENV)
+    assert listed.exit_code == 0, listed.output
+    assert "missing_field" in listed.output and "1 dead letter(s)" in listed.output
+    again = runner.invoke(main, ["deadletters", "replay", "--config", str(strict)],
+                          env=CLEAN_ENV)
+    assert "0 of 1 pos dead letter(s) processed" in again.output
+    fixed = _config(tmp_path, r"[合总]计[:\uff1a]\s*(?P<total>[¥￥]?[\d,]+\.\d{2})")
+    replayed = runner.invoke(main, ["deadletters", "replay", "--config", str(fixed)],
+                             env=CLEAN_ENV)
+    assert replayed.exit_code == 0, replayed.output
+    assert "sale 20261122-0001" in replayed.output
+    assert "1 of 1 pos dead letter(s) processed" in replayed.output
+    after = runner.invoke(main, ["deadletters", "list", "--config", str(fixed)],
+                          env=CLEAN_ENV)
+    assert "0 dead letter(s)" in after.output
