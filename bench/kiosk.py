@@ -1,0 +1,294 @@
+"""Kiosk requests through the real broker and gateway, with a million members cached.
+
+    python bench/kiosk.py [--quick]
+
+- latency: request -> reply p50 / p99 of a mix of identify, balance, check-in and redeem
+  from a few kiosks, each waiting for its reply before the next request (a person at a
+  screen), with 1,000,000 members in the store (20,000 with --quick). Target p99 <= 20 ms.
+- durable: sustained check-in requests per second through the gateway (each one committed
+  to the ledger with its stored reply before its PUBACK), many kiosks with several requests
+  in flight, beside the raw paho QoS 1 request/reply rate of an echo responder (paho's own
+  network loop, no work) measured against the same broker with the same load generator in
+  the same run. Target >= 85 % of it.
+
+The gateway and the echo responder run as child processes, as they would in a mall; the
+load generator runs here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchlib import emit, percentile
+
+from devices.kiosk.broker import Mosquitto
+from devices.kiosk.demo import DEMO_SOURCE, demo_ids
+from devices.kiosk.protocol import Topics
+from devices.kiosk.sim import KioskClient
+from devices.kiosk.transport import MqttLink
+from gateway.ledger.codec import entry_to_row
+from gateway.loyalty import Entry, EntryKind, LoyaltyRules
+from gateway.store import Writer
+
+BENCH = "kiosk"
+SITE = "bench-mall"
+TOPICS = Topics(SITE)
+RULES = LoyaltyRules()
+HERE = Path(__file__).resolve()
+T0 = datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Plan:
+    members: int
+    latency_kiosks: int
+    latency_requests: int  # per kiosk
+    load_kiosks: int
+    in_flight: int  # per kiosk
+    load_seconds: float
+
+
+QUICK = Plan(members=20_000, latency_kiosks=2, latency_requests=100, load_kiosks=8,
+             in_flight=8, load_seconds=3)
+FULL = Plan(members=1_000_000, latency_kiosks=4, latency_requests=500, load_kiosks=32,
+            in_flight=8, load_seconds=15)
+
+
+async def seed(path: Path, members: int) -> None:
+    """`members` members with a card and a welcome lot each, written in bulk."""
+    async with Writer(path) as writer:
+        stamp = T0.isoformat()
+        chunk = 50_000
+        for start in range(1, members + 1, chunk):
+            numbers = range(start, min(members, start + chunk - 1) + 1)
+            ids = [demo_ids(n) for n in numbers]
+            rows = []
+            for n, (member, account, _, _) in zip(numbers, ids, strict=True):
+                entry = Entry(kind=EntryKind.EARN, points=500, account_id=account,
+                              member_id=member, source_type=DEMO_SOURCE, source_key=member,
+                              reason="welcome", effective_at=T0 - timedelta(days=1),
+                              expires_at=T0 + timedelta(days=365), rule_version=RULES.version)
+                rows.append(entry_to_row(entry.stamped(
+                    origin_site="gw-bench", origin_seq=n, hlc=f"{n}", recorded_at=T0)))
+
+            def insert(conn: sqlite3.Connection, ids: list[tuple[str, str, str, str]] = ids,
+                       rows: list[dict[str, Any]] = rows) -> None:
+                conn.executemany(
+                    "INSERT INTO members (id, account_id, display_name_masked, tier, "
+                    "updated_at) VALUES (?, ?, 'Bench *', 'normal', ?)",
+                    [(m, a, stamp) for m, a, _, _ in ids])
+                conn.executemany("INSERT INTO member_identifiers (kind, value, member_id) "
+                                 "VALUES ('card', ?, ?)", [(c, m) for m, _, c, _ in ids])
+                columns = list(rows[0])
+                conn.executemany(
+                    f"INSERT INTO ledger ({', '.join(columns)}) "
+                    f"VALUES ({', '.join(':' + c for c in columns)})", rows)
+            await writer.submit(insert)
+        await writer.submit(lambda conn: conn.execute(
+            "INSERT INTO counters (name, value) VALUES ('origin_seq', ?)", (members,)))
+
+
+@asynccontextmanager
+async def child(*args: str) -> AsyncIterator[None]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(HERE), *args, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        assert await asyncio.wait_for(process.stdout.readline(), 120) == b"ready\n"
+        yield
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 30)
+
+
+@asynccontextmanager
+async def kiosks(port: int, count: int, prefix: str) -> AsyncIterator[list[KioskClient]]:
+    links = [MqttLink(KioskClient.config(TOPICS, f"{prefix}{i}", "127.0.0.1", port))
+             for i in range(count)]
+    clients = []
+    try:
+        for link in links:
+            await link.__aenter__()
+            await asyncio.wait_for(link.connected.wait(), 10)
+            clients.append(KioskClient(link, TOPICS, link.config.client_id.removeprefix("kiosk-")))
+        yield clients
+    finally:
+        for client in clients:
+            await client.close()
+        for link in links:
+            await link.close()
+
+
+async def latency(port: int, plan: Plan) -> list[float]:
+    rnd = random.Random(3)
+    samples: list[float] = []
+
+    async def one(client: KioskClient) -> None:
+        for i in range(plan.latency_requests):
+            n = rnd.randint(1, plan.members)
+            member, _, card, _ = demo_ids(n)
+            requests: list[tuple[str, dict[str, Any]]] = [
+                ("member.identify", {"by": "card", "value": card}),
+                ("balance.query", {"member_id": member}),
+                ("checkin", {"member_id": member}),
+                ("redeem", {"member_id": member, "kind": "gift", "item": "pen", "points": 10}),
+            ]
+            op, data = requests[i % 4]
+            started = time.perf_counter()
+            reply = await client.request(op, data)
+            samples.append((time.perf_counter() - started) * 1000)
+            assert reply["status"] == "ok" or reply["error"]["code"] == "already_checked_in", reply
+
+    async with kiosks(port, plan.latency_kiosks, "lat") as clients:
+        await asyncio.gather(*(one(c) for c in clients))
+    return samples
+
+
+async def throughput(port: int, plan: Plan, prefix: str) -> float:
+    """Replies per second with every kiosk keeping `in_flight` check-ins outstanding."""
+    rnd = random.Random(5)
+    done = 0
+    stop = asyncio.Event()
+
+    async def lane(client: KioskClient) -> None:
+        nonlocal done
+        while not stop.is_set():
+            member = demo_ids(rnd.randint(1, plan.members))[0]
+            reply = await client.request("checkin", {"member_id": member}, wait_s=60)
+            assert "re" in reply or "data" in reply, reply
+            done += 1
+
+    async with kiosks(port, plan.load_kiosks, prefix) as clients:
+        tasks = [asyncio.create_task(lane(c)) for c in clients for _ in range(plan.in_flight)]
+        await asyncio.sleep(1)  # warm up
+        start_done, started = done, time.perf_counter()
+        await asyncio.sleep(plan.load_seconds)
+        rate = (done - start_done) / (time.perf_counter() - started)
+        stop.set()
+        await asyncio.gather(*tasks)
+    return rate
+
+
+async def bench(plan: Plan) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        db = root / "gw.db"
+        await seed(db, plan.members)
+        async with Mosquitto(_free_port(), root / "broker") as broker:
+            settings = {
+                "site": {"mall_id": SITE, "gateway_id": "gw-bench"},
+                "store": {"path": str(db)},
+                "http": {"port": _free_port()},
+                "kiosk": {"enabled": True, "port": broker.port, "rate_per_s": 1000.0,
+                          "rate_burst": 10_000},
+            }
+            settings_file = root / "settings.json"
+            settings_file.write_text(json.dumps(settings))
+            async with child("--serve-echo", str(broker.port)):
+                raw = await throughput(broker.port, plan, "echo")
+            async with child("--serve-gateway", str(settings_file)):
+                samples = await latency(broker.port, plan)
+                durable = await throughput(broker.port, plan, "load")
+    emit(BENCH, f"request_reply_p50 ({plan.members} members)", percentile(samples, 50),
+         unit="ms", target=None, baseline=None)
+    emit(BENCH, f"request_reply_p99 ({plan.members} members)", percentile(samples, 99),
+         unit="ms", target="<= 20", baseline=None)
+    emit(BENCH, "durable_requests_per_s", durable, unit="req/s",
+         target=f">= {0.85 * raw:.0f} (85% of raw paho QoS 1 request/reply)", baseline=raw)
+    emit(BENCH, "durable_vs_raw_paho", durable / raw, unit="ratio", target=">= 0.85",
+         baseline=1.0)
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- child processes -------------------------------------------------------------------
+
+
+def serve_echo(port: int) -> None:
+    """The raw baseline: paho with its own network loop, echoing each request as its reply."""
+    import paho.mqtt.client as paho  # noqa: PLC0415
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: PLC0415
+    from paho.mqtt.packettypes import PacketTypes  # noqa: PLC0415
+    from paho.mqtt.properties import Properties  # noqa: PLC0415
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="echo",
+                         protocol=MQTTProtocolVersion.MQTTv5)
+    client.max_inflight_messages_set(100)
+
+    def on_connect(c: paho.Client, *_: object) -> None:
+        c.subscribe(f"lty/v1/{SITE}/kiosk/+/req/+", qos=1)
+        print("ready", flush=True)
+
+    def on_message(c: paho.Client, _: object, message: paho.MQTTMessage) -> None:
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.CorrelationData = message.properties.CorrelationData  # type: ignore[union-attr]
+        kid = message.topic.split("/")[4]
+        c.publish(TOPICS.reply(kid), message.payload, qos=1, properties=props)
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    signal.signal(signal.SIGTERM, lambda *_: client.disconnect())
+    client.loop_forever()
+
+
+def serve_gateway(settings_file: Path) -> None:
+    from aiohttp import web  # noqa: PLC0415
+
+    from gateway.app import create_app  # noqa: PLC0415
+    from gateway.keys import KIOSK  # noqa: PLC0415
+    from gateway.settings import Settings  # noqa: PLC0415
+
+    settings = Settings.model_validate_json(settings_file.read_text())
+
+    async def run() -> None:
+        app = create_app(settings)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await asyncio.wait_for(app[KIOSK].link.connected.wait(), 30)
+        print("ready", flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run for CI")
+    parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-gateway", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_echo:
+        serve_echo(args.serve_echo)
+    elif args.serve_gateway:
+        serve_gateway(args.serve_gateway)
+    else:
+        asyncio.run(bench(QUICK if args.quick else FULL))
+
+
+if __name__ == "__main__":
+    main()

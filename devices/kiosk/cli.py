@@ -1,0 +1,105 @@
+"""`mallgate kiosk ...` (credentials, demo QR tokens) and `mallgate sim kiosk`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from devices.kiosk.demo import demo_ids
+from devices.kiosk.identity import make_qr_token
+from devices.kiosk.protocol import Topics
+from devices.kiosk.sim import run_sessions
+from gateway.settings.cli import load_or_exit
+
+_CONFIG = click.option("--config", "config_file", required=True,
+                       type=click.Path(path_type=Path, dir_okay=False),
+                       help="The gateway's TOML configuration.")
+
+
+@click.group("kiosk")
+def kiosk_group() -> None:
+    """Kiosks over MQTT: broker credentials and demo QR tokens."""
+
+
+@kiosk_group.command("add")
+@click.argument("kid")
+@click.option("--passwd-file", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("/etc/mosquitto/mallgate/passwd"), show_default=True,
+              help="mosquitto's password file (config/mosquitto/mallgate.conf reads it).")
+def add(kid: str, passwd_file: Path) -> None:
+    """Create (or renew) kiosk KID's broker login and print its password once.
+
+    The ACL's `%u` patterns give the login KID exactly its own topics: it writes only
+    lty/v1/{site}/kiosk/KID/req|evt|status and reads only .../rsp and .../cmd. Reload the
+    broker afterwards (systemctl reload mosquitto) so it reads the new password file.
+    """
+    try:
+        Topics("x").kiosk(kid)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="KID") from None
+    tool = shutil.which("mosquitto_passwd")
+    if tool is None:
+        raise click.ClickException("mosquitto_passwd not found: install Debian's mosquitto")
+    password = secrets.token_urlsafe(18)
+    passwd_file.parent.mkdir(parents=True, exist_ok=True)
+    if not passwd_file.exists():
+        passwd_file.touch(mode=0o640)
+    result = subprocess.run([tool, "-b", str(passwd_file), kid, password],  # noqa: S603
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise click.ClickException(f"mosquitto_passwd failed: {result.stderr.strip()}")
+    click.echo(f"kiosk {kid}: username {kid}, password {password}")
+    click.echo("Give these to the kiosk (they are not shown again), then reload mosquitto.")
+
+
+@kiosk_group.command("qr-token")
+@_CONFIG
+@click.argument("member_id")
+@click.option("--minutes", default=5, show_default=True, type=click.IntRange(1, 60),
+              help="How long the token is valid.")
+def qr_token(config_file: Path, member_id: str, minutes: int) -> None:
+    """Print a member QR token signed with [kiosk] qr_key, as central issues them.
+
+    For the demo and for testing a kiosk: in production central signs the tokens.
+    """
+    settings = load_or_exit(config_file, dict(os.environ))
+    if settings.kiosk.qr_key is None:
+        raise click.ClickException("[kiosk] qr_key is not set in this configuration")
+    expires = datetime.now(UTC) + timedelta(minutes=minutes)
+    click.echo(make_qr_token(settings.kiosk.qr_key.get_secret_value().encode(), member_id,
+                             expires))
+
+
+@click.command("kiosk")
+@_CONFIG
+@click.option("--kiosks", default=3, show_default=True, type=click.IntRange(1, 500))
+@click.option("--sessions", default=10, show_default=True, type=click.IntRange(1, 100_000),
+              help="Visitor sessions per kiosk.")
+@click.option("--members", default=20, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Visitors are demo members 1..N (cards DEMO0001...).")
+def sim_kiosk(config_file: Path, kiosks: int, sessions: int, members: int) -> None:
+    """Play kiosks through member sessions against the running gateway's broker.
+
+    Each session identifies a demo member by card, queries the balance, checks in and now
+    and then redeems a gift, through the same broker and topics a real kiosk uses.
+    """
+    settings = load_or_exit(config_file, dict(os.environ))
+    k = settings.kiosk
+    host = "127.0.0.1" if k.broker == "embedded" else k.host
+    cards = [demo_ids(n)[2] for n in range(1, members + 1)]
+    stats = asyncio.run(run_sessions(host, k.port, settings.site.mall_id, kiosks=kiosks,
+                                     sessions=sessions, cards=cards))
+    click.echo(f"{stats.requests} requests from {kiosks} kiosks")
+    for outcome, count in sorted(stats.by_outcome.items()):
+        click.echo(f"  {outcome:40} {count}")
+    if len(stats.latencies_ms) >= 2:
+        cuts = statistics.quantiles(stats.latencies_ms, n=100)
+        click.echo(f"request->reply p50 {cuts[49]:.1f} ms, p99 {cuts[98]:.1f} ms")

@@ -1,0 +1,291 @@
+"""The kiosk operations: identify, balance, check-in, redeem, answered from the local store.
+
+The reply of every operation that changes something (check-in, redeem) is stored in
+`kiosk_requests` under the request's key (kiosk + id) in the same transaction as the points
+it moves, so a retried request gets the stored reply and is never applied twice, and a
+crash before the commit leaves nothing to undo: the broker redelivers the unacknowledged
+request and it runs afresh. Reads (identify, balance) change nothing and are answered
+afresh on a retry, which costs no write (no fsync) per scan; their refusals (an unknown
+member, a bad token) are stored like any other refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, cast, get_args
+
+from devices.kiosk.identity import Lookup, lookup_for
+from devices.kiosk.protocol import ErrorCode, KioskError, Request, error_reply, ok_reply
+from gateway.ledger import Ledger
+from gateway.ledger.codec import to_text
+from gateway.ledger.service import Recorded
+from gateway.loyalty import (
+    RedemptionRefused,
+    check_redemption,
+    checkin_entry,
+    offline_allowance,
+    redemption_entry,
+)
+from gateway.loyalty.calendar import local_date
+from gateway.loyalty.entries import Entry, EntryKind
+from gateway.loyalty.redemption import REDEEM_SOURCE
+from gateway.loyalty.rules import Tier
+from gateway.receipts import ReceiptClaimError, claim_receipt
+from gateway.store import Reader, Writer
+
+Reply = dict[str, Any]
+
+# Refusals that are the answer to the request as it stands: stored, so a retry gets the
+# same answer. Anything else (rate limits, internal errors) is answered but not stored,
+# and a retry is served afresh.
+STORED_ERRORS: frozenset[str] = frozenset({
+    "unknown_member", "invalid_token", "token_expired", "insufficient_points",
+    "offline_limit", "already_checked_in", "receipt_already_claimed", "receipt_claim_expired",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: str
+    account_id: str
+    display_name: str
+    tier: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityKeys:
+    qr_key: bytes | None
+    phone_key: bytes | None
+    skew_s: int
+
+
+class _AccountLocks:
+    """One lock per account: a balance check and the burn it allows happen as one step."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, account_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(account_id, (asyncio.Lock(), 0))
+        self._locks[account_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[account_id]
+            if users == 1:
+                del self._locks[account_id]
+            else:
+                self._locks[account_id] = (lock, users - 1)
+
+
+class Operations:
+    def __init__(self, *, ledger: Ledger, reader: Reader, writer: Writer, keys: IdentityKeys,
+                 central_online: Callable[[], bool], claim_days: int) -> None:
+        self.ledger = ledger
+        self.reader = reader
+        self.writer = writer
+        self.keys = keys
+        self.central_online = central_online
+        self.claim_days = claim_days
+        self._locks = _AccountLocks()
+        self._handlers: dict[str, Callable[[Request, Member, datetime], Awaitable[Reply]]] = {
+            "member.identify": self._identify,
+            "balance.query": self._balance,
+            "checkin": self._checkin,
+            "redeem": self._redeem,
+            "receipt.claim": self._receipt_claim,
+        }
+
+    @property
+    def ops(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    async def handle(self, request: Request) -> tuple[Reply, bool]:
+        """The reply to `request` (durable when it returns) and whether it was a retry."""
+        now = self.ledger.now()
+        refusal: KioskError | None = None
+        lookup: Lookup | None = None
+        try:
+            lookup = self._lookup(request, now)
+        except KioskError as refused:
+            refusal = refused
+        # One read for both: a retry must get its stored reply even if, say, its QR token
+        # has expired since.
+        stored, member = await self.reader.run(
+            lambda conn: (_stored_reply(conn, request.key),
+                          _find(conn, lookup) if lookup is not None else None))
+        if stored is not None:
+            return stored, True
+        outcome = refusal if refusal is not None else await self._run(request, member, now)
+        if isinstance(outcome, KioskError):
+            return await self._refuse(request, outcome, now), False
+        return outcome, False
+
+    async def _run(self, request: Request, member: Member | None,
+                   now: datetime) -> Reply | KioskError:
+        if member is None:
+            return KioskError("unknown_member", "no member with this identity here")
+        try:
+            return await self._handlers[request.op](request, member, now)
+        except KioskError as refused:
+            return refused
+
+    async def _refuse(self, request: Request, refusal: KioskError, now: datetime) -> Reply:
+        reply = error_reply(request.id, refusal)
+        if refusal.code in STORED_ERRORS:
+            return await self.writer.submit(lambda conn: store_reply(conn, request, reply, now))
+        return reply
+
+    def _lookup(self, request: Request, now: datetime) -> Lookup:
+        if request.op == "member.identify":
+            return lookup_for(request.data["by"], request.data["value"],
+                              qr_key=self.keys.qr_key, phone_key=self.keys.phone_key,
+                              now=now, skew_s=self.keys.skew_s)
+        return Lookup("member", request.data["member_id"])
+
+    async def stored_reply(self, key: str) -> Reply | None:
+        return await self.reader.run(lambda conn: _stored_reply(conn, key))
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def _identify(self, request: Request, member: Member, now: datetime) -> Reply:
+        balance = await self.ledger.balance(member.account_id, now)
+        return ok_reply(request.id, {
+            "member_id": member.id, "display_name": member.display_name,
+            "tier": member.tier, "available": balance.available})
+
+    async def _balance(self, request: Request, member: Member, now: datetime) -> Reply:
+        b = await self.ledger.balance(member.account_id, now)
+        return ok_reply(request.id, {
+            "member_id": member.id, "available": b.available, "confirmed": b.confirmed,
+            "pending": b.pending, "locked": b.locked, "debt": b.debt})
+
+    async def _checkin(self, request: Request, member: Member, now: datetime) -> Reply:
+        rules = self.ledger.rules
+        day = local_date(now, rules.tz).isoformat()
+        entry = checkin_entry(account_id=member.account_id, member_id=member.id, at=now,
+                              rules=rules)
+        async with self._locks.hold(member.account_id):
+            before = (await self.ledger.balance(member.account_id, now)).available
+
+            def reply_for(conn: sqlite3.Connection, recorded: list[Recorded]) -> Reply:
+                if recorded[0].duplicate:
+                    reply = error_reply(request.id, KioskError(
+                        "already_checked_in", f"already checked in on {day}"))
+                else:
+                    reply = ok_reply(request.id, {
+                        "member_id": member.id, "date": day, "points": entry.points,
+                        "available": before + entry.points})
+                return store_reply(conn, request, reply, now)
+
+            _, reply = await self.ledger.record_with([entry], reply_for)
+        return reply
+
+    async def _redeem(self, request: Request, member: Member, now: datetime) -> Reply:
+        data = request.data
+        cost: int = data["points"]
+        async with self._locks.hold(member.account_id):
+            balance = await self.ledger.balance(member.account_id, now)
+            online = self.central_online()
+            allowance_left = None
+            if not online:
+                rows = await self.ledger.entries(member.account_id)
+                allowance_left = self._allowance_left(rows, balance.confirmed)
+            try:
+                check_redemption(cost=cost, available=balance.available, online=online,
+                                 allowance_left=allowance_left)
+            except RedemptionRefused as refused:
+                code = refused.code if refused.code in get_args(ErrorCode) else "internal"
+                raise KioskError(cast(ErrorCode, code), str(refused),
+                                 data={"available": balance.available}) from None
+            entry = redemption_entry(
+                account_id=member.account_id, member_id=member.id, request_id=request.key,
+                cost=cost, item=f"{data['kind']} {data['item']}", at=now,
+                rules=self.ledger.rules)
+
+            def reply_for(conn: sqlite3.Connection, recorded: list[Recorded]) -> Reply:
+                return store_reply(conn, request, ok_reply(request.id, {
+                    "member_id": member.id, "redemption_id": recorded[0].entry.entry_id,
+                    "kind": data["kind"], "item": data["item"], "points": cost,
+                    "available": balance.available - cost}), now)
+
+            _, reply = await self.ledger.record_with([entry], reply_for)
+        return reply
+
+    async def _receipt_claim(self, request: Request, member: Member, now: datetime) -> Reply:
+        """Credit an unclaimed sale; the receipt pipeline makes the claim itself idempotent,
+        so a crash between its commit and the stored reply only makes the retry a duplicate
+        claim with the same points."""
+        data = request.data
+        try:
+            business_date = date.fromisoformat(data["business_date"])
+        except ValueError:
+            raise KioskError("invalid_payload", "data/business_date: not a date") from None
+        try:
+            result = await claim_receipt(
+                self.ledger, store_id=data["store_id"], pos_id=data["pos_id"],
+                receipt_no=data["receipt_no"], business_date=business_date,
+                member_id=member.id, account_id=member.account_id, tier=self._tier(member),
+                now=now, claim_days=self.claim_days)
+        except ReceiptClaimError as refused:
+            code = refused.code if refused.code in get_args(ErrorCode) else "internal"
+            raise KioskError(cast(ErrorCode, code), str(refused)) from None
+        balance = await self.ledger.balance(member.account_id, now)
+        reply = ok_reply(request.id, {"member_id": member.id, "points": result.points,
+                                      "available": balance.available})
+        return await self.writer.submit(lambda conn: store_reply(conn, request, reply, now))
+
+    def _tier(self, member: Member) -> Tier:
+        tiers = self.ledger.rules.tiers.tiers
+        return next((tier for tier in tiers if tier.code == member.tier), tiers[0])
+
+    def _allowance_left(self, rows: list[tuple[Entry, bool]], confirmed: int) -> int:
+        """The offline allowance minus what was redeemed here since central last confirmed."""
+        spent = sum(-entry.points for entry, acked in rows
+                    if not acked and entry.kind is EntryKind.BURN
+                    and entry.source_type == REDEEM_SOURCE)
+        return offline_allowance(confirmed, self.ledger.rules) - spent
+
+
+def store_reply(conn: sqlite3.Connection, request: Request, reply: Reply,
+                now: datetime) -> Reply:
+    """Keep `reply` as the answer to `request`, unless one is already kept: return the kept."""
+    inserted = conn.execute(
+        "INSERT INTO kiosk_requests (request_id, kiosk_id, op, reply, created_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING",
+        (request.key, request.kid, request.op, json.dumps(reply, ensure_ascii=False),
+         to_text(now)),
+    ).rowcount
+    if inserted:
+        return reply
+    row = conn.execute("SELECT reply FROM kiosk_requests WHERE request_id = ?",
+                       (request.key,)).fetchone()
+    return cast(Reply, json.loads(row[0]))
+
+
+def _stored_reply(conn: sqlite3.Connection, key: str) -> Reply | None:
+    row = conn.execute("SELECT reply FROM kiosk_requests WHERE request_id = ?",
+                       (key,)).fetchone()
+    return cast(Reply, json.loads(row[0])) if row else None
+
+
+def _find(conn: sqlite3.Connection, lookup: Lookup) -> Member | None:
+    if lookup.kind == "member":
+        row = conn.execute("SELECT id, account_id, display_name_masked, tier FROM members "
+                           "WHERE id = ?", (lookup.value,)).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT m.id, m.account_id, m.display_name_masked, m.tier FROM "
+            "member_identifiers i JOIN members m ON m.id = i.member_id "
+            "WHERE i.kind = ? AND i.value = ?", (lookup.kind, lookup.value)).fetchone()
+    if row is None:
+        return None
+    return Member(id=row[0], account_id=row[1], display_name=row[2] or "", tier=row[3])

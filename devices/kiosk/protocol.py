@@ -1,0 +1,298 @@
+"""The kiosk protocol, sans-io: topics, envelopes, validation against the contract, replies.
+
+Nothing here touches a socket or the event loop. The transport hands in `(topic, payload)`
+pairs and gets back typed requests or a `ProtocolError` carrying the stable error code the
+kiosk receives; replies come out as bytes ready to publish. The JSON Schemas are read from
+the AsyncAPI document (`asyncapi.yaml`) shipped next to this module, so the contract the
+kiosk vendor reads is the one the gateway enforces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Literal, cast
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from devices.kiosk.const import MAX_PAYLOAD_BYTES
+
+PREFIX = "lty/v1"
+_REQUEST_ADDRESS = re.compile(r"^lty/v1/\{site\}/kiosk/\{kid\}/req/([a-z.]+)$")
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+
+ErrorCode = Literal[
+    "invalid_payload", "payload_too_large", "unknown_op", "unknown_member", "invalid_token",
+    "token_expired", "insufficient_points", "offline_limit", "already_checked_in",
+    "receipt_not_found", "receipt_already_claimed", "receipt_claim_expired",
+    "rate_limited", "internal",
+]
+
+
+class KioskError(Exception):
+    """A request the gateway refuses, with the stable code the kiosk gets in its reply."""
+
+    def __init__(self, code: ErrorCode, msg: str, *, data: dict[str, Any] | None = None) -> None:
+        super().__init__(msg)
+        self.code: ErrorCode = code
+        self.msg = msg
+        self.data = data
+
+
+class ProtocolError(KioskError):
+    """The message itself is wrong: not JSON, not the schema, too big, unknown topic."""
+
+    def __init__(self, code: ErrorCode, msg: str, *, request_id: str | None = None) -> None:
+        super().__init__(code, msg)
+        self.request_id = request_id
+
+
+@dataclass(frozen=True, slots=True)
+class KioskTopic:
+    """A topic under `lty/v1/{site}/kiosk/{kid}/...`: which kiosk, which kind, which name."""
+
+    kid: str
+    kind: Literal["req", "evt", "status"]
+    name: str  # the op or event; "" for status
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    kid: str
+    op: str
+    id: str
+    ts: str
+    boot: int
+    seq: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: ids are unique per kiosk, so the kiosk is part of the key."""
+        return f"{self.kid}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class KioskStatus:
+    kid: str
+    online: bool
+    boot: int | None
+
+
+class Topics:
+    """The topic tree of one mall."""
+
+    def __init__(self, site: str) -> None:
+        if not _SLUG.match(site):
+            raise ValueError(f"site {site!r} is not a lower-case slug")
+        self.site = site
+        self.base = f"{PREFIX}/{site}"
+
+    @property
+    def gateway_status(self) -> str:
+        return f"{self.base}/gateway/status"
+
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        """What the gateway subscribes to: every kiosk's requests, events and status."""
+        kiosks = f"{self.base}/kiosk/+"
+        return (f"{kiosks}/req/+", f"{kiosks}/evt/+", f"{kiosks}/status")
+
+    def kiosk(self, kid: str) -> str:
+        if not _SLUG.match(kid):
+            raise ValueError(f"kiosk id {kid!r} is not a lower-case slug")
+        return f"{self.base}/kiosk/{kid}"
+
+    def request(self, kid: str, op: str) -> str:
+        return f"{self.kiosk(kid)}/req/{op}"
+
+    def reply(self, kid: str) -> str:
+        return f"{self.kiosk(kid)}/rsp"
+
+    def command(self, kid: str, command: str) -> str:
+        return f"{self.kiosk(kid)}/cmd/{command}"
+
+    def status(self, kid: str) -> str:
+        return f"{self.kiosk(kid)}/status"
+
+    def parse(self, topic: str) -> KioskTopic | None:
+        """The kiosk topic `topic` names, or None if it is not one the gateway reads."""
+        parts = topic.split("/")
+        if len(parts) < 5 or "/".join(parts[:3]) != self.base or parts[3] != "kiosk":
+            return None
+        kid = parts[4]
+        if not _SLUG.match(kid):
+            return None
+        rest = parts[5:]
+        if rest == ["status"]:
+            return KioskTopic(kid, "status", "")
+        if len(rest) == 2 and rest[0] in ("req", "evt") and rest[1]:
+            return KioskTopic(kid, "req" if rest[0] == "req" else "evt", rest[1])
+        return None
+
+
+class Contract:
+    """The AsyncAPI document's schemas, compiled: one validator per message."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.request_schemas: dict[str, str] = {}
+        self.reply_schemas: dict[str, str] = {}
+        for channel_name, channel in document["channels"].items():
+            match = _REQUEST_ADDRESS.match(channel["address"])
+            if match is None:
+                continue
+            op = match.group(1)
+            (message_ref,) = (m["$ref"] for m in channel["messages"].values())
+            self.request_schemas[op] = self._payload_schema(message_ref)
+            operation = document["operations"][channel_name]
+            for reply_ref in operation["reply"]["messages"]:
+                message = self._resolve(reply_ref["$ref"])
+                schema = self._payload_schema(message["$ref"])
+                if not schema.endswith("/ErrorReply"):
+                    self.reply_schemas[op] = schema
+        self._validators: dict[str, Draft202012Validator] = {}
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Contract:
+        return cls(yaml.safe_load(text))
+
+    @property
+    def ops(self) -> frozenset[str]:
+        return frozenset(self.request_schemas)
+
+    def _resolve(self, ref: str) -> Any:
+        node: Any = self.document
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+        return node
+
+    def _payload_schema(self, message_ref: str) -> str:
+        payload = self._resolve(message_ref)["payload"]
+        return str(payload["schema"]["$ref"])
+
+    def validator(self, schema_ref: str) -> Draft202012Validator:
+        validator = self._validators.get(schema_ref)
+        if validator is None:
+            # References resolved once here rather than on every message: validation is on
+            # every request's path, and a registry lookup per `$ref` doubled its cost.
+            schema = self._inline(self._resolve(schema_ref))
+            Draft202012Validator.check_schema(schema)
+            validator = Draft202012Validator(
+                schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+            self._validators[schema_ref] = validator
+        return validator
+
+    def _inline(self, node: Any) -> Any:
+        """`node` with every local `$ref` replaced by its target (the contract has no cycles)."""
+        if isinstance(node, dict):
+            if set(node) == {"$ref"} and str(node["$ref"]).startswith("#/"):
+                return self._inline(self._resolve(node["$ref"]))
+            return {key: self._inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [self._inline(value) for value in node]
+        return node
+
+    def schema_error(self, schema_ref: str, value: object) -> str | None:
+        """The first reason `value` breaks the schema, or None if it conforms."""
+        error: ValidationError | None = next(
+            iter(self.validator(schema_ref).iter_errors(value)), None)
+        if error is None:
+            return None
+        where = "/".join(str(p) for p in error.absolute_path) or "(message)"
+        return f"{where}: {error.message}"[:400]
+
+
+@cache
+def default_contract() -> Contract:
+    text = resources.files("devices.kiosk").joinpath("asyncapi.yaml").read_text("utf-8")
+    return Contract.from_yaml(text)
+
+
+def decode_request(contract: Contract, kid: str, op: str, payload: bytes,
+                   *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Request:
+    """A validated request, or `ProtocolError` with the code and reason for the kiosk."""
+    if len(payload) > max_bytes:
+        raise ProtocolError("payload_too_large", f"payload of {len(payload)} bytes is over "
+                            f"the limit of {max_bytes}")
+    try:
+        message = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError("invalid_payload", f"not UTF-8 JSON: {exc}"[:200]) from None
+    schema = contract.request_schemas.get(op)
+    if schema is None:
+        raise ProtocolError("unknown_op", f"unknown operation {op!r}",
+                            request_id=_salvage_id(contract, message))
+    reason = contract.schema_error(schema, message)
+    if reason is not None:
+        raise ProtocolError("invalid_payload", reason, request_id=_salvage_id(contract, message))
+    return Request(kid=kid, op=op, id=message["id"], ts=message["ts"], boot=message["boot"],
+                   seq=message["seq"], data=message["data"])
+
+
+def _salvage_id(contract: Contract, message: object) -> str | None:
+    """The request id of a broken request, when it has a well-formed one, for the reply."""
+    if isinstance(message, dict):
+        value = message.get("id")
+        if contract.schema_error("#/components/schemas/RequestId", value) is None:
+            return str(value)
+    return None
+
+
+EVENT_SCHEMAS = {"heartbeat": "#/components/schemas/Heartbeat"}
+
+
+def decode_event(contract: Contract, name: str, payload: bytes) -> dict[str, Any]:
+    """A validated kiosk event (`evt/{name}`); events change nothing and get no reply."""
+    schema = EVENT_SCHEMAS.get(name)
+    if schema is None:
+        raise ProtocolError("unknown_op", f"unknown event {name!r}")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError("payload_too_large", "event over the size limit")
+    try:
+        message = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError("invalid_payload", "event is not UTF-8 JSON") from None
+    reason = contract.schema_error(schema, message)
+    if reason is not None:
+        raise ProtocolError("invalid_payload", reason)
+    return cast(dict[str, Any], message)
+
+
+def decode_status(kid: str, payload: bytes, contract: Contract) -> KioskStatus:
+    """A kiosk's retained birth or Will; an empty payload is a cleared retained status."""
+    if not payload:
+        return KioskStatus(kid, online=False, boot=None)
+    try:
+        message = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError("invalid_payload", "status is not UTF-8 JSON") from None
+    reason = contract.schema_error("#/components/schemas/Status", message)
+    if reason is not None:
+        raise ProtocolError("invalid_payload", reason)
+    return KioskStatus(kid, online=message["online"], boot=message.get("boot"))
+
+
+def ok_reply(request_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"v": 1, "re": request_id, "status": "ok", "data": data}
+
+
+def error_reply(request_id: str | None, error: KioskError) -> dict[str, Any]:
+    reply: dict[str, Any] = {"v": 1, "re": request_id, "status": "error",
+                             "error": {"code": error.code, "msg": error.msg[:512]}}
+    if error.data:
+        reply["data"] = error.data
+    return reply
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def gateway_status(online: bool, ts: str) -> bytes:
+    return encode({"online": online, "ts": ts})

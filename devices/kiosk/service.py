@@ -1,0 +1,213 @@
+"""The gateway side of the kiosk link: messages in, validated, served, replied, then acked.
+
+For each request: rate limit, validate against the contract, run the operation (its reply
+committed with its effect), publish the reply, and only then send the PUBACK. If the
+gateway dies anywhere before the PUBACK, the broker redelivers the request and the stored
+reply answers it, so the effect happens exactly once. Input that fails validation is kept
+raw in `dead_letters` with its reason, answered with a clear error, and the service keeps
+serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+
+from devices.kiosk import const
+from devices.kiosk.limits import RateLimiter
+from devices.kiosk.ops import Operations, Reply
+from devices.kiosk.protocol import (
+    Contract,
+    KioskError,
+    ProtocolError,
+    Topics,
+    decode_event,
+    decode_request,
+    decode_status,
+    encode,
+    error_reply,
+)
+from devices.kiosk.transport import Inbound, MqttLink
+from gateway.ledger.codec import to_text
+from gateway.store import Writer
+
+log = logging.getLogger(__name__)
+_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+DEAD_LETTER_SOURCE = "kiosk"
+
+
+@dataclass(slots=True)
+class KioskState:
+    online: bool
+    boot: int | None
+    since: datetime
+    last_seen: datetime
+
+
+@dataclass(slots=True)
+class KioskStats:
+    requests: int = 0
+    replied: int = 0
+    retries: int = 0  # requests answered from a stored reply
+    rejected: Counter[str] = field(default_factory=Counter)  # by error code
+    dead_letters: int = 0
+    events: int = 0
+
+
+class KioskService:
+    def __init__(self, *, link: MqttLink, ops: Operations, topics: Topics, contract: Contract,
+                 writer: Writer, limiter: RateLimiter, max_payload_bytes: int) -> None:
+        self.link = link
+        self.ops = ops
+        self.topics = topics
+        self.contract = contract
+        self.writer = writer
+        self.limiter = limiter
+        self.max_payload_bytes = max_payload_bytes
+        self.kiosks: dict[str, KioskState] = {}
+        self.stats = KioskStats()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Serve until cancelled; each message runs in its own task so writes group-commit."""
+        pruner = asyncio.create_task(self._prune_replies(), name="kiosk-reply-pruner")
+        try:
+            while True:
+                message = await self.link.receive()
+                task = asyncio.create_task(self._serve(message), name="kiosk-message")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        finally:
+            pruner.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def _prune_replies(self) -> None:
+        """Forget stored replies after the retention: a retry that late is a new request,
+        and the ledger's own idempotency (entry ids from the request) still applies it once."""
+        while True:
+            cutoff = to_text(self.ops.ledger.now() - timedelta(seconds=const.REPLY_RETENTION_S))
+            removed = await self.writer.submit(partial(_delete_replies_before, cutoff))
+            if removed:
+                log.info("forgot %s kiosk replies older than %s", removed, cutoff)
+            await asyncio.sleep(const.PRUNE_INTERVAL_S)
+
+    async def _serve(self, message: Inbound) -> None:
+        try:
+            await self._dispatch(message)
+        except Exception:
+            # Not acked: the broker redelivers it after the next reconnect.
+            log.exception("kiosk message on %s failed", message.topic)
+            return
+        self.link.ack(message)
+
+    async def _dispatch(self, message: Inbound) -> None:
+        where = self.topics.parse(message.topic)
+        now = self.ops.ledger.now()
+        if where is None:
+            await self._dead_letter(message, ProtocolError(
+                "invalid_payload", f"not a kiosk topic: {message.topic[:200]}"), now)
+            return
+        if where.kind == "status":
+            await self._status(where.kid, message, now)
+        elif where.kind == "evt":
+            self.stats.events += 1
+            try:
+                decode_event(self.contract, where.name, message.payload)
+            except ProtocolError as bad:
+                await self._dead_letter(message, bad, now)
+                return
+            self._seen(where.kid, now)
+        else:
+            await self._request(where.kid, where.name, message, now)
+
+    async def _request(self, kid: str, op: str, message: Inbound, now: datetime) -> None:
+        self.stats.requests += 1
+        self._seen(kid, now)
+        if not self.limiter.allow(kid, time.monotonic()):
+            self.stats.rejected["rate_limited"] += 1
+            request_id = _quick_id(message.payload)
+            self._reply(kid, error_reply(request_id, KioskError(
+                "rate_limited", "too many requests from this kiosk; retry shortly")),
+                message.correlation)
+            return
+        try:
+            request = decode_request(self.contract, kid, op, message.payload,
+                                     max_bytes=self.max_payload_bytes)
+        except ProtocolError as bad:
+            await self._dead_letter(message, bad, now)
+            self._reply(kid, error_reply(bad.request_id, bad), message.correlation)
+            return
+        try:
+            reply, retry = await self.ops.handle(request)
+        except Exception as exc:
+            log.exception("kiosk %s %s failed", kid, op)
+            reply, retry = error_reply(request.id, KioskError(
+                "internal", f"the gateway could not serve this request ({type(exc).__name__}); "
+                "retry with the same id")), False
+        self.stats.retries += retry
+        if reply["status"] == "error":
+            self.stats.rejected[reply["error"]["code"]] += 1
+        self._reply(kid, reply, request.id.encode())
+
+    def _reply(self, kid: str, reply: Reply, correlation: bytes | None) -> None:
+        self.stats.replied += 1
+        self.link.publish(self.topics.reply(kid), encode(reply), qos=const.QOS_REPLY,
+                          expiry_s=const.REPLY_EXPIRY_S, correlation=correlation)
+
+    async def _status(self, kid: str, message: Inbound, now: datetime) -> None:
+        try:
+            status = decode_status(kid, message.payload, self.contract)
+        except ProtocolError as bad:
+            await self._dead_letter(message, bad, now)
+            return
+        previous = self.kiosks.get(kid)
+        if previous is None or previous.online != status.online:
+            log.info("kiosk %s %s (boot %s)", kid, "online" if status.online else "offline",
+                     status.boot)
+            self.kiosks[kid] = KioskState(status.online, status.boot, now, now)
+        else:
+            previous.boot, previous.last_seen = status.boot, now
+
+    def _seen(self, kid: str, now: datetime) -> None:
+        state = self.kiosks.get(kid)
+        if state is not None:
+            state.last_seen = now
+
+    async def _dead_letter(self, message: Inbound, error: KioskError, now: datetime) -> None:
+        self.stats.dead_letters += 1
+        self.stats.rejected[error.code] += 1
+        context = json.dumps({"topic": message.topic[:512]})
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO dead_letters (source, raw, error_code, error, context, "
+                "received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (DEAD_LETTER_SOURCE, message.payload, error.code, error.msg, context,
+                 to_text(now)))
+        await self.writer.submit(insert)
+        log.warning("kiosk message on %s refused: %s %s", message.topic[:200], error.code,
+                    error.msg)
+
+
+def _delete_replies_before(cutoff: str | None, conn: sqlite3.Connection) -> int:
+    return conn.execute("DELETE FROM kiosk_requests WHERE created_at < ?", (cutoff,)).rowcount
+
+
+def _quick_id(payload: bytes) -> str | None:
+    """The request id for a rate-limited reply, without validating the whole request."""
+    if len(payload) > const.MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        value = json.loads(payload).get("id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and _ULID.match(value) else None

@@ -1,0 +1,87 @@
+"""The kiosk part of the gateway application: broker (demo), MQTT link and service lifetimes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from devices.kiosk import const
+from devices.kiosk.broker import Mosquitto
+from devices.kiosk.demo import seed_demo_members
+from devices.kiosk.limits import RateLimiter
+from devices.kiosk.metrics import kiosk_families
+from devices.kiosk.ops import IdentityKeys, Operations
+from devices.kiosk.protocol import Topics, default_contract, gateway_status
+from devices.kiosk.service import KioskService
+from devices.kiosk.transport import LinkConfig, MqttLink, Retained
+from gateway.keys import KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
+from gateway.ledger.codec import to_text
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def link_config(settings: Settings, topics: Topics, now_text: str) -> LinkConfig:
+    k = settings.kiosk
+    tls = ssl.create_default_context(cafile=k.ca_file) if k.tls else None
+    return LinkConfig(
+        host="127.0.0.1" if k.broker == "embedded" else k.host, port=k.port,
+        client_id=k.client_id or f"mallgate-{settings.site.gateway_id}",
+        username=k.username,
+        password=k.password.get_secret_value() if k.password else None,
+        tls=tls, keepalive_s=k.keepalive_s, session_expiry_s=k.session_expiry_s,
+        subscriptions=tuple((topic, const.QOS_REQUEST) for topic in topics.subscriptions),
+        birth=Retained(topics.gateway_status, gateway_status(True, now_text)),
+        will=Retained(topics.gateway_status, gateway_status(False, now_text)),
+    )
+
+
+def _secret_bytes(value: object) -> bytes | None:
+    get = getattr(value, "get_secret_value", None)
+    return get().encode("utf-8") if get is not None else None
+
+
+async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    k = settings.kiosk
+    if not k.enabled:
+        yield
+        return
+    ledger, writer = app[LEDGER], app[WRITER]
+    keys = IdentityKeys(qr_key=_secret_bytes(k.qr_key), phone_key=_secret_bytes(k.phone_hash_key),
+                        skew_s=k.clock_skew_s)
+    async with contextlib.AsyncExitStack() as stack:
+        if k.broker == "embedded":
+            await stack.enter_async_context(Mosquitto(k.port, k.embedded_dir.resolve()))
+        if k.demo_members:
+            made = await seed_demo_members(writer, ledger, k.demo_members, now=ledger.now(),
+                                           phone_key=keys.phone_key)
+            if made:
+                log.info("demo: created %s demo members (cards DEMO0001...)", made)
+        topics = Topics(settings.site.mall_id)
+        link = await stack.enter_async_context(
+            MqttLink(link_config(settings, topics, str(to_text(ledger.now())))))
+        # Standalone (no central) the local ledger is the authority; with a central, until
+        # sync reports it reachable, redemptions stay within the offline allowance.
+        standalone = settings.central.url is None
+        service = KioskService(
+            link=link, topics=topics, contract=default_contract(), writer=writer,
+            ops=Operations(ledger=ledger, reader=app[READER], writer=writer, keys=keys,
+                           central_online=lambda: standalone,
+                           claim_days=settings.pos.claim_days),
+            limiter=RateLimiter(k.rate_per_s, k.rate_burst),
+            max_payload_bytes=k.max_payload_bytes)
+        app[KIOSK] = service
+        app[METRICS].add(lambda: kiosk_families(service))
+        task = asyncio.create_task(service.run(), name="kiosk-service")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
