@@ -1,0 +1,1 @@
+"""The central member API: its contract (openapi.yaml), typed client and reference server."""

@@ -1,0 +1,1 @@
+"""Two-way sync between the gateway and central: outbox pusher, change-feed puller, resync."""

@@ -1,0 +1,284 @@
+"""Typed client of the central member API over one aiohttp session.
+
+Every call has a timeout (a silent central that accepts the connection and never answers
+is detected, not waited on forever), and every failure becomes one of the typed errors of
+`cloud_api.errors`, so callers decide by class: retry later, re-authenticate, or give up.
+`Retry-After` of a 429 or 503 is carried on the error for the caller's backoff.
+
+    async with CentralClient(url, token) as central:
+        result = await central.push_batch("gw-1", events)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import zlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+
+from cloud_api.errors import (
+    CentralAuthError,
+    CentralError,
+    CentralRejected,
+    CentralUnavailable,
+    CursorExpired,
+    PayloadTooLarge,
+)
+
+# Read the snapshot in pieces this size, so flow control holds the rest back at central.
+SNAPSHOT_READ_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    event_id: str
+    status: str  # accepted | duplicate | rejected
+    server_seq: int | None
+    code: str | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesPage:
+    changes: list[dict[str, Any]]
+    next_cursor: int
+    head: int
+    allowances: dict[str, int]
+
+
+def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def event_json(event_id: str, event_type: str, payload_json: str) -> str:
+    """One event of a batch, with the payload embedded as the JSON text it is stored as."""
+    return (f'{{"event_id":{json.dumps(event_id)},"type":{json.dumps(event_type)},'
+            f'"payload":{payload_json}}}')
+
+
+def batch_body(events: Sequence[str]) -> bytes:
+    return ('{"events":[' + ",".join(events) + "]}").encode()
+
+
+class CentralClient:
+    def __init__(self, base_url: str, token: str, *, timeout_s: float = 10.0,
+                 verify_tls: bool = True) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._verify_tls = verify_tls
+        self._session: aiohttp.ClientSession | None = None
+        # Central's clock minus ours, from the last answer that carried `server_time`.
+        self.clock_offset_ms: float | None = None
+
+    async def __aenter__(self) -> Self:
+        self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    def open(self) -> None:
+        if self._session is None:
+            # ssl=True verifies against the system's CAs; False only when told to.
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, connector=aiohttp.TCPConnector(ssl=self._verify_tls))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _s(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("CentralClient is not open")
+        return self._session
+
+    # -- the transport: one request, one typed outcome ----------------------------------
+    async def _request(self, method: str, path: str, *, timeout_s: float | None = None,
+                       params: dict[str, str] | None = None, body: bytes | None = None,
+                       json_body: Any = None, headers: dict[str, str] | None = None,
+                       ) -> Any:
+        if json_body is not None:
+            body = json.dumps(json_body, ensure_ascii=False).encode()
+        total = timeout_s or self.timeout_s
+        sent = time.monotonic()
+        wall_sent = time.time()
+        try:
+            async with asyncio.timeout(total):
+                async with self._s().request(
+                    method, self.base_url + path, params=params, data=body,
+                    headers={"Content-Type": "application/json", **(headers or {})},
+                ) as response:
+                    text = await response.text()
+                    status = response.status
+                    retry_after = retry_after_s(response.headers.get("Retry-After"))
+        except TimeoutError:
+            raise CentralUnavailable(f"{method} {path}: no answer within {total:g} s",
+                                     code="timeout") from None
+        except aiohttp.ClientError as exc:
+            raise CentralUnavailable(f"{method} {path}: {exc}", code="unreachable") from None
+        if status >= 300:
+            raise _error(status, text, retry_after, f"{method} {path}")
+        data = json.loads(text) if text else None
+        if isinstance(data, dict) and isinstance(data.get("server_time"), str):
+            self._observe_clock(data["server_time"], wall_sent, time.monotonic() - sent)
+        return data
+
+    def _observe_clock(self, server_time: str, wall_sent: float, rtt: float) -> None:
+        try:
+            server = datetime.fromisoformat(server_time).timestamp()
+        except ValueError:
+            return
+        self.clock_offset_ms = (server - (wall_sent + rtt / 2)) * 1000
+
+    # -- gateway calls ------------------------------------------------------------------
+    async def push_batch(self, gateway_id: str, events: Sequence[str], *,
+                         idempotency_key: str | None = None) -> list[Verdict]:
+        """Send events (each from `event_json`); one verdict per event, in order."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        data = await self._request("POST", f"/v1/gateways/{gateway_id}/events:batch",
+                                   body=batch_body(events), headers=headers)
+        return [Verdict(v["event_id"], v["status"], v.get("server_seq"), v.get("code"),
+                        v.get("message")) for v in data["verdicts"]]
+
+    async def changes(self, gateway_id: str, cursor: int, *, limit: int = 500,
+                      wait_s: int = 0) -> ChangesPage:
+        data = await self._request(
+            "GET", f"/v1/gateways/{gateway_id}/changes",
+            params={"cursor": str(cursor), "limit": str(limit), "wait": str(wait_s)},
+            timeout_s=self.timeout_s + wait_s)
+        return ChangesPage(data["changes"], int(data["next_cursor"]), int(data["head"]),
+                           {a["account_id"]: int(a["points"]) for a in data["allowances"]})
+
+    async def heartbeat(self, gateway_id: str, status: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = await self._request(
+            "POST", f"/v1/gateways/{gateway_id}/heartbeat", json_body=status)
+        return data
+
+    async def snapshot(self, gateway_id: str, *, cursor: int | None = None,
+                       phase: str = "member", after: str = "",
+                       idle_timeout_s: float | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The snapshot's lines, decompressed and parsed, as they arrive. Each read has
+        its own timeout, so a stalled stream fails instead of hanging."""
+        params = {"phase": phase, "after": after}
+        if cursor is not None:
+            params["cursor"] = str(cursor)
+        idle = idle_timeout_s or self.timeout_s
+        url = f"{self.base_url}/v1/gateways/{gateway_id}/snapshot"
+        try:
+            async with asyncio.timeout(idle):
+                response = await self._s().get(url, params=params, auto_decompress=False)
+        except TimeoutError:
+            raise CentralUnavailable("snapshot: no answer", code="timeout") from None
+        except aiohttp.ClientError as exc:
+            raise CentralUnavailable(f"snapshot: {exc}", code="unreachable") from None
+        async with response:
+            if response.status >= 300:
+                raise _error(response.status, await response.text(),
+                             retry_after_s(response.headers.get("Retry-After")), "snapshot")
+            gz = zlib.decompressobj(31)
+            pending = b""
+            while True:
+                try:
+                    async with asyncio.timeout(idle):
+                        chunk = await response.content.read(SNAPSHOT_READ_BYTES)
+                except TimeoutError:
+                    raise CentralUnavailable("snapshot stalled", code="timeout") from None
+                except aiohttp.ClientError as exc:
+                    raise CentralUnavailable(f"snapshot broke: {exc}",
+                                             code="unreachable") from None
+                if not chunk:
+                    break
+                while chunk:  # bounded pieces: memory stays flat whatever the ratio
+                    pending += gz.decompress(chunk, SNAPSHOT_READ_BYTES * 8)
+                    chunk = gz.unconsumed_tail
+                    complete, _, pending = pending.rpartition(b"\n")
+                    if complete:
+                        # One parse for many lines: far cheaper than one call per line.
+                        for line in json.loads(b"[" + complete.replace(b"\n", b",") + b"]"):
+                            yield line
+            if pending.strip():
+                yield json.loads(pending)
+
+    # -- back-office calls (mini-program, admin) ----------------------------------------
+    async def create_member(self, mall_id: str, profile: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = await self._request("POST", f"/v1/malls/{mall_id}/members",
+                                                   json_body=profile)
+        return data
+
+    async def get_member(self, mall_id: str, member_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = await self._request(
+            "GET", f"/v1/malls/{mall_id}/members/{member_id}")
+        return data
+
+    async def update_member(self, mall_id: str, member_id: str,
+                            changes: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = await self._request(
+            "PATCH", f"/v1/malls/{mall_id}/members/{member_id}", json_body=changes)
+        return data
+
+    async def erase_member(self, mall_id: str, member_id: str) -> None:
+        await self._request("DELETE", f"/v1/malls/{mall_id}/members/{member_id}")
+
+    async def redeem(self, mall_id: str, member_id: str, *, request_id: str, cost: int,
+                     item: str) -> dict[str, Any]:
+        data: dict[str, Any] = await self._request(
+            "POST", f"/v1/malls/{mall_id}/members/{member_id}/redemptions",
+            json_body={"request_id": request_id, "cost": cost, "item": item})
+        return data
+
+    async def adjust(self, mall_id: str, member_id: str, *, request_id: str, points: int,
+                     reason: str) -> dict[str, Any]:
+        data: dict[str, Any] = await self._request(
+            "POST", f"/v1/malls/{mall_id}/members/{member_id}/adjustments",
+            json_body={"request_id": request_id, "points": points, "reason": reason})
+        return data
+
+    async def put_offer(self, mall_id: str, offer_id: str, offer: dict[str, Any]) -> int:
+        data = await self._request("PUT", f"/v1/malls/{mall_id}/offers/{offer_id}",
+                                   json_body=offer)
+        return int(data["server_seq"])
+
+    async def put_config(self, mall_id: str, kind: str, version: str, payload: Any) -> int:
+        data = await self._request("PUT", f"/v1/malls/{mall_id}/config/{kind}",
+                                   json_body={"version": version, "payload": payload})
+        return int(data["server_seq"])
+
+
+def _error(status: int, text: str, retry_after: float | None, what: str) -> CentralError:
+    try:
+        body = json.loads(text)["error"]
+        code, message = str(body["code"]), str(body["message"])
+        details = body.get("details") or {}
+    except (ValueError, KeyError, TypeError):
+        code, message, details = f"http_{status}", text[:200], {}
+    message = f"{what}: {status} {message}"
+    if status in {401, 403}:
+        return CentralAuthError(message, status=status, code=code, details=details)
+    if status == 410:
+        return CursorExpired(message, status=status, code=code, details=details)
+    if status == 413:
+        return PayloadTooLarge(message, status=status, code=code, details=details)
+    if status == 429 or status >= 500:
+        return CentralUnavailable(message, status=status, code=code, retry_after=retry_after)
+    return CentralRejected(message, status=status, code=code, details=details)

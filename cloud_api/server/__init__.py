@@ -1,0 +1,1 @@
+"""The reference central member API server: aiohttp handlers over SQLite or PostgreSQL."""

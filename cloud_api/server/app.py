@@ -1,0 +1,418 @@
+"""The reference central member API: aiohttp handlers over a `Storage`.
+
+Every route but `/healthz` needs a bearer token. A gateway token reaches only its own
+`/v1/gateways/{gw}/...` routes and its mall's data; a back-office (admin) token reaches
+its mall's `/v1/malls/{mall}/...` routes. Every error has one shape:
+`{"error": {"code", "message", "details"}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from cloud_api.server.storage import Principal, Storage, StorageError
+from gateway.hlc import HybridClock
+from gateway.loyalty import (
+    Entry,
+    EntryKind,
+    LoyaltyError,
+    LoyaltyRules,
+    check_redemption,
+    redemption_entry,
+)
+from gateway.loyalty.calendar import expiry_for
+
+log = logging.getLogger(__name__)
+
+STORAGE = web.AppKey("storage", Storage)
+RULES = web.AppKey("rules", LoyaltyRules)
+NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
+CLOCK = web.AppKey("clock", HybridClock)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+# A batch may hold up to 500 events or 1 MiB (the sync engine's limits); the body cap
+# leaves room for JSON overhead, and anything larger gets 413 so the sender halves it.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+MAX_BATCH_EVENTS = 1000
+MAX_PAGE = 5000
+# A long poll is held at most this long, below common proxy idle timeouts (60 s).
+MAX_WAIT_S = 30.0
+SNAPSHOT_PAGE = 2000
+PURGE_INTERVAL_S = 3600.0
+DEFAULT_RETENTION_DAYS = 90
+
+
+class Notifier:
+    """Wakes long polls of a mall when a change is committed (within this process; other
+    workers' changes are seen at the next re-check)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, mall_id: str) -> asyncio.Event:
+        return self._events.setdefault(mall_id, asyncio.Event())
+
+    def notify(self, mall_id: str) -> None:
+        self._events.pop(mall_id, asyncio.Event()).set()
+
+
+def error(status: int, code: str, message: str, **details: Any) -> web.HTTPException:
+    body = json.dumps({"error": {"code": code, "message": message, "details": details}})
+    if status == 413:
+        return web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, 0, text=body,
+                                             content_type="application/json")
+    classes: dict[int, type[web.HTTPException]] = {
+        400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden,
+        404: web.HTTPNotFound, 409: web.HTTPConflict, 410: web.HTTPGone,
+        422: web.HTTPUnprocessableEntity,
+    }
+    cls = classes.get(status, web.HTTPInternalServerError)
+    return cls(text=body, content_type="application/json")
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except StorageError as exc:
+        raise error(exc.status, exc.code, str(exc)) from None
+    except web.HTTPRequestEntityTooLarge as exc:
+        if exc.content_type == "application/json":
+            raise
+        raise error(413, "too_large", "request body too large",
+                    limit=MAX_BODY_BYTES) from None
+
+
+@web.middleware
+async def auth_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    if request.path == "/healthz":
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    principal = None
+    if scheme.lower() == "bearer" and token:
+        principal = await request.app[STORAGE].authenticate(token.strip())
+    if principal is None:
+        raise error(401, "unauthorized", "a valid bearer token is required")
+    gateway = request.match_info.get("gw")
+    mall = request.match_info.get("mall")
+    if gateway is not None and (principal.scope != "gateway"
+                                or principal.gateway_id != gateway):
+        raise error(403, "forbidden", "this token is not for this gateway")
+    if mall is not None and (principal.scope != "admin" or principal.mall_id != mall):
+        raise error(403, "forbidden", "this token is not for this mall's back office")
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        raise error(400, "invalid_json", f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise error(400, "invalid_json", "body must be a JSON object")
+    return body
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise error(400, "invalid_parameter", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise error(400, "invalid_parameter", f"{name} must be in {low}..{high}")
+    return value
+
+
+def server_time() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+# -- gateway routes ---------------------------------------------------------------------
+
+async def events_batch(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    body = await read_json(request)
+    events = body.get("events")
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise error(400, "invalid_batch", "events must be a list of objects")
+    if len(events) > MAX_BATCH_EVENTS:
+        raise error(413, "too_many_events", "too many events in one batch",
+                    limit=MAX_BATCH_EVENTS)
+    verdicts = await request.app[STORAGE].accept_events(
+        principal.mall_id, principal.gateway_id or "", events)
+    if any(v.status == "accepted" for v in verdicts):
+        request.app[NOTIFIER].notify(principal.mall_id)
+    return web.json_response({"verdicts": [v.as_json() for v in verdicts],
+                              "server_time": server_time()})
+
+
+async def changes(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    cursor = int_param(request, "cursor", 0, 0, 2**62)
+    limit = int_param(request, "limit", 500, 1, MAX_PAGE)
+    wait = min(float(int_param(request, "wait", 0, 0, 3600)), MAX_WAIT_S)
+    storage, notifier = request.app[STORAGE], request.app[NOTIFIER]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        woken = notifier.event(principal.mall_id)
+        page = await storage.changes(principal.mall_id, cursor, limit, principal.gateway_id)
+        remaining = deadline - loop.time()
+        if page.next_cursor > cursor or remaining <= 0:
+            break
+        # Re-check at least every second: another worker may have written.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), min(remaining, 1.0))
+    return web.json_response({
+        "changes": [{"server_seq": c.server_seq, "kind": c.kind, "key": c.key,
+                     "payload": c.payload} for c in page.changes],
+        "next_cursor": str(page.next_cursor), "head": str(page.head),
+        "allowances": [{"account_id": a, "points": p} for a, p in page.allowances.items()],
+        "server_time": server_time(),
+    })
+
+
+async def snapshot(request: web.Request) -> web.StreamResponse:
+    """The mall's current state as gzip NDJSON: a header with the cursor to follow the
+    change feed from, then every member and every ledger entry in key order, then an end
+    line. A broken download resumes with `?cursor=&phase=&after=` from its last line."""
+    principal = principal_of(request)
+    storage = request.app[STORAGE]
+    cursor = int_param(request, "cursor", -1, -1, 2**62)
+    phase = request.query.get("phase", "member")
+    if phase not in {"member", "ledger"}:
+        raise error(400, "invalid_parameter", "phase must be member or ledger")
+    after = request.query.get("after", "")
+    if cursor < 0:
+        cursor, phase, after = await storage.head(principal.mall_id), "member", ""
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
+                                           "Content-Encoding": "gzip"})
+    await response.prepare(request)
+    # Level 1: most of gzip's saving on JSON at a fraction of the CPU of the default.
+    gz = zlib.compressobj(1, zlib.DEFLATED, 31)
+
+    async def send(lines: Iterable[str]) -> None:
+        text = "".join(line + "\n" for line in lines)
+        await response.write(gz.compress(text.encode()) + gz.flush(zlib.Z_SYNC_FLUSH))
+
+    await send([json.dumps({"type": "header", "cursor": str(cursor), "format": 1})])
+    phases = ["member", "ledger"]
+    for kind in phases[phases.index(phase):]:
+        key = after if kind == phase else ""
+        while True:
+            rows = await storage.snapshot_lines(principal.mall_id, kind, key, SNAPSHOT_PAGE)
+            if not rows:
+                break
+            await send(line for _, line in rows)
+            key = rows[-1][0]
+    await send([json.dumps({"type": "end", "cursor": str(cursor)})])
+    await response.write(gz.flush())
+    await response.write_eof()
+    return response
+
+
+async def heartbeat(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    body = await read_json(request)
+    storage = request.app[STORAGE]
+    await storage.heartbeat(principal.mall_id, principal.gateway_id or "", body)
+    return web.json_response({"server_time": server_time(),
+                              "head": str(await storage.head(principal.mall_id))})
+
+
+# -- back-office routes -----------------------------------------------------------------
+
+async def create_member(request: web.Request) -> web.Response:
+    mall = request.match_info["mall"]
+    member = await request.app[STORAGE].create_member(mall, await read_json(request))
+    request.app[NOTIFIER].notify(mall)
+    return web.json_response(member, status=201)
+
+
+async def get_member(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[STORAGE].get_member(
+        request.match_info["mall"], request.match_info["member"]))
+
+
+async def update_member(request: web.Request) -> web.Response:
+    mall = request.match_info["mall"]
+    member = await request.app[STORAGE].update_member(
+        mall, request.match_info["member"], await read_json(request))
+    request.app[NOTIFIER].notify(mall)
+    return web.json_response(member)
+
+
+async def erase_member(request: web.Request) -> web.Response:
+    mall = request.match_info["mall"]
+    await request.app[STORAGE].erase_member(mall, request.match_info["member"])
+    request.app[NOTIFIER].notify(mall)
+    return web.Response(status=204)
+
+
+def _central_stamp(app: web.Application, entry: Entry) -> Entry:
+    now = datetime.now(UTC)
+    return entry.stamped(origin_site="central", origin_seq=0,
+                         hlc=str(app[CLOCK].stamp()), recorded_at=now)
+
+
+async def _record(request: web.Request, entry: Entry) -> web.Response:
+    mall = request.match_info["mall"]
+    verdict = await request.app[STORAGE].record_central(mall, _central_stamp(request.app, entry))
+    if verdict.status == "rejected":
+        raise error(422, verdict.code or "rejected", verdict.message or "")
+    request.app[NOTIFIER].notify(mall)
+    state = await request.app[STORAGE].get_member(mall, request.match_info["member"])
+    return web.json_response({"verdict": verdict.as_json(), "balance": state["balance"]},
+                             status=201 if verdict.status == "accepted" else 200)
+
+
+def _request_id(body: dict[str, Any]) -> str:
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise error(400, "invalid_request", "request_id (the idempotency key) is required")
+    return request_id
+
+
+async def redeem(request: web.Request) -> web.Response:
+    """An online redemption (mini-program): needs the available balance, now."""
+    body = await read_json(request)
+    request_id = _request_id(body)
+    cost, item = body.get("cost"), body.get("item", "gift")
+    if not isinstance(cost, int) or isinstance(cost, bool) or not isinstance(item, str):
+        raise error(400, "invalid_request", "cost must be an integer and item a string")
+    state = await request.app[STORAGE].get_member(request.match_info["mall"],
+                                                  request.match_info["member"])
+    member = state["member"]
+    rules = request.app[RULES]
+    entry = redemption_entry(account_id=member["account_id"], member_id=member["member_id"],
+                             request_id=request_id, cost=max(cost, 1), item=item,
+                             at=datetime.now(UTC), rules=rules, actor="central")
+    if not any(e["entry_id"] == entry.entry_id for e in state["ledger"]):
+        try:
+            check_redemption(cost=cost, available=state["balance"]["available"], online=True,
+                             allowance_left=None)
+        except LoyaltyError as exc:
+            raise error(422, getattr(exc, "code", "refused"), str(exc)) from None
+        except ValueError as exc:
+            raise error(400, "invalid_request", str(exc)) from None
+    return await _record(request, entry)
+
+
+async def adjust(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    request_id = _request_id(body)
+    points, reason = body.get("points"), body.get("reason")
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0 \
+            or not isinstance(reason, str) or not reason:
+        raise error(400, "invalid_request", "points (non-zero integer) and reason are needed")
+    state = await request.app[STORAGE].get_member(request.match_info["mall"],
+                                                  request.match_info["member"])
+    rules, now = request.app[RULES], datetime.now(UTC)
+    entry = Entry(kind=EntryKind.ADJUST, points=points,
+                  account_id=state["member"]["account_id"],
+                  member_id=state["member"]["member_id"], source_type="central.adjust",
+                  source_key=request_id, reason=reason, effective_at=now,
+                  expires_at=expiry_for(now, rules.expiry, rules.tz) if points > 0 else None,
+                  rule_version=rules.version, actor="admin")
+    return await _record(request, entry)
+
+
+async def put_offer(request: web.Request) -> web.Response:
+    mall = request.match_info["mall"]
+    seq = await request.app[STORAGE].put_document(mall, "offer", request.match_info["offer"],
+                                                  await read_json(request))
+    request.app[NOTIFIER].notify(mall)
+    return web.json_response({"server_seq": seq})
+
+
+async def put_config(request: web.Request) -> web.Response:
+    """Publish a configuration document (e.g. `loyalty` rules) as a new version."""
+    mall = request.match_info["mall"]
+    body = await read_json(request)
+    if not isinstance(body.get("version"), str) or "payload" not in body:
+        raise error(400, "invalid_request", "version (string) and payload are required")
+    seq = await request.app[STORAGE].put_document(mall, "config", request.match_info["kind"],
+                                                  body)
+    request.app[NOTIFIER].notify(mall)
+    return web.json_response({"server_seq": seq})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "server_time": server_time()})
+
+
+async def purge_forever(storage: Storage, retention_s: float) -> None:
+    """Drop change-log rows past the retention, once an hour."""
+    while True:
+        for mall_id in await storage.mall_ids():
+            purged = await storage.purge_changes(mall_id, retention_s)
+            if purged:
+                log.info("mall %s: %d change-log rows past retention purged", mall_id, purged)
+        await asyncio.sleep(PURGE_INTERVAL_S)
+
+
+def create_central_app(
+    storage: Storage, *, rules: LoyaltyRules | None = None,
+    middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
+    retention_s: float | None = None,
+) -> web.Application:
+    """The central API over `storage`; the app opens and closes the storage.
+
+    `middlewares` run before authentication (tests use them to inject faults).
+    `retention_s` turns on the hourly purge of the change log (None keeps everything)."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=[*middlewares, errors_middleware, auth_middleware])
+    app[STORAGE] = storage
+    app[RULES] = rules or LoyaltyRules()
+    app[NOTIFIER] = Notifier()
+    app[CLOCK] = HybridClock("central")
+
+    async def storage_context(app: web.Application) -> AsyncIterator[None]:
+        await storage.open()
+        purge = (asyncio.create_task(purge_forever(storage, retention_s), name="purge")
+                 if retention_s is not None else None)
+        yield
+        if purge is not None:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+        await storage.close()
+
+    app.cleanup_ctx.append(storage_context)
+    gw, mall, member = "/v1/gateways/{gw}", "/v1/malls/{mall}", "/v1/malls/{mall}/members"
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post(gw + "/events:batch", events_batch)
+    app.router.add_get(gw + "/changes", changes)
+    app.router.add_get(gw + "/snapshot", snapshot)
+    app.router.add_post(gw + "/heartbeat", heartbeat)
+    app.router.add_post(member, create_member)
+    app.router.add_get(member + "/{member}", get_member)
+    app.router.add_patch(member + "/{member}", update_member)
+    app.router.add_delete(member + "/{member}", erase_member)
+    app.router.add_post(member + "/{member}/redemptions", redeem)
+    app.router.add_post(member + "/{member}/adjustments", adjust)
+    app.router.add_put(mall + "/offers/{offer}", put_offer)
+    app.router.add_put(mall + "/config/{kind}", put_config)
+    return app

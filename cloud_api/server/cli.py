@@ -1,0 +1,73 @@
+"""`mallgate central ...`: run the reference central server and issue its tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from cloud_api.server.app import DEFAULT_RETENTION_DAYS, create_central_app
+from cloud_api.server.postgres_store import PostgresStorage
+from cloud_api.server.sqlite_store import SqliteStorage
+from cloud_api.server.storage import Storage
+
+
+def open_storage(db: Path, dsn: str | None) -> Storage:
+    if dsn:
+        return PostgresStorage(dsn)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteStorage(db)
+
+
+_db = click.option("--db", type=click.Path(path_type=Path, dir_okay=False),
+                   default=Path("var/central.db"), show_default=True,
+                   help="SQLite database file (when no --dsn is given).")
+_dsn = click.option("--dsn", envvar="MALLGATE_CENTRAL_DSN", default=None,
+                    help="PostgreSQL DSN; also from MALLGATE_CENTRAL_DSN. Unset: SQLite.")
+
+
+@click.group("central")
+def central_group() -> None:
+    """The reference central member API (the cloud side of sync)."""
+
+
+@central_group.command("serve")
+@_db
+@_dsn
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8090, show_default=True)
+@click.option("--retention-days", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULT_RETENTION_DAYS, show_default=True,
+              help="How long the change log (tombstones included) is kept; older cursors "
+              "get 410 and gateways resync from a snapshot.")
+def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float) -> None:
+    """Serve the central API until SIGINT or SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    app = create_central_app(open_storage(db, dsn), retention_s=retention_days * 86400)
+    click.echo(f"central listening on http://{host}:{port}")
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+
+
+@central_group.command("token")
+@_db
+@_dsn
+@click.option("--mall", required=True, help="Mall the token is scoped to.")
+@click.option("--gateway", default=None, help="Gateway id (a gateway token).")
+@click.option("--admin", is_flag=True, help="A back-office token for the mall instead.")
+def token(db: Path, dsn: str | None, mall: str, gateway: str | None, admin: bool) -> None:
+    """Issue a bearer token; it is printed once and stored only as a hash."""
+    if admin == (gateway is not None):
+        raise click.UsageError("give either --gateway ID or --admin")
+
+    async def issue() -> str:
+        storage = open_storage(db, dsn)
+        await storage.open()
+        try:
+            return await storage.add_token(mall, "admin" if admin else "gateway", gateway)
+        finally:
+            await storage.close()
+
+    click.echo(asyncio.run(issue()))

@@ -1,0 +1,236 @@
+"""Applying what central sends to the edge store, inside the caller's transaction.
+
+A change page and its cursor commit together, so a crash re-applies a page at most, and
+every operation is idempotent: ledger entries are insert-or-ignore, member upserts keep the
+highest central version, an erasure of an absent member does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.hlc import HybridClock, Stamp
+from gateway.ledger.codec import row_to_entry
+from gateway.ledger.service import insert_remote
+from gateway.loyalty import Entry
+
+CENTRAL_PEER = "central"
+
+
+@dataclass(slots=True)
+class Applied:
+    entries: int = 0
+    members: int = 0
+    erased: int = 0
+    documents: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def remote_entry(data: Mapping[str, Any]) -> tuple[Entry, int | None]:
+    values = {k: v for k, v in data.items() if k != "server_seq"}
+    return row_to_entry(values), data.get("server_seq")
+
+
+# One encoder for the hot path: json.dumps with options builds a new encoder per call.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_list(values: Any) -> str:
+    return _JSON.encode(values) if values else "[]"
+
+
+def upsert_members(conn: sqlite3.Connection, views: Sequence[Mapping[str, Any]],
+                   at: str) -> None:
+    """Central wins: a newer central version replaces the edge's copy of each profile.
+
+    Set-wise (one statement per table for the whole list), so a snapshot of a million
+    members applies at database speed; identifiers follow only a profile that took."""
+    conn.executemany(
+        "INSERT INTO members (id, account_id, display_name_masked, tier, tier_anniversary, "
+        "birth_month, birth_day, tags, opt_outs, central_version, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "account_id = excluded.account_id, display_name_masked = excluded.display_name_masked, "
+        "tier = excluded.tier, tier_anniversary = excluded.tier_anniversary, "
+        "birth_month = excluded.birth_month, birth_day = excluded.birth_day, "
+        "tags = excluded.tags, opt_outs = excluded.opt_outs, "
+        "central_version = excluded.central_version, updated_at = excluded.updated_at "
+        "WHERE excluded.central_version >= members.central_version",
+        [(v["member_id"], v["account_id"], v.get("display_name_masked"),
+          v.get("tier") or "normal", v.get("tier_anniversary"), v.get("birth_month"),
+          v.get("birth_day"), _json_list(v.get("tags")), _json_list(v.get("opt_outs")),
+          int(v.get("version", 0)), at) for v in views])
+    conn.executemany(
+        "INSERT INTO accounts (id, owner_member_id, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (id) DO NOTHING", [(v["account_id"], v["member_id"], at) for v in views])
+    took = [(v["member_id"], int(v.get("version", 0))) for v in views]
+    conn.executemany(
+        "DELETE FROM member_identifiers WHERE member_id = ?1 AND "
+        "(SELECT central_version FROM members WHERE id = ?1) = ?2", took)
+    conn.executemany(
+        "INSERT OR REPLACE INTO member_identifiers (kind, value, member_id) "
+        "SELECT ?1, ?2, ?3 WHERE (SELECT central_version FROM members WHERE id = ?3) = ?4",
+        [(i["kind"], i["value"], v["member_id"], int(v.get("version", 0)))
+         for v in views for i in v.get("identifiers") or []])
+
+
+def upsert_member(conn: sqlite3.Connection, view: Mapping[str, Any], at: str) -> None:
+    upsert_members(conn, [view], at)
+
+
+def erase_member(conn: sqlite3.Connection, member_id: str) -> bool:
+    """Purge a member's personal data from every edge table, in the caller's transaction.
+    The ledger stays: it is keyed by account and holds no personal data."""
+    conn.execute("DELETE FROM member_identifiers WHERE member_id = ?", (member_id,))
+    conn.execute("DELETE FROM coupons WHERE member_id = ?", (member_id,))
+    conn.execute("DELETE FROM offer_deliveries WHERE member_id = ?", (member_id,))
+    conn.execute("UPDATE receipts SET member_id = NULL WHERE member_id = ?", (member_id,))
+    return conn.execute("DELETE FROM members WHERE id = ?", (member_id,)).rowcount > 0
+
+
+def put_document(conn: sqlite3.Connection, kind: str, key: str, payload: Mapping[str, Any],
+                 at: str) -> None:
+    if kind == "offer.upsert":
+        conn.execute(
+            "INSERT INTO offers (id, title, definition, valid_from, valid_until, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET title = excluded.title, "
+            "definition = excluded.definition, valid_from = excluded.valid_from, "
+            "valid_until = excluded.valid_until, updated_at = excluded.updated_at",
+            (key, str(payload.get("title", key)), json.dumps(payload, ensure_ascii=False),
+             payload.get("valid_from"), payload.get("valid_until"), at))
+    else:
+        conn.execute(
+            "INSERT INTO config_versions (kind, version, payload, applied_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (key, str(payload.get("version")),
+             json.dumps(payload.get("payload"), ensure_ascii=False), at))
+
+
+def apply_changes(conn: sqlite3.Connection, changes: Iterable[Mapping[str, Any]],
+                  allowances: Mapping[str, int], *, cursor: int, at: str,
+                  clock: HybridClock | None = None) -> Applied:
+    """One page of the change feed and its cursor, in the caller's transaction."""
+    applied = Applied()
+    entries: list[tuple[Entry, int | None]] = []
+    for change in changes:
+        kind, payload = change["kind"], change["payload"]
+        if kind == "ledger.entry":
+            entry, _ = remote_entry(payload)
+            entries.append((entry, int(change["server_seq"])))
+            if clock is not None and entry.hlc:
+                clock.observe(Stamp.parse(entry.hlc))
+        elif kind == "member.upsert":
+            if payload:  # an upsert scrubbed by a later erasure
+                upsert_member(conn, payload, at)
+                applied.members += 1
+        elif kind == "member.erased":
+            applied.erased += erase_member(conn, change["key"])
+        elif kind in {"offer.upsert", "config.version"}:
+            put_document(conn, kind, change["key"], payload, at)
+            applied.documents += 1
+        else:
+            applied.skipped.append(kind)  # a newer central's operation: ignored, counted
+    applied.entries = insert_remote(conn, entries, at)
+    grant_allowances(conn, allowances, cursor, at)
+    save_cursor(conn, cursor, at)
+    return applied
+
+
+def grant_allowances(conn: sqlite3.Connection, allowances: Mapping[str, int], seq: int,
+                     at: str) -> None:
+    conn.executemany(
+        "INSERT INTO offline_allowances (account_id, points, granted_seq, granted_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET points = excluded.points, "
+        "granted_seq = excluded.granted_seq, granted_at = excluded.granted_at",
+        [(account, max(0, points), seq, at) for account, points in allowances.items()])
+
+
+def save_cursor(conn: sqlite3.Connection, cursor: int, at: str) -> None:
+    conn.execute("INSERT INTO sync_cursor (peer, cursor, updated_at) VALUES (?, ?, ?) "
+                 "ON CONFLICT (peer) DO UPDATE SET cursor = excluded.cursor, "
+                 "updated_at = excluded.updated_at", (CENTRAL_PEER, str(cursor), at))
+
+
+def load_cursor(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT cursor FROM sync_cursor WHERE peer = ?",
+                       (CENTRAL_PEER,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def set_state(conn: sqlite3.Connection, name: str, value: Any, at: str) -> None:
+    conn.execute("INSERT INTO sync_state (name, value, updated_at) VALUES (?, ?, ?) "
+                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+                 "updated_at = excluded.updated_at", (name, json.dumps(value), at))
+
+
+def get_state(conn: sqlite3.Connection, name: str) -> Any:
+    row = conn.execute("SELECT value FROM sync_state WHERE name = ?", (name,)).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+# -- snapshot ------------------------------------------------------------------------
+
+SNAPSHOT_STATE = "snapshot"
+
+
+def apply_snapshot_lines(conn: sqlite3.Connection, lines: Iterable[Mapping[str, Any]],
+                         at: str) -> None:
+    """A chunk of snapshot lines (members, entries) and the progress to resume from."""
+    progress = get_state(conn, SNAPSHOT_STATE) or {}
+    entries: list[tuple[Entry, int | None]] = []
+    members: list[Mapping[str, Any]] = []
+    for line in lines:
+        kind = line["type"]
+        if kind == "header":
+            if progress.get("cursor") != line["cursor"]:
+                conn.execute("DELETE FROM sync_snapshot_seen")
+                progress = {"cursor": line["cursor"], "phase": "member", "after": ""}
+        elif kind == "member":
+            members.append(line["data"])
+            progress.update(phase="member", after=line["key"])
+        elif kind == "ledger":
+            entries.append((row_to_entry(line["data"]), line.get("server_seq")))
+            progress.update(phase="ledger", after=line["key"])
+        elif kind == "end":
+            _flush_members(conn, members, at)
+            members = []
+            # Members central no longer has (erased while this gateway was away) go.
+            for (member_id,) in conn.execute(
+                "SELECT id FROM members WHERE id NOT IN (SELECT member_id FROM "
+                "sync_snapshot_seen)").fetchall():
+                erase_member(conn, member_id)
+            conn.execute("DELETE FROM sync_snapshot_seen")
+            save_cursor(conn, int(line["cursor"]), at)
+            progress = {}
+    _flush_members(conn, members, at)
+    insert_remote(conn, entries, at)
+    if progress:
+        set_state(conn, SNAPSHOT_STATE, progress, at)
+    else:
+        conn.execute("DELETE FROM sync_state WHERE name = ?", (SNAPSHOT_STATE,))
+
+
+def _flush_members(conn: sqlite3.Connection, members: list[Mapping[str, Any]],
+                   at: str) -> None:
+    if members:
+        upsert_members(conn, members, at)
+        conn.executemany("INSERT OR IGNORE INTO sync_snapshot_seen VALUES (?)",
+                         [(m["member_id"],) for m in members])
+
+
+def allowance_left(conn: sqlite3.Connection, account_id: str) -> int | None:
+    """What the account may still redeem offline: central's last grant minus the burns
+    central had not counted when it granted it (this site's unacknowledged burns, and
+    burns sequenced after the grant). None if central never granted one."""
+    row = conn.execute("SELECT points, granted_seq FROM offline_allowances "
+                       "WHERE account_id = ?", (account_id,)).fetchone()
+    if row is None:
+        return None
+    (pending_burns,) = conn.execute(
+        "SELECT coalesce(-sum(l.points), 0) FROM ledger l LEFT JOIN ledger_sync s "
+        "ON s.entry_id = l.entry_id WHERE l.account_id = ? AND l.kind = 'BURN' "
+        "AND (s.entry_id IS NULL OR s.server_seq > ?)", (account_id, row[1])).fetchone()
+    return max(0, int(row[0]) - int(pending_burns))

@@ -1,0 +1,72 @@
+"""`mallgate sync ...`: look at the sync state, or sync once now."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from cloud_api.errors import CentralError
+from gateway.hlc import HybridClock
+from gateway.settings.cli import load_or_exit
+from gateway.store import Reader, Writer
+from sync.context import central_client
+from sync.engine import SyncEngine
+from sync.state import SyncStatus, read_status
+
+_config = click.option("--config", "config_file", required=True,
+                       type=click.Path(path_type=Path, dir_okay=False),
+                       help="The gateway's TOML configuration.")
+
+
+@click.group("sync")
+def sync_group() -> None:
+    """Sync with central: state and a one-off run."""
+
+
+def _print(status: SyncStatus) -> None:
+    click.echo(json.dumps(status.as_json(), indent=2, ensure_ascii=False))
+
+
+@sync_group.command("status")
+@_config
+def status(config_file: Path) -> None:
+    """Outbox depth, oldest pending event, cursor lag, last successes, dead letters."""
+    settings = load_or_exit(config_file, dict(os.environ))
+
+    async def read() -> SyncStatus:
+        async with Reader(settings.store.path) as reader:
+            now = datetime.now(UTC)
+            return await reader.run(lambda c: read_status(c, now))
+
+    if not settings.store.path.exists():
+        raise click.ClickException(f"no store at {settings.store.path} yet")
+    _print(asyncio.run(read()))
+
+
+@sync_group.command("now")
+@_config
+def now(config_file: Path) -> None:
+    """Push the whole outbox and pull up to central's head once, then exit."""
+    settings = load_or_exit(config_file, dict(os.environ))
+    client = central_client(settings)
+    if client is None:
+        raise click.ClickException("no [central] url configured, or [sync] enabled = false")
+
+    async def run() -> SyncStatus:
+        settings.store.path.parent.mkdir(parents=True, exist_ok=True)
+        async with Writer(settings.store.path) as writer, \
+                Reader(settings.store.path) as reader, client:
+            engine = SyncEngine(client, writer, reader, gateway_id=settings.site.gateway_id,
+                                settings=settings.sync,
+                                clock=HybridClock(settings.site.gateway_id))
+            return await engine.sync_now()
+
+    try:
+        _print(asyncio.run(run()))
+    except CentralError as exc:
+        raise click.ClickException(f"sync failed: {exc}") from None

@@ -1,0 +1,274 @@
+"""The sync engine: pushes the outbox up, pulls the change feed down, keeps going.
+
+Three loops run side by side: the pusher (outbox → `events:batch`, verdicts settled in one
+transaction), the puller (long-poll `changes`, each page applied with its cursor in one
+transaction; a 410 switches it to a snapshot resync while the pusher carries on) and the
+heartbeat. Each loop retries failures with full-jitter backoff; nothing is lost across a
+crash because every step is durable before the next one and idempotent when repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sqlite3
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cloud_api.client import CentralClient
+from cloud_api.errors import (
+    CentralAuthError,
+    CentralError,
+    CentralUnavailable,
+    CursorExpired,
+    PayloadTooLarge,
+)
+from gateway.hlc import HybridClock
+from gateway.ledger.codec import to_text
+from gateway.settings.sync import SyncSettings
+from gateway.store import Reader, Writer
+from sync.apply import (
+    SNAPSHOT_STATE,
+    apply_changes,
+    apply_snapshot_lines,
+    get_state,
+    load_cursor,
+    set_state,
+)
+from sync.backoff import Backoff
+from sync.outbox import OutboxEvent, dead_letter, next_batch, settle
+from sync.state import HEAD, LAST_PULL, LAST_PUSH, SyncStatus, read_status
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_CHUNK = 2000  # snapshot lines applied per transaction
+MIN_BATCH_BYTES = 4096
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SyncEngine:
+    def __init__(
+        self, client: CentralClient, writer: Writer, reader: Reader, *, gateway_id: str,
+        settings: SyncSettings, clock: HybridClock, now: Callable[[], datetime] = utc_now,
+        rand: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self.client = client
+        self.writer = writer
+        self.reader = reader
+        self.gateway_id = gateway_id
+        self.settings = settings
+        self.clock = clock
+        self.now = now
+        self.mode = "stopped"
+        self.last_error: str | None = None
+        self.counters: dict[str, int] = {"pushed": 0, "duplicates": 0, "rejected": 0,
+                                         "unsettled": 0, "pulled": 0, "resyncs": 0}
+        self._max_events = settings.batch_max_events
+        self._max_bytes = settings.batch_max_bytes
+        self._push_backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
+        self._pull_backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
+        self._wake_pusher = asyncio.Event()
+
+    def _at(self) -> str:
+        return to_text(self.now()) or ""
+
+    def nudge(self) -> None:
+        """New outbox rows: push now rather than at the next interval."""
+        self._wake_pusher.set()
+
+    # -- one step each ------------------------------------------------------------------
+    async def push_once(self) -> int:
+        """Send the next batch and settle its verdicts; returns how many events were sent
+        (0: the outbox is empty). A 413 halves the batch and tries again at once."""
+        while True:
+            batch = await self.reader.run(lambda c: next_batch(
+                c, max_events=self._max_events, max_bytes=self._max_bytes))
+            if not batch:
+                return 0
+            key = f"{self.gateway_id}:{batch[0].seq}-{batch[-1].seq}:{len(batch)}"
+            try:
+                verdicts = await self.client.push_batch(
+                    self.gateway_id, [e.body for e in batch], idempotency_key=key)
+                break
+            except PayloadTooLarge as exc:
+                await self._too_large(batch, exc)
+        at = self._at()
+
+        def commit(conn: sqlite3.Connection) -> Any:
+            result = settle(conn, batch, verdicts, at)
+            set_state(conn, LAST_PUSH, at, at)
+            return result
+        settled = await self.writer.submit(commit)
+        self.counters["pushed"] += settled.acknowledged
+        self.counters["duplicates"] += settled.duplicates
+        self.counters["rejected"] += settled.rejected
+        self.counters["unsettled"] += settled.unsettled
+        # After a 413 the limits were halved; grow them back as batches go through.
+        self._max_events = min(self.settings.batch_max_events, self._max_events * 2)
+        self._max_bytes = min(self.settings.batch_max_bytes, self._max_bytes * 2)
+        if settled.unsettled:
+            raise CentralUnavailable(f"{settled.unsettled} events got no final verdict",
+                                     code="unsettled")
+        return len(batch)
+
+    async def _too_large(self, batch: list[OutboxEvent], exc: PayloadTooLarge) -> None:
+        if len(batch) > 1:
+            self._max_events = max(1, len(batch) // 2)
+            self._max_bytes = max(MIN_BATCH_BYTES, sum(e.size for e in batch) // 2)
+            log.info("central refused a batch as too large; sending %d events at most",
+                     self._max_events)
+            return
+        # One event alone is too large: it can never be sent; it must not block the rest.
+        (event,) = batch
+        at = self._at()
+        await self.writer.submit(lambda c: dead_letter(c, event, "too_large", str(exc), at))
+        self.counters["rejected"] += 1
+
+    async def pull_once(self, wait_s: int = 0) -> bool:
+        """Fetch and apply one page; True if central has more right away."""
+        if await self.reader.run(lambda c: get_state(c, SNAPSHOT_STATE)) is not None:
+            await self.resync()  # a resync a crash interrupted: finish it first
+        cursor = await self.reader.run(load_cursor) or 0
+        try:
+            page = await self.client.changes(self.gateway_id, cursor,
+                                             limit=self.settings.page_limit, wait_s=wait_s)
+        except CursorExpired:
+            log.warning("change feed cursor %d expired at central: resyncing from a snapshot",
+                        cursor)
+            await self.resync()
+            return True
+        at = self._at()
+
+        def commit(conn: sqlite3.Connection) -> Any:
+            applied = apply_changes(conn, page.changes, page.allowances,
+                                    cursor=page.next_cursor, at=at, clock=self.clock)
+            set_state(conn, LAST_PULL, at, at)
+            set_state(conn, HEAD, page.head, at)
+            return applied
+        applied = await self.writer.submit(commit)
+        self.counters["pulled"] += len(page.changes)
+        if applied.skipped:
+            log.warning("ignored change kinds this gateway does not know: %s",
+                        sorted(set(applied.skipped)))
+        return page.next_cursor < page.head
+
+    async def resync(self) -> None:
+        """Apply central's snapshot, resuming where an interrupted one stopped."""
+        self.mode = "resyncing"
+        self.counters["resyncs"] += 1
+        progress: Mapping[str, Any] = await self.reader.run(
+            lambda c: get_state(c, SNAPSHOT_STATE)) or {}
+        stream = self.client.snapshot(
+            self.gateway_id, cursor=int(progress["cursor"]) if progress else None,
+            phase=progress.get("phase", "member"), after=progress.get("after", ""),
+            idle_timeout_s=self.client.timeout_s)
+        # One chunk is applied on the writer thread while the next one is downloaded and
+        # parsed; chunks still commit in order, each with the progress to resume from.
+        applying: asyncio.Task[None] | None = None
+        chunk: list[dict[str, Any]] = []
+        try:
+            async for line in stream:
+                chunk.append(line)
+                if len(chunk) >= SNAPSHOT_CHUNK or line["type"] == "end":
+                    if applying is not None:
+                        await applying
+                    applying = asyncio.create_task(self._apply_snapshot(chunk))
+                    chunk = []
+            if applying is not None:
+                await applying
+            if chunk:
+                await self._apply_snapshot(chunk)
+        finally:
+            if applying is not None and not applying.done():
+                applying.cancel()
+
+    async def _apply_snapshot(self, lines: list[dict[str, Any]]) -> None:
+        at = self._at()
+        await self.writer.submit(lambda c: apply_snapshot_lines(c, lines, at))
+
+    async def heartbeat(self) -> None:
+        status = await self.status()
+        await self.client.heartbeat(self.gateway_id, {
+            "outbox_depth": status.outbox_depth, "oldest_pending_s": status.oldest_pending_s,
+            "cursor": str(status.cursor or 0), "hlc": str(self.clock.stamp()),
+        })
+
+    async def sync_now(self) -> SyncStatus:
+        """Push everything, then pull up to central's head; errors reach the caller."""
+        while await self.push_once():
+            pass
+        while await self.pull_once():
+            pass
+        self.mode = "online"
+        return await self.status()
+
+    async def status(self) -> SyncStatus:
+        now = self.now()
+        status = await self.reader.run(lambda c: read_status(c, now))
+        status.mode = self.mode
+        status.last_error = self.last_error
+        status.clock_offset_ms = self.client.clock_offset_ms
+        status.hlc_ahead_ms = self.clock.offset_ms()
+        return status
+
+    # -- the loops ----------------------------------------------------------------------
+    async def run(self) -> None:
+        self.mode = "online"
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._push_loop(), name="sync-push")
+            tasks.create_task(self._pull_loop(), name="sync-pull")
+            tasks.create_task(self._heartbeat_loop(), name="sync-heartbeat")
+
+    async def _push_loop(self) -> None:
+        while True:
+            try:
+                sent = await self.push_once()
+            except CentralError as exc:
+                await asyncio.sleep(self._failed(exc, self._push_backoff))
+                continue
+            self._push_backoff.reset()
+            if not sent:
+                self._wake_pusher.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake_pusher.wait(),
+                                           self.settings.push_interval_s)
+
+    async def _pull_loop(self) -> None:
+        wait_s = self.settings.long_poll_s
+        while True:
+            try:
+                more = await self.pull_once(wait_s=wait_s)
+            except CentralError as exc:
+                await asyncio.sleep(self._failed(exc, self._pull_backoff))
+                continue
+            self._pull_backoff.reset()
+            self.mode = "online"
+            if not more and wait_s == 0:
+                await asyncio.sleep(self.settings.push_interval_s)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            with contextlib.suppress(CentralError):
+                await self.heartbeat()
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+    def _failed(self, exc: CentralError, backoff: Backoff) -> float:
+        retry_after = exc.retry_after if isinstance(exc, CentralUnavailable) else None
+        if isinstance(exc, CentralAuthError):
+            self.mode = "auth_failed"
+            delay = backoff.max_s
+            log.error("central refused this gateway's token (%s): sync stopped until it "
+                      "is fixed; retrying in %.0f s", exc.status, delay)
+        else:
+            self.mode = "offline" if exc.retryable else self.mode
+            delay = backoff.next_delay(retry_after)
+            if backoff.failures == 1:  # once per outage, not once per retry
+                log.warning("sync with central failing: %s", exc)
+        self.last_error = str(exc)
+        return delay

@@ -1,0 +1,60 @@
+"""The sync engine's state as operators see it: queue depth, lag, last successes.
+
+`read_status` reads only the store, so `mallgate sync status` works beside a running
+gateway, and the engine adds what only it knows (mode, last error, clock offset).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sync.apply import SNAPSHOT_STATE, get_state, load_cursor
+from sync.outbox import DEAD_LETTER_SOURCE
+
+LAST_PUSH = "last_push_ok"
+LAST_PULL = "last_pull_ok"
+HEAD = "central_head"
+
+
+@dataclass(slots=True)
+class SyncStatus:
+    # online | offline | auth_failed | resyncing; None when read from the store alone
+    mode: str | None = None
+    outbox_depth: int = 0
+    oldest_pending_s: float | None = None
+    failing_events: int = 0
+    dead_letters: int = 0
+    cursor: int | None = None
+    central_head: int | None = None
+    cursor_lag: int | None = None
+    last_push_ok: str | None = None
+    last_pull_ok: str | None = None
+    resync_in_progress: bool = False
+    last_error: str | None = None
+    clock_offset_ms: float | None = None
+    hlc_ahead_ms: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_status(conn: sqlite3.Connection, now: datetime) -> SyncStatus:
+    depth, oldest = conn.execute("SELECT count(*), min(created_at) FROM outbox").fetchone()
+    (failing,) = conn.execute("SELECT count(*) FROM sync_failures").fetchone()
+    (dead,) = conn.execute("SELECT count(*) FROM dead_letters WHERE source = ? AND "
+                           "replayed_at IS NULL", (DEAD_LETTER_SOURCE,)).fetchone()
+    cursor = load_cursor(conn)
+    head = get_state(conn, HEAD)
+    return SyncStatus(
+        outbox_depth=int(depth),
+        oldest_pending_s=(now - datetime.fromisoformat(oldest)).total_seconds()
+        if oldest else None,
+        failing_events=int(failing), dead_letters=int(dead), cursor=cursor,
+        central_head=head,
+        cursor_lag=None if head is None else max(0, int(head) - (cursor or 0)),
+        last_push_ok=get_state(conn, LAST_PUSH), last_pull_ok=get_state(conn, LAST_PULL),
+        resync_in_progress=get_state(conn, SNAPSHOT_STATE) is not None,
+    )

@@ -1,0 +1,58 @@
+"""SIGKILL of the gateway at every step of sync: after a restart everything converges."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from cloud_api.client import CentralClient
+from tests.cloud_api.central import MALL, Central
+from tests.scale import rounds
+from tests.sync.edge import open_edge
+from tests.sync.faults import assert_converged
+from tests.sync.test_faults import ACCOUNTS
+
+ROOT = Path(__file__).resolve().parents[2]
+POINTS = ["after_record", "before_send", "after_reply", "after_settle", "before_apply",
+          "after_apply"]
+COUNT = 40
+
+
+async def child(db: Path, central: Central, *kill: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.sync.crash_child", str(db), central.url,
+        central.gateway_token, str(COUNT), *kill, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(60):
+            out, err = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode() + err.decode()
+
+
+# Which occurrence of the step dies: the 2nd by default, the 1st to 10th under make chaos.
+@pytest.mark.parametrize("nth", range(2, 3) if rounds(1) == 1 else range(1, rounds(1) + 1))
+@pytest.mark.parametrize("point", POINTS)
+async def test_sigkill_at_any_step_then_restart_converges(
+    central: Central, admin: CentralClient, tmp_path: Path, point: str, nth: int,
+) -> None:
+    for member, account in ACCOUNTS.items():
+        await admin.create_member(MALL, {"member_id": member, "account_id": account})
+    for n in range(5):  # something to pull, in several pages
+        await admin.adjust(MALL, "M2", request_id=f"gift-{n}", points=10, reason="gift")
+    db = tmp_path / "gw.db"
+    code, output = await child(db, central, point, str(nth))
+    assert code == -signal.SIGKILL, output
+    code, output = await child(db, central)
+    assert code == 0 and "done" in output, output
+    async with open_edge(db, central.url, central.gateway_token) as edge:
+        await assert_converged(edge, admin, ACCOUNTS)
+        assert await edge.scalar("SELECT count(*) FROM ledger") == COUNT + 5
