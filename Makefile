@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= config/demo.toml
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap demo test lint unit bench fuzz chaos clean
+.PHONY: bootstrap demo test lint unit bench fuzz chaos soak clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -32,11 +32,15 @@ bench: bootstrap
 
 ## fuzz: the property tests with many more examples
 fuzz: bootstrap
-	MALLGATE_FUZZ=1 $(BIN)/pytest -q tests/loyalty/test_properties.py tests/ledger $(PYTEST_ARGS)
+	MALLGATE_FUZZ=1 $(BIN)/pytest -q tests/loyalty/test_properties.py tests/ledger tests/sync/test_state_machine.py tests/kiosk/test_protocol.py $(PYTEST_ARGS)
+
+## soak: the long runs (a 100,000-event backlog drained to central)
+soak: bootstrap
+	MALLGATE_SOAK=1 $(BIN)/pytest -q tests/sync/test_backlog.py $(PYTEST_ARGS)
 
 ## chaos: crash tests with many more kill points
 chaos: bootstrap
-	MALLGATE_CHAOS=1 $(BIN)/pytest -q tests/store tests/ledger -k crash $(PYTEST_ARGS)
+	MALLGATE_CHAOS=1 $(BIN)/pytest -q tests/store tests/ledger tests/sync tests/kiosk -k crash $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -12,6 +12,8 @@ from datetime import datetime
 
 from aiohttp import web
 
+from devices.kiosk.wiring import kiosk_context
+from devices.pos.wiring import pos_context
 from gateway.hlc import HybridClock
 from gateway.http import health, metrics
 from gateway.keys import LEDGER, NOW, READER, SETTINGS, WRITER
@@ -19,6 +21,7 @@ from gateway.ledger import Ledger
 from gateway.ledger.service import utc_now
 from gateway.settings import Settings
 from gateway.store import Reader, Writer
+from sync.context import sync_context
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,9 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> 
     app[SETTINGS] = settings
     app[NOW] = now
     app.cleanup_ctx.append(store_context)
+    app.cleanup_ctx.append(kiosk_context)
+    app.cleanup_ctx.append(pos_context)
+    app.cleanup_ctx.append(sync_context)
     health.add_routes(app)
     metrics.setup(app)
     return app

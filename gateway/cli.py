@@ -7,9 +7,13 @@ from pathlib import Path
 
 import click
 
+from cloud_api.server.cli import central_group
+from devices.kiosk.cli import kiosk_group, sim_kiosk
+from devices.pos.cli import deadletters_group, sim_pos
 from gateway import app, logs
 from gateway.ledger.cli import ledger_group
 from gateway.settings.cli import config_group, load_or_exit
+from sync.cli import sync_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,3 +34,16 @@ def run(config_file: Path) -> None:
 
 main.add_command(config_group)
 main.add_command(ledger_group)
+main.add_command(kiosk_group)
+main.add_command(central_group)
+main.add_command(sync_group)
+main.add_command(deadletters_group)
+
+
+@main.group("sim")
+def sim_group() -> None:
+    """Simulators that speak the real device protocols to a running gateway."""
+
+
+sim_group.add_command(sim_kiosk)
+sim_group.add_command(sim_pos)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -12,9 +13,17 @@ from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store import Reader, Writer
 
+if TYPE_CHECKING:
+    from devices.kiosk.service import KioskService
+    from devices.pos.wiring import PosService
+
 SETTINGS = web.AppKey("settings", Settings)
 NOW: web.AppKey[Callable[[], datetime]] = web.AppKey("now")
 WRITER = web.AppKey("writer", Writer)
 READER = web.AppKey("reader", Reader)
 LEDGER = web.AppKey("ledger", Ledger)
 METRICS = web.AppKey("metrics", Metrics)
+# The kiosk service exists only with [kiosk] enabled: look it up with `app.get(KIOSK)`.
+KIOSK: web.AppKey[KioskService] = web.AppKey("kiosk")
+# The POS ports exist only with [[pos.ports]] configured: look them up with `app.get(POS)`.
+POS: web.AppKey[PosService] = web.AppKey("pos")

@@ -151,6 +151,13 @@ class Ledger:
             [(entry_id, seq, acked_at) for entry_id, seq in acks],
         ))
 
+    async def record_remote(self, entries: Sequence[tuple[Entry, int | None]]) -> int:
+        """Record entries that came from central, `(entry, server_seq)` pairs, as they are
+        (their origin's stamps kept), acknowledged and without outbox rows; returns how
+        many were new."""
+        acked_at = to_text(self.now())
+        return await self._writer.submit(lambda conn: insert_remote(conn, entries, acked_at))
+
     # -- reads ------------------------------------------------------------------------
 
     async def entries(self, account_id: str) -> list[tuple[Entry, bool]]:
@@ -195,6 +202,22 @@ async def account_entries(reader: Reader, account_id: str) -> list[tuple[Entry, 
         ).fetchall()
         return [(tuple_to_entry(row), bool(row[-1])) for row in rows]
     return await reader.run(read)
+
+
+def insert_remote(conn: sqlite3.Connection, entries: Sequence[tuple[Entry, int | None]],
+                  acked_at: str | None) -> int:
+    """Insert central's entries inside the caller's transaction (a sync page and its
+    cursor commit together): insert-or-ignore by id, no outbox row, marked acknowledged."""
+    new = 0
+    for entry, server_seq in entries:
+        new += conn.execute(
+            f"INSERT INTO ledger ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join(':' + c for c in COLUMNS)}) ON CONFLICT DO NOTHING",
+            entry_to_row(entry)).rowcount
+        conn.execute(
+            "INSERT INTO ledger_sync (entry_id, server_seq, acked_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (entry_id) DO NOTHING", (entry.entry_id, server_seq, acked_at))
+    return new
 
 
 def _next_counter(conn: sqlite3.Connection, name: str) -> int:

@@ -41,7 +41,7 @@ def test_minimal_file_takes_every_default(write: Write) -> None:
 
     assert settings.site.mall_id == "demo-mall"
     assert settings.store.path == Path("var/mallgate.db")
-    assert (settings.store.batch_max, settings.store.batch_wait_ms) == (512, 2)
+    assert (settings.store.batch_max, settings.store.batch_wait_ms) == (512, 0)
     assert (settings.http.host, settings.http.port) == ("127.0.0.1", 8080)
     assert settings.central.url is None
     assert settings.central.token is None
