@@ -20,16 +20,13 @@ Order of work for every capture (one print job, frame or JSON line):
 
 from __future__ import annotations
 
-import enum
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from gateway.ledger import Ledger, Recorded
-from gateway.ledger.codec import COLUMNS, row_to_entry, to_text
 from gateway.loyalty import (
     Entry,
     EntryKind,
@@ -37,215 +34,17 @@ from gateway.loyalty import (
     Refund,
     Sale,
     SaleLine,
-    entry_id_for,
     refund_entries,
     sale_entries,
 )
-from gateway.loyalty.calendar import local_date
 from gateway.loyalty.earn import SALE_SOURCE
 from gateway.loyalty.rules import Tier
+from gateway.receipts.model import ParsedReceipt, ReceiptKind, UnreadableReceipt, sale_key
+from gateway.receipts.rows import ledger_entry, receipt_row, refunds_of, utc_text
 from gateway.store import Reader
 
 DEAD_LETTER_SOURCE = "pos"
 T = TypeVar("T")
-
-
-class ReceiptKind(enum.Enum):
-    SALE = "sale"
-    REFUND = "refund"
-    COPY = "copy"  # merchant/customer copy or reprint of a sale already printed
-    NON_SALE = "non_sale"  # kitchen ticket, X/Z report, anything that is not a sale
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    name: str
-    amount_fen: int
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedReceipt:
-    """A receipt as read from the POS, whatever the protocol."""
-
-    kind: ReceiptKind
-    receipt_no: str
-    occurred_at: datetime  # aware, in the store's time zone
-    total_fen: int
-    points_paid_fen: int = 0
-    points_used: int = 0
-    payment: str | None = None
-    member_code: str | None = None
-    original_no: str | None = None  # a refund's original receipt
-    lines: tuple[Line, ...] = ()
-
-    @property
-    def business_date(self) -> date:
-        return self.occurred_at.date()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value, "receipt_no": self.receipt_no,
-            "occurred_at": self.occurred_at.isoformat(),
-            "business_date": self.business_date.isoformat(), "total_fen": self.total_fen,
-            "points_paid_fen": self.points_paid_fen, "points_used": self.points_used,
-            "payment": self.payment, "member_code": self.member_code,
-            "original_no": self.original_no,
-            "lines": [{"name": x.name, "amount_fen": x.amount_fen} for x in self.lines],
-        }
-
-
-class UnreadableReceipt(ValueError):
-    """A capture its parser cannot read; `code` is stable, for counters and dead letters."""
-
-    def __init__(self, reason: str, *, code: str = "unreadable") -> None:
-        super().__init__(reason)
-        self.code = code
-
-
-# -- claiming at a kiosk ----------------------------------------------------------------
-
-
-class ReceiptClaimError(Exception):
-    code = "receipt_claim_error"
-
-
-class ReceiptNotFound(ReceiptClaimError):
-    code = "receipt_not_found"
-
-
-class ReceiptAlreadyClaimed(ReceiptClaimError):
-    code = "receipt_already_claimed"
-
-
-class ReceiptClaimExpired(ReceiptClaimError):
-    code = "receipt_claim_expired"
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimResult:
-    points: int  # points the sale earned the member
-    duplicate: bool  # the same member had already claimed it: this is the first result
-
-
-def _text(at: datetime) -> str:
-    text = to_text(at)
-    assert text is not None  # noqa: S101 - to_text maps only None to None
-    return text
-
-
-def sale_key(store_id: str, pos_id: str, receipt_no: str, business_date: date) -> str:
-    return f"{store_id}:{pos_id}:{receipt_no}:{business_date.isoformat()}"
-
-
-def _sale_of(row: dict[str, Any], parsed: dict[str, Any]) -> Sale:
-    return Sale(
-        store_id=row["store_id"], pos_id=row["pos_id"], receipt_no=row["receipt_no"],
-        business_date=date.fromisoformat(row["business_date"]),
-        occurred_at=datetime.fromisoformat(parsed["occurred_at"]),
-        total_fen=int(parsed["total_fen"]), points_paid_fen=int(parsed["points_paid_fen"]),
-        points_used=int(parsed["points_used"]),
-        lines=tuple(SaleLine(int(x["amount_fen"])) for x in parsed.get("lines", [])),
-    )
-
-
-def _receipt_row(conn: sqlite3.Connection, where: str, args: Sequence[object],
-                 ) -> dict[str, Any] | None:
-    cursor = conn.execute(
-        "SELECT id, store_id, pos_id, receipt_no, business_date, parsed, parse_status, "
-        f"member_id, kind FROM receipts WHERE {where}", tuple(args))
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    return dict(zip([d[0] for d in cursor.description], row, strict=True))
-
-
-def _ledger_entry(conn: sqlite3.Connection, source_type: str, key: str,
-                  kind: EntryKind) -> Entry | None:
-    row = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE entry_id = ?",
-                       (entry_id_for(source_type, key, kind),)).fetchone()
-    return row_to_entry(dict(zip(COLUMNS, row, strict=True))) if row else None
-
-
-async def claim_receipt(
-    ledger: Ledger, *, store_id: str, pos_id: str, receipt_no: str, business_date: date,
-    member_id: str, account_id: str, tier: Tier, now: datetime, claim_days: int,
-) -> ClaimResult:
-    """Credit an unclaimed sale to a member who scanned its receipt at a kiosk.
-
-    Idempotent: the same member claiming again gets the first result (`duplicate=True`);
-    another member gets `ReceiptAlreadyClaimed`. Refunds already recorded against the sale
-    are applied with it, so a claim never credits what was returned.
-    """
-    key = sale_key(store_id, pos_id, receipt_no, business_date)
-
-    def load(conn: sqlite3.Connection) -> tuple[dict[str, Any] | None, Entry | None,
-                                                list[dict[str, Any]]]:
-        row = _receipt_row(conn, "store_id = ? AND pos_id = ? AND receipt_no = ? AND "
-                           "business_date = ?", (store_id, pos_id, receipt_no,
-                                                 business_date.isoformat()))
-        earn = _ledger_entry(conn, SALE_SOURCE, key, EntryKind.EARN)
-        return row, earn, _refunds_of(conn, key)
-
-    _, (row, earn, refunds) = await ledger.record_with([], lambda conn, _: load(conn))
-    if row is None or row["kind"] != ReceiptKind.SALE.value or row["parse_status"] != "parsed":
-        raise ReceiptNotFound(f"no sale {key}")
-    if row["member_id"] is not None:
-        if row["member_id"] == member_id:
-            return ClaimResult(earn.points if earn else 0, duplicate=True)
-        raise ReceiptAlreadyClaimed(f"sale {key} is claimed by another member")
-    if (local_date(now, ledger.rules.tz) - business_date).days > claim_days:
-        raise ReceiptClaimExpired(f"sale {key} is older than {claim_days} days")
-    sale = _sale_of(row, json.loads(row["parsed"]))
-    entries = sale_entries(sale, account_id=account_id, member_id=member_id, tier=tier,
-                           rules=ledger.rules, actor="kiosk")
-    entries += _reversals(entries, sale.total_fen, refunds, ledger)
-    claimed_at = _text(now)
-
-    def mark(conn: sqlite3.Connection, recorded: list[Recorded]) -> None:
-        done = conn.execute("UPDATE receipts SET member_id = ?, claimed_at = ? "
-                            "WHERE id = ? AND member_id IS NULL",
-                            (member_id, claimed_at, row["id"])).rowcount
-        if not done:
-            owner = conn.execute("SELECT member_id FROM receipts WHERE id = ?",
-                                 (row["id"],)).fetchone()
-            if owner is None or owner[0] != member_id:
-                raise ReceiptAlreadyClaimed(f"sale {key} is claimed by another member")
-
-    recorded, _ = await ledger.record_with(entries, mark)
-    points = next((r.entry.points for r in recorded if r.entry.kind is EntryKind.EARN), 0)
-    return ClaimResult(points, duplicate=all(r.duplicate for r in recorded))
-
-
-def _refunds_of(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT store_id, pos_id, receipt_no, business_date, parsed FROM receipts "
-        "WHERE kind = 'refund' AND json_extract(parsed, '$.original_key') = ? ORDER BY id",
-        (key,)).fetchall()
-    return [{"store_id": r[0], "pos_id": r[1], "receipt_no": r[2], "business_date": r[3],
-             "parsed": json.loads(r[4])} for r in rows]
-
-
-def _reversals(sale_side: list[Entry], total_fen: int, refunds: list[dict[str, Any]],
-               ledger: Ledger) -> list[Entry]:
-    earn = next((e for e in sale_side if e.kind is EntryKind.EARN), None)
-    burn = next((e for e in sale_side if e.kind is EntryKind.BURN), None)
-    out: list[Entry] = []
-    prior = 0
-    for refund in refunds:
-        parsed = refund["parsed"]
-        out += refund_entries(
-            Refund(store_id=refund["store_id"], pos_id=refund["pos_id"],
-                   refund_no=refund["receipt_no"],
-                   business_date=date.fromisoformat(refund["business_date"]),
-                   occurred_at=datetime.fromisoformat(parsed["occurred_at"]),
-                   refund_fen=int(parsed["total_fen"])),
-            sale_total_fen=total_fen, earn=earn, burn=burn, prior_refunded_fen=prior,
-            rules=ledger.rules, actor="kiosk")
-        prior += int(parsed["total_fen"])
-    return out
-
-
-# -- the pipeline -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,11 +111,11 @@ class ReceiptPipeline:
         nobody resends, go through `capture` (raw committed first) and `process`.
         """
         self.stats.captured += 1
-        pending = Capture(0, store_id, pos_id, mode, raw, _text(self.ledger.now()))
+        pending = Capture(0, store_id, pos_id, mode, raw, utc_text(self.ledger.now()))
         return await self.process(pending)
 
     async def capture(self, *, store_id: str, pos_id: str, mode: str, raw: bytes) -> Capture:
-        received_at = _text(self.ledger.now())
+        received_at = utc_text(self.ledger.now())
 
         def insert(conn: sqlite3.Connection, _: list[Recorded]) -> int:
             cursor = conn.execute(
@@ -411,7 +210,7 @@ class ReceiptPipeline:
                                   _key_args(capture, receipt)).fetchone() is not None
             original = None
             if receipt.original_no:
-                original = _receipt_row(
+                original = receipt_row(
                     conn, "store_id = ? AND pos_id = ? AND receipt_no = ? AND kind = 'sale' "
                     "AND business_date <= ? ORDER BY business_date DESC LIMIT 1",
                     (capture.store_id, capture.pos_id, receipt.original_no,
@@ -419,9 +218,9 @@ class ReceiptPipeline:
             if original is None:
                 return exists, None, None, None, 0
             okey = json.loads(original["parsed"]).get("key", "")
-            prior = sum(int(r["parsed"]["total_fen"]) for r in _refunds_of(conn, okey))
-            return (exists, original, _ledger_entry(conn, SALE_SOURCE, okey, EntryKind.EARN),
-                    _ledger_entry(conn, SALE_SOURCE, okey, EntryKind.BURN), prior)
+            prior = sum(int(r["parsed"]["total_fen"]) for r in refunds_of(conn, okey))
+            return (exists, original, ledger_entry(conn, SALE_SOURCE, okey, EntryKind.EARN),
+                    ledger_entry(conn, SALE_SOURCE, okey, EntryKind.BURN), prior)
 
         exists, original, earn, burn, prior = await self._look(look)
         if exists:
@@ -487,7 +286,7 @@ class ReceiptPipeline:
         return Outcome(capture_id, "duplicate", receipt_no=receipt.receipt_no)
 
     async def _dead(self, capture: Capture, code: str, reason: str) -> Outcome:
-        now = _text(self.ledger.now())
+        now = utc_text(self.ledger.now())
 
         def store(conn: sqlite3.Connection, _: list[Recorded]) -> int:
             capture_id = _ensure_capture(conn, capture)
@@ -534,7 +333,7 @@ class ReceiptPipeline:
         for letter_id, capture in letters:
             outcome = await self.process(capture)
             if outcome.status != "dead":
-                replayed_at = _text(self.ledger.now())
+                replayed_at = utc_text(self.ledger.now())
                 result = outcome.status
 
                 def done(conn: sqlite3.Connection, _: list[Recorded], letter: int = letter_id,
@@ -599,8 +398,3 @@ def _member(conn: sqlite3.Connection, code: str | None) -> _Member | None:
         "ON m.id = i.member_id WHERE i.kind IN ('card', 'qr_token') AND i.value = ? LIMIT 1",
         (code, code)).fetchone()
     return _Member(*row) if row else None
-
-
-def claim_deadline(business_date: date, claim_days: int) -> date:
-    """The last local day on which a receipt of `business_date` can be claimed."""
-    return business_date + timedelta(days=claim_days)
