@@ -48,7 +48,10 @@ def upsert_members(conn: sqlite3.Connection, views: Sequence[Mapping[str, Any]],
     """Central wins: a newer central version replaces the edge's copy of each profile.
 
     Set-wise (one statement per table for the whole list), so a snapshot of a million
-    members applies at database speed; identifiers follow only a profile that took."""
+    members applies at database speed; identifiers follow only a profile that took. A
+    member appears at most once in `views` (a snapshot chunk, or one change)."""
+    current = _versions(conn, [v["member_id"] for v in views])
+    took = [v for v in views if int(v.get("version", 0)) >= current.get(v["member_id"], -1)]
     conn.executemany(
         "INSERT INTO members (id, account_id, display_name_masked, tier, tier_anniversary, "
         "birth_month, birth_day, tags, opt_outs, central_version, updated_at) "
@@ -62,19 +65,27 @@ def upsert_members(conn: sqlite3.Connection, views: Sequence[Mapping[str, Any]],
         [(v["member_id"], v["account_id"], v.get("display_name_masked"),
           v.get("tier") or "normal", v.get("tier_anniversary"), v.get("birth_month"),
           v.get("birth_day"), _json_list(v.get("tags")), _json_list(v.get("opt_outs")),
-          int(v.get("version", 0)), at) for v in views])
+          int(v.get("version", 0)), at) for v in took])
     conn.executemany(
         "INSERT INTO accounts (id, owner_member_id, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (id) DO NOTHING", [(v["account_id"], v["member_id"], at) for v in views])
-    took = [(v["member_id"], int(v.get("version", 0))) for v in views]
+        "ON CONFLICT (id) DO NOTHING", [(v["account_id"], v["member_id"], at) for v in took])
+    conn.executemany("DELETE FROM member_identifiers WHERE member_id = ?",
+                     [(v["member_id"],) for v in took if v["member_id"] in current])
     conn.executemany(
-        "DELETE FROM member_identifiers WHERE member_id = ?1 AND "
-        "(SELECT central_version FROM members WHERE id = ?1) = ?2", took)
-    conn.executemany(
-        "INSERT OR REPLACE INTO member_identifiers (kind, value, member_id) "
-        "SELECT ?1, ?2, ?3 WHERE (SELECT central_version FROM members WHERE id = ?3) = ?4",
-        [(i["kind"], i["value"], v["member_id"], int(v.get("version", 0)))
-         for v in views for i in v.get("identifiers") or []])
+        "INSERT OR REPLACE INTO member_identifiers (kind, value, member_id) VALUES (?, ?, ?)",
+        [(i["kind"], i["value"], v["member_id"])
+         for v in took for i in v.get("identifiers") or []])
+
+
+def _versions(conn: sqlite3.Connection, member_ids: list[str]) -> dict[str, int]:
+    """The central version of each of these members the edge already has."""
+    found: dict[str, int] = {}
+    for i in range(0, len(member_ids), 500):
+        chunk = member_ids[i:i + 500]
+        found.update(conn.execute(
+            f"SELECT id, central_version FROM members WHERE id IN "
+            f"({', '.join('?' * len(chunk))})", chunk).fetchall())
+    return found
 
 
 def upsert_member(conn: sqlite3.Connection, view: Mapping[str, Any], at: str) -> None:
@@ -220,17 +231,3 @@ def _flush_members(conn: sqlite3.Connection, members: list[Mapping[str, Any]],
         conn.executemany("INSERT OR IGNORE INTO sync_snapshot_seen VALUES (?)",
                          [(m["member_id"],) for m in members])
 
-
-def allowance_left(conn: sqlite3.Connection, account_id: str) -> int | None:
-    """What the account may still redeem offline: central's last grant minus the burns
-    central had not counted when it granted it (this site's unacknowledged burns, and
-    burns sequenced after the grant). None if central never granted one."""
-    row = conn.execute("SELECT points, granted_seq FROM offline_allowances "
-                       "WHERE account_id = ?", (account_id,)).fetchone()
-    if row is None:
-        return None
-    (pending_burns,) = conn.execute(
-        "SELECT coalesce(-sum(l.points), 0) FROM ledger l LEFT JOIN ledger_sync s "
-        "ON s.entry_id = l.entry_id WHERE l.account_id = ? AND l.kind = 'BURN' "
-        "AND (s.entry_id IS NULL OR s.server_seq > ?)", (account_id, row[1])).fetchone()
-    return max(0, int(row[0]) - int(pending_burns))

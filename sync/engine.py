@@ -78,6 +78,12 @@ class SyncEngine:
     def _at(self) -> str:
         return to_text(self.now()) or ""
 
+    @property
+    def online(self) -> bool:
+        """Central answered the last push and pull: online redemptions may go ahead.
+        Other parts read it through the core's `CentralStatus` (app[CENTRAL])."""
+        return self.mode == "online"
+
     def nudge(self) -> None:
         """New outbox rows: push now rather than at the next interval."""
         self._wake_pusher.set()
@@ -233,6 +239,8 @@ class SyncEngine:
                 await asyncio.sleep(self._failed(exc, self._push_backoff))
                 continue
             self._push_backoff.reset()
+            if sent and self.mode == "offline":
+                self.mode = "online"
             if not sent:
                 self._wake_pusher.clear()
                 with contextlib.suppress(TimeoutError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from cloud_api.client import CentralClient
+from gateway.ledger.allowance import allowance_left
 from gateway.loyalty import LoyaltyRules, checkin_entry, redemption_entry
-from sync.apply import allowance_left
 from tests.cloud_api.central import MALL, Central
 from tests.sync.edge import Edge
 
@@ -106,3 +106,16 @@ async def test_offers_and_config_versions_reach_the_edge(
     assert await edge.scalar("SELECT title FROM offers WHERE id = 'welcome'") == "Free coffee"
     assert await edge.scalar("SELECT version FROM config_versions WHERE kind = 'loyalty'") \
         == "2026.2"
+
+
+async def test_record_remote_is_acknowledged_idempotent_and_never_queued(edge: Edge) -> None:
+    remote = checkin_entry(account_id="A1", member_id="M1", at=NOW, rules=RULES).stamped(
+        origin_site="gw-other", origin_seq=9, hlc="0000000000001-0000-gw-other",
+        recorded_at=NOW)
+    assert await edge.ledger.record_remote([(remote, 41)]) == 1
+    assert await edge.ledger.record_remote([(remote, 41)]) == 0
+    assert await edge.scalar("SELECT count(*) FROM outbox") == 0
+    assert await edge.scalar("SELECT server_seq FROM ledger_sync") == 41
+    assert await edge.scalar("SELECT origin_site FROM ledger") == "gw-other"
+    balance = await edge.ledger.balance("A1")
+    assert (balance.confirmed, balance.pending) == (RULES.checkin.points, 0)
