@@ -14,9 +14,10 @@ from aiohttp import web
 
 from devices.kiosk.wiring import kiosk_context
 from devices.pos.wiring import pos_context
+from gateway.central import CentralStatus
 from gateway.hlc import HybridClock
 from gateway.http import health, metrics
-from gateway.keys import LEDGER, NOW, READER, SETTINGS, WRITER
+from gateway.keys import CENTRAL, LEDGER, NOW, READER, SETTINGS, WRITER
 from gateway.ledger import Ledger
 from gateway.ledger.service import utc_now
 from gateway.settings import Settings
@@ -49,6 +50,8 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> 
     app = web.Application()
     app[SETTINGS] = settings
     app[NOW] = now
+    app[CENTRAL] = CentralStatus(configured=settings.central.url is not None
+                                 and settings.sync.enabled)
     app.cleanup_ctx.append(store_context)
     app.cleanup_ctx.append(kiosk_context)
     app.cleanup_ctx.append(pos_context)

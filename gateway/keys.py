@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.central import CentralStatus
 from gateway.ledger import Ledger
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -22,6 +23,7 @@ NOW: web.AppKey[Callable[[], datetime]] = web.AppKey("now")
 WRITER = web.AppKey("writer", Writer)
 READER = web.AppKey("reader", Reader)
 LEDGER = web.AppKey("ledger", Ledger)
+CENTRAL = web.AppKey("central", CentralStatus)
 METRICS = web.AppKey("metrics", Metrics)
 # The kiosk service exists only with [kiosk] enabled: look it up with `app.get(KIOSK)`.
 KIOSK: web.AppKey[KioskService] = web.AppKey("kiosk")

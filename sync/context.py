@@ -11,7 +11,7 @@ from aiohttp import web
 
 from cloud_api.client import CentralClient
 from gateway.hlc import HybridClock
-from gateway.keys import LEDGER, NOW, READER, SETTINGS, WRITER
+from gateway.keys import CENTRAL, LEDGER, NOW, READER, SETTINGS, WRITER
 from gateway.settings import Settings
 from sync.engine import SyncEngine
 
@@ -46,12 +46,14 @@ async def sync_context(app: web.Application) -> AsyncIterator[None]:
     async with client:
         engine = build_engine(settings, client, app, app[LEDGER].clock)
         app[SYNC] = engine
+        app[CENTRAL].attach(lambda: engine.online)
         task = asyncio.create_task(engine.run(), name="sync")
         task.add_done_callback(_report_crash)
         log.info("syncing with %s", settings.central.url)
         try:
             yield
         finally:
+            app[CENTRAL].detach()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

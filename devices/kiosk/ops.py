@@ -23,18 +23,16 @@ from typing import Any, cast, get_args
 from devices.kiosk.identity import Lookup, lookup_for
 from devices.kiosk.protocol import ErrorCode, KioskError, Request, error_reply, ok_reply
 from gateway.ledger import Ledger
+from gateway.ledger.allowance import allowance_left as left_offline
 from gateway.ledger.codec import to_text
 from gateway.ledger.service import Recorded
 from gateway.loyalty import (
     RedemptionRefused,
     check_redemption,
     checkin_entry,
-    offline_allowance,
     redemption_entry,
 )
 from gateway.loyalty.calendar import local_date
-from gateway.loyalty.entries import Entry, EntryKind
-from gateway.loyalty.redemption import REDEEM_SOURCE
 from gateway.loyalty.rules import Tier
 from gateway.receipts import ReceiptClaimError, claim_receipt
 from gateway.store import Reader, Writer
@@ -197,8 +195,9 @@ class Operations:
             online = self.central_online()
             allowance_left = None
             if not online:
-                rows = await self.ledger.entries(member.account_id)
-                allowance_left = self._allowance_left(rows, balance.confirmed)
+                # Central's grant at the last sync, minus what it has not seen spent since.
+                allowance_left = await self.reader.run(
+                    lambda conn: left_offline(conn, member.account_id))
             try:
                 check_redemption(cost=cost, available=balance.available, online=online,
                                  allowance_left=allowance_left)
@@ -247,12 +246,6 @@ class Operations:
         tiers = self.ledger.rules.tiers.tiers
         return next((tier for tier in tiers if tier.code == member.tier), tiers[0])
 
-    def _allowance_left(self, rows: list[tuple[Entry, bool]], confirmed: int) -> int:
-        """The offline allowance minus what was redeemed here since central last confirmed."""
-        spent = sum(-entry.points for entry, acked in rows
-                    if not acked and entry.kind is EntryKind.BURN
-                    and entry.source_type == REDEEM_SOURCE)
-        return offline_allowance(confirmed, self.ledger.rules) - spent
 
 
 def store_reply(conn: sqlite3.Connection, request: Request, reply: Reply,

@@ -19,7 +19,7 @@ from devices.kiosk.ops import IdentityKeys, Operations
 from devices.kiosk.protocol import Topics, default_contract, gateway_status
 from devices.kiosk.service import KioskService
 from devices.kiosk.transport import LinkConfig, MqttLink, Retained
-from gateway.keys import KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
+from gateway.keys import CENTRAL, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
 from gateway.ledger.codec import to_text
 from gateway.settings import Settings
 
@@ -66,13 +66,10 @@ async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
         topics = Topics(settings.site.mall_id)
         link = await stack.enter_async_context(
             MqttLink(link_config(settings, topics, str(to_text(ledger.now())))))
-        # Standalone (no central) the local ledger is the authority; with a central, until
-        # sync reports it reachable, redemptions stay within the offline allowance.
-        standalone = settings.central.url is None
         service = KioskService(
             link=link, topics=topics, contract=default_contract(), writer=writer,
             ops=Operations(ledger=ledger, reader=app[READER], writer=writer, keys=keys,
-                           central_online=lambda: standalone,
+                           central_online=app[CENTRAL].online,
                            claim_days=settings.pos.claim_days),
             limiter=RateLimiter(k.rate_per_s, k.rate_burst),
             max_payload_bytes=k.max_payload_bytes)

@@ -16,7 +16,7 @@ from devices.kiosk.broker import Mosquitto
 from devices.kiosk.identity import make_qr_token
 from devices.kiosk.protocol import default_contract
 from devices.kiosk.sim import new_ulid
-from gateway.keys import KIOSK, LEDGER, METRICS
+from gateway.keys import KIOSK, LEDGER, METRICS, WRITER
 from gateway.receipts import Capture, ParsedReceipt, ReceiptKind, ReceiptPipeline
 from tests.conftest import free_port
 from tests.kiosk.helpers import (
@@ -158,9 +158,20 @@ async def test_offline_redemption_stays_within_the_allowance(
     # A central is configured but not known to be reachable: offline rules apply, and
     # nothing is confirmed by central yet, so the allowance is zero.
     settings = kiosk_settings(tmp_path, broker.port, central="https://central.invalid")
-    async with running_gateway(settings), kiosk(broker.port) as k1:
-        reply = await k1.request("redeem", {"member_id": "m-demo-0001", "kind": "coupon",
-                                            "item": "c-10", "points": 100})
+    async with running_gateway(settings) as app, kiosk(broker.port) as k1:
+        def coupon(n: int) -> dict[str, object]:
+            return {"member_id": "m-demo-0001", "kind": "coupon", "item": f"c-{n}",
+                    "points": 100}
+
+        reply = await k1.request("redeem", coupon(1))
+        assert reply["error"]["code"] == "offline_limit"
+        # Central granted 150 points at its last sync (sequence 0): one redemption of 100
+        # fits, a second does not, since central has not seen the first.
+        await app[WRITER].submit(lambda conn: conn.execute(
+            "INSERT INTO offline_allowances (account_id, points, granted_seq, granted_at) "
+            "VALUES ('a-demo-0001', 150, 0, '2026-01-01T00:00:00+00:00')"))
+        assert (await k1.request("redeem", coupon(2)))["status"] == "ok"
+        reply = await k1.request("redeem", coupon(3))
         assert reply["error"]["code"] == "offline_limit"
 
 
