@@ -32,7 +32,7 @@ bench: bootstrap
 
 ## fuzz: the property tests with many more examples
 fuzz: bootstrap
-	MALLGATE_FUZZ=1 $(BIN)/pytest -q tests/loyalty/test_properties.py tests/ledger tests/sync/test_state_machine.py tests/kiosk/test_protocol.py $(PYTEST_ARGS)
+	MALLGATE_FUZZ=1 $(BIN)/pytest -q tests/loyalty/test_properties.py tests/ledger tests/sync/test_state_machine.py tests/kiosk/test_protocol.py tests/ble $(PYTEST_ARGS)
 
 ## soak: the long runs (a 100,000-event backlog drained to central)
 soak: bootstrap

@@ -1,0 +1,1 @@
+"""BLE proximity: beacon frames, rotating member ids, and arrival/exit per member and zone."""
