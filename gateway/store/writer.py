@@ -27,6 +27,7 @@ from importlib.resources.abc import Traversable
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
+from gateway.store.checkpointer import Checkpointer, CheckpointStats
 from gateway.store.db import StrPath, open_writer
 from gateway.store.errors import StoreError, WriterClosedError
 from gateway.store.migrations import migrate
@@ -108,6 +109,7 @@ class Writer:
         self.batch_wait_ms = batch_wait_ms
         self.queue_max = queue_max
         self.migrations_applied: list[int] = []
+        self._checkpointer = Checkpointer(path)
         self._migrations_dir = migrations_dir
         self._stats = WriterStats()
         self._state = _State.NEW
@@ -132,6 +134,10 @@ class Writer:
         self._active_submits = 0
         self._no_active_submits = asyncio.Event()
         self._closed = asyncio.Event()
+
+    @property
+    def checkpoints(self) -> CheckpointStats:
+        return dataclasses.replace(self._checkpointer.stats)
 
     @property
     def stats(self) -> WriterStats:
@@ -172,6 +178,7 @@ class Writer:
             self._closed.set()
             self._inbox.put(None)  # stops the thread if it is still starting
             raise
+        self._checkpointer.start()
 
     async def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` in the next batch; return its result once the batch is committed.
@@ -214,7 +221,9 @@ class Writer:
             await self._no_active_submits.wait()
         self._hand_over()  # the op of a producer cancelled just now may still be here
         self._inbox.put(None)
+        await asyncio.to_thread(self._checkpointer.stop)
         if self._thread is not None:
+            # Closing the last connection checkpoints what is left and removes the WAL.
             await asyncio.to_thread(self._thread.join)
         self._state = _State.CLOSED
         self._closed.set()
@@ -254,6 +263,8 @@ class Writer:
             return None
         try:
             applied = migrate(conn, self._migrations_dir)
+            # Checkpoints run on the checkpointer's connection, never inside a commit.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException as exc:
             conn.close()
             self._call_on_loop(_settle, ready, None, exc)
