@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from cloud_api.server.schema import schema
 from cloud_api.server.storage import (
     Change,
     ChangePage,
@@ -43,41 +44,7 @@ from gateway.loyalty import Entry, EntryKind, LoyaltyRules, fold, offline_allowa
 
 SCHEMA_LOCK = 0x6D616C6C  # advisory lock key: one worker creates the schema at a time
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tokens (
-    token_sha256 TEXT PRIMARY KEY, mall_id TEXT NOT NULL, scope TEXT NOT NULL,
-    gateway_id TEXT, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS malls (
-    mall_id TEXT PRIMARY KEY, seq BIGINT NOT NULL DEFAULT 0,
-    purged_through BIGINT NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS ledger (
-    entry_id TEXT PRIMARY KEY, mall_id TEXT NOT NULL, account_id TEXT NOT NULL,
-    source_type TEXT NOT NULL, source_key TEXT NOT NULL, kind TEXT NOT NULL,
-    origin TEXT NOT NULL, server_seq BIGINT NOT NULL, payload TEXT NOT NULL,
-    received_at TEXT NOT NULL, UNIQUE (source_type, source_key, kind));
-CREATE INDEX IF NOT EXISTS ledger_account ON ledger (mall_id, account_id);
-CREATE TABLE IF NOT EXISTS accounts (
-    mall_id TEXT NOT NULL, account_id TEXT NOT NULL, entries BIGINT NOT NULL,
-    points_sum BIGINT NOT NULL, last_seq BIGINT NOT NULL,
-    PRIMARY KEY (mall_id, account_id));
-CREATE TABLE IF NOT EXISTS members (
-    mall_id TEXT NOT NULL, member_id TEXT NOT NULL, account_id TEXT NOT NULL,
-    profile TEXT NOT NULL, edge_view TEXT NOT NULL, version BIGINT NOT NULL, erased_at TEXT,
-    updated_at TEXT NOT NULL, PRIMARY KEY (mall_id, member_id));
-CREATE TABLE IF NOT EXISTS changes (
-    mall_id TEXT NOT NULL, server_seq BIGINT NOT NULL, kind TEXT NOT NULL,
-    key TEXT NOT NULL, origin TEXT NOT NULL, account_id TEXT, payload TEXT NOT NULL,
-    created_at TEXT NOT NULL, PRIMARY KEY (mall_id, server_seq));
-CREATE TABLE IF NOT EXISTS flagged_debts (
-    entry_id TEXT PRIMARY KEY, mall_id TEXT NOT NULL, account_id TEXT NOT NULL,
-    debt BIGINT NOT NULL, flagged_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS gateways (
-    mall_id TEXT NOT NULL, gateway_id TEXT NOT NULL, status TEXT NOT NULL,
-    last_seen_at TEXT NOT NULL, PRIMARY KEY (mall_id, gateway_id));
-CREATE TABLE IF NOT EXISTS documents (
-    mall_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL,
-    server_seq BIGINT NOT NULL, PRIMARY KEY (mall_id, kind, key));
-"""
+SCHEMA = schema("BIGINT")
 
 Conn = Any  # an asyncpg connection (asyncpg ships no type information)
 

@@ -1,0 +1,48 @@
+"""Central's tables, one definition for both backends.
+
+Only the integer type differs: PostgreSQL needs BIGINT for sequences and sums that
+outgrow 32 bits; SQLite's INTEGER is already 64-bit.
+"""
+
+from __future__ import annotations
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS tokens (
+    token_sha256 TEXT PRIMARY KEY, mall_id TEXT NOT NULL, scope TEXT NOT NULL,
+    gateway_id TEXT, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS malls (
+    mall_id TEXT PRIMARY KEY, seq {integer} NOT NULL DEFAULT 0,
+    purged_through {integer} NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS ledger (
+    entry_id TEXT PRIMARY KEY, mall_id TEXT NOT NULL, account_id TEXT NOT NULL,
+    source_type TEXT NOT NULL, source_key TEXT NOT NULL, kind TEXT NOT NULL,
+    origin TEXT NOT NULL, server_seq {integer} NOT NULL, payload TEXT NOT NULL,
+    received_at TEXT NOT NULL, UNIQUE (source_type, source_key, kind));
+CREATE INDEX IF NOT EXISTS ledger_account ON ledger (mall_id, account_id);
+CREATE TABLE IF NOT EXISTS accounts (
+    mall_id TEXT NOT NULL, account_id TEXT NOT NULL, entries {integer} NOT NULL,
+    points_sum {integer} NOT NULL, last_seq {integer} NOT NULL,
+    PRIMARY KEY (mall_id, account_id));
+CREATE TABLE IF NOT EXISTS members (
+    mall_id TEXT NOT NULL, member_id TEXT NOT NULL, account_id TEXT NOT NULL,
+    profile TEXT NOT NULL, edge_view TEXT NOT NULL, version {integer} NOT NULL, erased_at TEXT,
+    updated_at TEXT NOT NULL, PRIMARY KEY (mall_id, member_id));
+CREATE TABLE IF NOT EXISTS changes (
+    mall_id TEXT NOT NULL, server_seq {integer} NOT NULL, kind TEXT NOT NULL,
+    key TEXT NOT NULL, origin TEXT NOT NULL, account_id TEXT, payload TEXT NOT NULL,
+    created_at TEXT NOT NULL, PRIMARY KEY (mall_id, server_seq));
+CREATE TABLE IF NOT EXISTS flagged_debts (
+    entry_id TEXT PRIMARY KEY, mall_id TEXT NOT NULL, account_id TEXT NOT NULL,
+    debt {integer} NOT NULL, flagged_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS gateways (
+    mall_id TEXT NOT NULL, gateway_id TEXT NOT NULL, status TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL, PRIMARY KEY (mall_id, gateway_id));
+CREATE TABLE IF NOT EXISTS documents (
+    mall_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL,
+    server_seq {integer} NOT NULL, PRIMARY KEY (mall_id, kind, key));
+"""
+
+
+def schema(integer: str) -> str:
+    """The DDL with `integer` as the integer type ("INTEGER" or "BIGINT")."""
+    return _TABLES.format(integer=integer)
