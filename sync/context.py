@@ -11,9 +11,10 @@ from aiohttp import web
 
 from cloud_api.client import CentralClient
 from gateway.hlc import HybridClock
-from gateway.keys import CENTRAL, LEDGER, NOW, READER, SETTINGS, WRITER
+from gateway.keys import CENTRAL, LEDGER, METRICS, NOW, READER, SETTINGS, WRITER
 from gateway.settings import Settings
 from sync.engine import SyncEngine
+from sync.metrics import SyncMetrics
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ async def sync_context(app: web.Application) -> AsyncIterator[None]:
         engine = build_engine(settings, client, app, app[LEDGER].clock)
         app[SYNC] = engine
         app[CENTRAL].attach(lambda: engine.online)
+        metrics = SyncMetrics(engine)
+        app[METRICS].add(metrics.families)
+        refresh = asyncio.create_task(metrics.refresh_forever(), name="sync-metrics")
         task = asyncio.create_task(engine.run(), name="sync")
         task.add_done_callback(_report_crash)
         log.info("syncing with %s", settings.central.url)
@@ -54,9 +58,12 @@ async def sync_context(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             app[CENTRAL].detach()
+            refresh.cancel()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresh
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

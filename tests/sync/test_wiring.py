@@ -17,7 +17,7 @@ from aiohttp import web
 from cloud_api.client import CentralClient
 from cloud_api.errors import CentralError
 from gateway.app import create_app
-from gateway.keys import LEDGER, READER
+from gateway.keys import CENTRAL, LEDGER, METRICS, READER
 from gateway.loyalty import LoyaltyRules, checkin_entry
 from gateway.settings import Settings
 from sync.context import SYNC
@@ -118,3 +118,11 @@ async def test_central_and_gateway_sync_a_mall_both_ways(tmp_path: Path) -> None
                 await until(confirmed_at_edge)
                 status = await app[SYNC].status()
                 assert status.outbox_depth == 0 and status.mode == "online"
+                assert app[CENTRAL].online()  # what kiosks see: central answers
+
+                async def scraped() -> bool:
+                    text = app[METRICS].render().decode()
+                    return ('mallgate_sync_mode{mode="online"} 1.0' in text
+                            and "mallgate_sync_outbox_depth 0.0" in text
+                            and "mallgate_sync_cursor_lag 0.0" in text)
+                await until(scraped)
