@@ -187,20 +187,31 @@ class ReceiptPipeline:
         parsed = receipt.to_json() | {"key": key}
         member_id = member.member_id if member else None
 
+        committed = await self._commit(capture, receipt, entries, parsed=parsed,
+                                       member_id=member_id, kind="sale")
+        if committed is None:
+            return await self._duplicate(capture, receipt)
+        recorded, capture = committed
+        points = next((r.entry.points for r in recorded if r.entry.kind is EntryKind.EARN), 0)
+        return Outcome(capture.id, "sale", points, member_id, receipt.receipt_no)
+
+    async def _commit(
+        self, capture: Capture, receipt: ParsedReceipt, entries: list[Entry], *,
+        parsed: dict[str, Any], member_id: str | None, kind: str,
+    ) -> tuple[list[Recorded], Capture] | None:
+        """The receipt row with its ledger entries, in one transaction; None if the same
+        receipt was stored meanwhile (then nothing of this one stays)."""
         def store(conn: sqlite3.Connection, recorded: list[Recorded]) -> Capture:
             stored = replace(capture, id=_ensure_capture(conn, capture))
             if not _insert_receipt(conn, stored, receipt, parsed=parsed, member_id=member_id,
-                                   kind="sale"):
-                # Stored meanwhile by another writer: nothing of this one may stay.
-                raise _AlreadyStored(stored)
+                                   kind=kind):
+                raise _AlreadyStored(stored)  # rolls back the entries as well
             return stored
 
         try:
-            recorded, capture = await self.ledger.record_with(entries, store)
+            return await self.ledger.record_with(entries, store)
         except _AlreadyStored:
-            return await self._duplicate(capture, receipt)
-        points = next((r.entry.points for r in recorded if r.entry.kind is EntryKind.EARN), 0)
-        return Outcome(capture.id, "sale", points, member_id, receipt.receipt_no)
+            return None
 
     async def _refund(self, capture: Capture, receipt: ParsedReceipt) -> Outcome:
         def look(conn: sqlite3.Connection) -> tuple[
@@ -244,17 +255,11 @@ class ReceiptPipeline:
                             receipt.business_date),
             "original_key": original_key}
 
-        def store(conn: sqlite3.Connection, recorded: list[Recorded]) -> Capture:
-            stored = replace(capture, id=_ensure_capture(conn, capture))
-            if not _insert_receipt(conn, stored, receipt, parsed=parsed, member_id=member_id,
-                                   kind="refund"):
-                raise _AlreadyStored(stored)
-            return stored
-
-        try:
-            recorded, capture = await self.ledger.record_with(entries, store)
-        except _AlreadyStored:
+        committed = await self._commit(capture, receipt, entries, parsed=parsed,
+                                       member_id=member_id, kind="refund")
+        if committed is None:
             return await self._duplicate(capture, receipt)
+        recorded, capture = committed
         points = sum(r.entry.points for r in recorded if not r.duplicate)
         return Outcome(capture.id, "refund", points, member_id, receipt.receipt_no)
 
