@@ -7,7 +7,7 @@ and expires silent members. No I/O and no clock of its own.
 
 from __future__ import annotations
 
-from devices.ble.identity import Identifier
+from devices.ble.identity import Identifier, Match
 from devices.ble.protocol import Advertisement, ParseStats, parse
 from devices.ble.proximity import Event, Exit, ProximityTracker
 
@@ -17,12 +17,16 @@ class Pipeline:
         self.identifier = identifier
         self.tracker = tracker
         self.parse_stats = ParseStats()
+        # How the member of the last fed sighting was recognised (read right after `feed`
+        # by a caller that records arrivals with it).
+        self.last_match: Match | None = None
 
     def feed(self, advertisement: Advertisement, zone: str, at: float) -> list[Event]:
+        self.last_match = None
         sighting = parse(advertisement, self.parse_stats)
         if sighting is None:
             return []
-        match = self.identifier.identify(sighting)
+        match = self.last_match = self.identifier.identify(sighting)
         if match is None:
             return []
         return self.tracker.observe(match.member_id, zone, sighting.rssi, at)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import time
 from collections import Counter
@@ -22,15 +21,7 @@ from typing import Any
 from devices.kiosk import const
 from devices.kiosk.protocol import Topics, encode
 from devices.kiosk.transport import LinkConfig, MqttLink, Retained
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def new_ulid(now_ms: int | None = None) -> str:
-    """A ULID: 48 bits of milliseconds then 80 random bits, in Crockford base32."""
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+from gateway.ids import new_ulid
 
 
 class KioskClient:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 
 from gateway.loyalty.rules import LoyaltyRules
+from gateway.settings.ble import BleSettings
 from gateway.settings.kiosk import KioskSettings
 from gateway.settings.pos import PosSettings
 from gateway.settings.sync import SyncSettings
@@ -167,6 +168,7 @@ class Settings(SettingsModel):
     logging: LoggingSettings = LoggingSettings()
     kiosk: KioskSettings = KioskSettings()
     pos: PosSettings = PosSettings()
+    ble: BleSettings = BleSettings()
     sync: SyncSettings = SyncSettings()
     loyalty: LoyaltyRules = Field(
         default=LoyaltyRules(),

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from devices.kiosk.broker import Mosquitto
-from devices.kiosk.sim import new_ulid
 from devices.kiosk.transport import LinkConfig, MqttLink
+from gateway.ids import new_ulid
 from tests.kiosk.helpers import TOPICS, kiosk, kiosk_settings_data
 from tests.scale import rounds
 

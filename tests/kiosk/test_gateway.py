@@ -15,7 +15,7 @@ import pytest
 from devices.kiosk.broker import Mosquitto
 from devices.kiosk.identity import make_qr_token
 from devices.kiosk.protocol import default_contract
-from devices.kiosk.sim import new_ulid
+from gateway.ids import new_ulid
 from gateway.keys import KIOSK, LEDGER, METRICS, WRITER
 from gateway.receipts import Capture, ParsedReceipt, ReceiptKind, ReceiptPipeline
 from tests.conftest import free_port
