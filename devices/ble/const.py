@@ -74,3 +74,23 @@ INTERVAL_SAMPLES = 16
 # The most readings kept per (member, zone): bounds memory for a phone advertising at
 # 10 Hz next to a receiver (150 readings in a 15 s window).
 MAX_SAMPLES = 256
+
+# --- local scanner --------------------------------------------------------------------
+
+# A scanner that cannot start (adapter gone, bluetoothd restarting) is retried after 1 s,
+# doubling up to 30 s: bluetoothd restarts in a second or two, a USB adapter re-plugged by
+# hand takes longer, and 30 s lost at a mall entrance is a handful of sightings.
+SCANNER_RETRY_FIRST_S = 1.0
+SCANNER_RETRY_MAX_S = 30.0
+# Each wait is drawn from [(1 - jitter) x, x] so several adapters do not retry in step.
+SCANNER_RETRY_JITTER = 0.5
+# A running scanner asks bluetoothd for its adapter this often: signals tell of a removed
+# adapter or a restarted daemon at once, this catches what no signal announced (a daemon
+# that hung).
+SCANNER_PROBE_INTERVAL_S = 10.0
+# One D-Bus call to bluetoothd (start, stop, probe) gets this long before it counts as
+# failed; a healthy daemon answers in milliseconds.
+SCANNER_CALL_TIMEOUT_S = 10.0
+# A raising advert callback is logged with its traceback at most this often (each one is
+# counted): a bug hit by every advert must not flood the log at the advert rate.
+SCANNER_CALLBACK_LOG_INTERVAL_S = 60.0
