@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchlib import emit, percentile
+from benchlib import emit, free_port, percentile
 
 from devices.kiosk.broker import Mosquitto
 from devices.kiosk.demo import DEMO_SOURCE, demo_ids
@@ -189,11 +189,11 @@ async def bench(plan: Plan) -> None:
         root = Path(tmp)
         db = root / "gw.db"
         await seed(db, plan.members)
-        async with Mosquitto(_free_port(), root / "broker") as broker:
+        async with Mosquitto(free_port(), root / "broker") as broker:
             settings = {
                 "site": {"mall_id": SITE, "gateway_id": "gw-bench"},
                 "store": {"path": str(db)},
-                "http": {"port": _free_port()},
+                "http": {"port": free_port()},
                 "kiosk": {"enabled": True, "port": broker.port, "rate_per_s": 1000.0,
                           "rate_burst": 10_000},
             }
@@ -212,14 +212,6 @@ async def bench(plan: Plan) -> None:
          target=f">= {0.85 * raw:.0f} (85% of raw paho QoS 1 request/reply)", baseline=raw)
     emit(BENCH, "durable_vs_raw_paho", durable / raw, unit="ratio", target=">= 0.85",
          baseline=1.0)
-
-
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- child processes -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from devices.ble.wiring import ble_context
 from devices.kiosk.wiring import kiosk_context
 from devices.pos.wiring import pos_context
 from gateway.central import CentralStatus
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> 
                                  and settings.sync.enabled)
     app.cleanup_ctx.append(store_context)
     app.cleanup_ctx.append(kiosk_context)
+    app.cleanup_ctx.append(ble_context)
     app.cleanup_ctx.append(pos_context)
     app.cleanup_ctx.append(sync_context)
     health.add_routes(app)

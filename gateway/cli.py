@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cloud_api.server.cli import central_group
+from devices.ble.cli import sim_ble
 from devices.kiosk.cli import kiosk_group, sim_kiosk
 from devices.pos.cli import deadletters_group, sim_pos
 from gateway import app, logs
@@ -45,5 +46,6 @@ def sim_group() -> None:
     """Simulators that speak the real device protocols to a running gateway."""
 
 
+sim_group.add_command(sim_ble)
 sim_group.add_command(sim_kiosk)
 sim_group.add_command(sim_pos)

@@ -15,6 +15,7 @@ from gateway.settings import Settings
 from gateway.store import Reader, Writer
 
 if TYPE_CHECKING:
+    from devices.ble.service import BleService
     from devices.kiosk.service import KioskService
     from devices.pos.wiring import PosService
 
@@ -29,3 +30,5 @@ METRICS = web.AppKey("metrics", Metrics)
 KIOSK: web.AppKey[KioskService] = web.AppKey("kiosk")
 # The POS ports exist only with [[pos.ports]] configured: look them up with `app.get(POS)`.
 POS: web.AppKey[PosService] = web.AppKey("pos")
+# BLE proximity exists only with [ble] enabled: look it up with `app.get(BLE)`.
+BLE: web.AppKey[BleService] = web.AppKey("ble")

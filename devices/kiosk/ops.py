@@ -34,6 +34,7 @@ from gateway.loyalty import (
 )
 from gateway.loyalty.calendar import local_date
 from gateway.loyalty.rules import Tier
+from gateway.offers.store import OfferClaimError, claim_offer
 from gateway.receipts import ReceiptClaimError, claim_receipt
 from gateway.store import Reader, Writer
 
@@ -45,6 +46,7 @@ Reply = dict[str, Any]
 STORED_ERRORS: frozenset[str] = frozenset({
     "unknown_member", "invalid_token", "token_expired", "insufficient_points",
     "offline_limit", "already_checked_in", "receipt_already_claimed", "receipt_claim_expired",
+    "offer_not_available", "offer_already_claimed",
 })
 
 
@@ -86,13 +88,16 @@ class _AccountLocks:
 
 class Operations:
     def __init__(self, *, ledger: Ledger, reader: Reader, writer: Writer, keys: IdentityKeys,
-                 central_online: Callable[[], bool], claim_days: int) -> None:
+                 central_online: Callable[[], bool], claim_days: int, site: str = "",
+                 offer_claim_s: int = 3600) -> None:
         self.ledger = ledger
         self.reader = reader
         self.writer = writer
         self.keys = keys
         self.central_online = central_online
         self.claim_days = claim_days
+        self.site = site
+        self.offer_claim_s = offer_claim_s
         self._locks = _AccountLocks()
         self._handlers: dict[str, Callable[[Request, Member, datetime], Awaitable[Reply]]] = {
             "member.identify": self._identify,
@@ -100,6 +105,7 @@ class Operations:
             "checkin": self._checkin,
             "redeem": self._redeem,
             "receipt.claim": self._receipt_claim,
+            "offer.claim": self._offer_claim,
         }
 
     @property
@@ -241,6 +247,26 @@ class Operations:
         reply = ok_reply(request.id, {"member_id": member.id, "points": result.points,
                                       "available": balance.available})
         return await self.writer.submit(lambda conn: store_reply(conn, request, reply, now))
+
+    async def _offer_claim(self, request: Request, member: Member, now: datetime) -> Reply:
+        """The coupon of a welcome offer shown to this member; the coupon, its event for sync
+        and this reply commit together, so a retry gets the same coupon."""
+        offer_id = request.data["offer_id"]
+
+        def claim(conn: sqlite3.Connection) -> Reply:
+            try:
+                claimed = claim_offer(conn, site=self.site, member_id=member.id,
+                                      account_id=member.account_id, offer_id=offer_id,
+                                      kiosk_id=request.kid, claim_s=self.offer_claim_s, now=now)
+            except OfferClaimError as refused:
+                reply = error_reply(request.id, KioskError(refused.code, str(refused)))
+            else:
+                reply = ok_reply(request.id, {
+                    "member_id": member.id, "offer_id": offer_id, "title": claimed.title,
+                    "description": claimed.description, "coupon_code": claimed.coupon_code,
+                    "expires_at": to_text(claimed.expires_at)})
+            return store_reply(conn, request, reply, now)
+        return await self.writer.submit(claim)
 
     def _tier(self, member: Member) -> Tier:
         tiers = self.ledger.rules.tiers.tiers

@@ -30,7 +30,7 @@ ErrorCode = Literal[
     "invalid_payload", "payload_too_large", "unknown_op", "unknown_member", "invalid_token",
     "token_expired", "insufficient_points", "offline_limit", "already_checked_in",
     "receipt_not_found", "receipt_already_claimed", "receipt_claim_expired",
-    "rate_limited", "internal",
+    "offer_not_available", "offer_already_claimed", "rate_limited", "internal",
 ]
 
 
@@ -222,7 +222,7 @@ def decode_request(contract: Contract, kid: str, op: str, payload: bytes,
                             f"the limit of {max_bytes}")
     try:
         message = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError("invalid_payload", f"not UTF-8 JSON: {exc}"[:200]) from None
     schema = contract.request_schemas.get(op)
     if schema is None:
@@ -256,7 +256,7 @@ def decode_event(contract: Contract, name: str, payload: bytes) -> dict[str, Any
         raise ProtocolError("payload_too_large", "event over the size limit")
     try:
         message = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ProtocolError("invalid_payload", "event is not UTF-8 JSON") from None
     reason = contract.schema_error(schema, message)
     if reason is not None:
@@ -270,7 +270,7 @@ def decode_status(kid: str, payload: bytes, contract: Contract) -> KioskStatus:
         return KioskStatus(kid, online=False, boot=None)
     try:
         message = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ProtocolError("invalid_payload", "status is not UTF-8 JSON") from None
     reason = contract.schema_error("#/components/schemas/Status", message)
     if reason is not None:

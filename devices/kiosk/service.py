@@ -17,9 +17,11 @@ import re
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from devices.kiosk import const
 from devices.kiosk.limits import RateLimiter
@@ -36,6 +38,7 @@ from devices.kiosk.protocol import (
     error_reply,
 )
 from devices.kiosk.transport import Inbound, MqttLink
+from gateway.ids import new_ulid
 from gateway.ledger.codec import to_text
 from gateway.store import Writer
 
@@ -60,6 +63,11 @@ class KioskStats:
     rejected: Counter[str] = field(default_factory=Counter)  # by error code
     dead_letters: int = 0
     events: int = 0
+    commands: int = 0  # commands published to kiosks (offer.show, ...)
+
+
+# Takes an MQTT message outside the kiosk tree; True if it was its to handle.
+Route = Callable[[Inbound], Awaitable[bool]]
 
 
 class KioskService:
@@ -75,6 +83,20 @@ class KioskService:
         self.kiosks: dict[str, KioskState] = {}
         self.stats = KioskStats()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Other parts reading from the same link (BLE receivers): each gets the messages
+        # outside the kiosk tree first and says whether it took them.
+        self.routes: list[Route] = []
+
+    def command(self, kid: str, name: str, data: dict[str, Any], *, expiry_s: int) -> str:
+        """Publish command `name` (e.g. "offer.show") to kiosk `kid`, QoS 1 with a message
+        expiry; returns the command's id, which the kiosk echoes in its `cmd.ack` event."""
+        command_id = new_ulid()
+        message = {"v": 1, "id": command_id, "ts": to_text(self.ops.ledger.now()),
+                   "data": data}
+        self.link.publish(self.topics.command(kid, name), encode(message),
+                          qos=const.QOS_REQUEST, expiry_s=expiry_s)
+        self.stats.commands += 1
+        return command_id
 
     async def run(self) -> None:
         """Serve until cancelled; each message runs in its own task so writes group-commit."""
@@ -113,6 +135,9 @@ class KioskService:
         where = self.topics.parse(message.topic)
         now = self.ops.ledger.now()
         if where is None:
+            for route in self.routes:
+                if await route(message):
+                    return
             await self._dead_letter(message, ProtocolError(
                 "invalid_payload", f"not a kiosk topic: {message.topic[:200]}"), now)
             return
@@ -208,6 +233,6 @@ def _quick_id(payload: bytes) -> str | None:
         return None
     try:
         value = json.loads(payload).get("id")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     return value if isinstance(value, str) and _ULID.match(value) else None

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from devices.ble.remote import ReceiverTopics
 from devices.kiosk import const
 from devices.kiosk.broker import Mosquitto
 from devices.kiosk.demo import seed_demo_members
@@ -35,10 +36,19 @@ def link_config(settings: Settings, topics: Topics, now_text: str) -> LinkConfig
         username=k.username,
         password=k.password.get_secret_value() if k.password else None,
         tls=tls, keepalive_s=k.keepalive_s, session_expiry_s=k.session_expiry_s,
-        subscriptions=tuple((topic, const.QOS_REQUEST) for topic in topics.subscriptions),
+        subscriptions=(
+            *((topic, const.QOS_REQUEST) for topic in topics.subscriptions),
+            # BLE remote receivers' sightings (QoS 0) and statuses, when there are any
+            *((topic, 0) for topic in receiver_subscriptions(settings))),
         birth=Retained(topics.gateway_status, gateway_status(True, now_text)),
         will=Retained(topics.gateway_status, gateway_status(False, now_text)),
     )
+
+
+def receiver_subscriptions(settings: Settings) -> tuple[str, ...]:
+    if not (settings.ble.enabled and settings.ble.receivers):
+        return ()
+    return ReceiverTopics(settings.site.mall_id).subscriptions
 
 
 def _secret_bytes(value: object) -> bytes | None:
@@ -70,7 +80,9 @@ async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
             link=link, topics=topics, contract=default_contract(), writer=writer,
             ops=Operations(ledger=ledger, reader=app[READER], writer=writer, keys=keys,
                            central_online=app[CENTRAL].online,
-                           claim_days=settings.pos.claim_days),
+                           claim_days=settings.pos.claim_days,
+                           site=settings.site.gateway_id,
+                           offer_claim_s=settings.ble.welcome.claim_s),
             limiter=RateLimiter(k.rate_per_s, k.rate_burst),
             max_payload_bytes=k.max_payload_bytes)
         app[KIOSK] = service

@@ -26,7 +26,7 @@ def logins(tmp_path: Path) -> dict[str, str]:
     """Kiosk logins made with `mallgate kiosk add`, the gateway's with mosquitto_passwd."""
     passwd = tmp_path / "passwd"
     passwords = {}
-    for kid in ("k1", "k2"):
+    for kid in ("k1", "k2", "rx-1"):
         result = CliRunner().invoke(main, ["kiosk", "add", kid, "--passwd-file", str(passwd)])
         assert result.exit_code == 0, result.output
         passwords[kid] = result.output.split("password ")[1].split()[0]
@@ -89,6 +89,25 @@ async def test_a_kiosk_cannot_publish_into_another_kiosks_tree(
             await gateway.published(gateway.publish(topic, topic.encode(), qos=1))
         only = await asyncio.wait_for(k1.receive(), 10)
         assert only.topic == f"{base}/k1/rsp"  # the two before it were not delivered
+
+
+async def test_a_receiver_publishes_only_its_own_sightings(
+        secured: Mosquitto, logins: dict[str, str]) -> None:
+    base = f"lty/v1/{SITE}/receiver"
+    gw = f"gateway-{SITE}"
+    async with (login(secured, gw, logins[gw], f"{base}/+/adv") as gateway,
+                login(secured, "rx-1", logins["rx-1"]) as rx):
+        await asyncio.wait_for(gateway.connected.wait(), 10)
+        await asyncio.wait_for(rx.connected.wait(), 10)
+        await gateway.published(gateway.publish(f"lty/v1/{SITE}/barrier", b"", qos=1))
+        refused = await asyncio.wait_for(rx.published(
+            rx.publish(f"{base}/rx-2/adv", b"forged", qos=1)), 10)
+        assert refused is not None and refused.value == 0x87  # Not authorized
+        accepted = await asyncio.wait_for(rx.published(
+            rx.publish(f"{base}/rx-1/adv", b"own", qos=1)), 10)
+        assert accepted is not None and not accepted.is_failure
+        got = await asyncio.wait_for(gateway.receive(), 10)
+        assert (got.topic, got.payload) == (f"{base}/rx-1/adv", b"own")
 
 
 async def test_a_wrong_password_is_refused(secured: Mosquitto, logins: dict[str, str]) -> None:

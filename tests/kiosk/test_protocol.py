@@ -80,6 +80,7 @@ def test_a_valid_request_decodes() -> None:
 @pytest.mark.parametrize(("op", "payload", "code", "reason"), [
     ("checkin", b"{not json", "invalid_payload", "not UTF-8 JSON"),
     ("checkin", b"\xff\xfe", "invalid_payload", "not UTF-8 JSON"),
+    ("checkin", b"[" * 5000, "invalid_payload", "not UTF-8 JSON"),  # nested past the stack
     ("checkin", b"[]", "invalid_payload", "is not of type 'object'"),
     ("checkin", envelope({"member_id": "M1", "extra": 1}), "invalid_payload",
      "Additional properties"),
