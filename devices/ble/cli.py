@@ -41,7 +41,7 @@ def _receiver(value: str) -> SimReceiver:
               help="Visitors include demo members 1..N (m-demo-0001...) with their demo keys.")
 @click.option("--mall-uuid", default=str(DEMO_MALL_UUID), show_default=True,
               help="The iBeacon UUID iPhones send their member token under.")
-@click.option("--rate", default=6.0, show_default=True, type=click.FloatRange(min=0.01),
+@click.option("--rate", default=15.0, show_default=True, type=click.FloatRange(min=0.01),
               help="Visitors arriving per minute.")
 @click.option("--duration", default=120.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds to run; visits are planned to end inside it.")
