@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -23,6 +22,7 @@ from devices.ble.service import BleService
 from devices.ble.transport import ScannerReceiver
 from gateway.keys import BLE, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
 from gateway.ledger.codec import to_text
+from gateway.lifetimes import background
 from gateway.offers.demo import seed_demo_offers
 from gateway.offers.welcome import Welcome
 from gateway.settings.ble import BleSettings
@@ -88,12 +88,9 @@ async def ble_context(app: web.Application) -> AsyncIterator[None]:
             ScannerReceiver(adapter.name, adapter.zone, service.feed, scanning_mode=adapter.mode))
             for adapter in ble.adapters]
         service.scanners = scanners
-        task = asyncio.create_task(service.run(), name="ble-service")
         try:
-            yield
+            async with background(service.run(), "ble-service"):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             if kiosks is not None:
                 kiosks.routes.remove(service.route)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import ssl
@@ -22,6 +21,7 @@ from devices.kiosk.service import KioskService
 from devices.kiosk.transport import LinkConfig, MqttLink, Retained
 from gateway.keys import CENTRAL, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
 from gateway.ledger.codec import to_text
+from gateway.lifetimes import background
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,5 @@ async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
             max_payload_bytes=k.max_payload_bytes)
         app[KIOSK] = service
         app[METRICS].add(lambda: kiosk_families(service))
-        task = asyncio.create_task(service.run(), name="kiosk-service")
-        try:
+        async with background(service.run(), "kiosk-service"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from devices.ble.demo import DEMO_MALL_UUID, demo_key
@@ -94,6 +95,14 @@ def send(link: MqttLink, rid: str, seq: int, adverts: list[RemoteAdvert]) -> Non
                  qos=0)
 
 
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[tuple[web.Application, int]]:
+    """A mosquitto and the gateway app with BLE on it: (app, broker port)."""
+    async with (Mosquitto(free_port(), tmp_path / "broker") as broker,
+                running_gateway(ble_settings(tmp_path, broker.port)) as app):
+        yield app, broker.port
+
+
 async def outbox(app: web.Application) -> list[tuple[str, dict[str, Any]]]:
     rows = await app[READER].run(lambda conn: conn.execute(
         "SELECT event_type, payload FROM outbox WHERE event_type != 'ledger.entry' "
@@ -101,92 +110,88 @@ async def outbox(app: web.Application) -> list[tuple[str, dict[str, Any]]]:
     return [(kind, json.loads(payload)) for kind, payload in rows]
 
 
-async def test_a_member_who_lingers_gets_one_offer_and_passers_by_none(tmp_path: Path) -> None:
-    async with Mosquitto(free_port(), tmp_path / "broker") as broker:
-        port = broker.port
-        async with (running_gateway(ble_settings(tmp_path, port)) as app,
-                    watching_kiosks(port) as kiosks, receiver(port, "rx-north") as north):
-            ble = app[BLE]
-            await eventually(lambda: ble.receivers["rx-north"].online is True)
-            send(north, "rx-north", 1, linger(GOLD) + linger(SILVER)
-                 + [advert(DIAMOND, -60, 300), advert(DIAMOND, -61, 0)]  # walks past
-                 + [RemoteAdvert(ad=eid_ad(b"\x01" * 8), rssi=-55, age_ms=0)])  # a stranger
-            await eventually(lambda: ble.stats.arrivals == 2)
-            await ble.settle()
-            await eventually(lambda: len(kiosks.shown) == 2)
-            by_member = {show["data"]["member"]["member_id"]: (kid, show)
-                         for kid, show in kiosks.shown}
-            assert set(by_member) == {GOLD, SILVER}
-            kid, gold_show = by_member[GOLD]
-            assert kid == "k1" and gold_show["data"]["offer_id"] == "demo-welcome-vip"
-            assert gold_show["data"]["member"]["tier"] == "gold"
-            assert by_member[SILVER][1]["data"]["offer_id"] == "demo-welcome"
-            for _, show in kiosks.shown:
-                assert CONTRACT.schema_error("#/components/schemas/OfferShow", show) is None
+async def test_a_member_who_lingers_gets_one_offer_and_passers_by_none(
+        gateway: tuple[web.Application, int]) -> None:
+    app, port = gateway
+    async with watching_kiosks(port) as kiosks, receiver(port, "rx-north") as north:
+        ble = app[BLE]
+        await eventually(lambda: ble.receivers["rx-north"].online is True)
+        send(north, "rx-north", 1, linger(GOLD) + linger(SILVER)
+             + [advert(DIAMOND, -60, 300), advert(DIAMOND, -61, 0)]  # walks past
+             + [RemoteAdvert(ad=eid_ad(b"\x01" * 8), rssi=-55, age_ms=0)])  # a stranger
+        await eventually(lambda: ble.stats.arrivals == 2)
+        await ble.settle()
+        await eventually(lambda: len(kiosks.shown) == 2)
+        by_member = {show["data"]["member"]["member_id"]: (kid, show)
+                     for kid, show in kiosks.shown}
+        assert set(by_member) == {GOLD, SILVER}
+        kid, gold_show = by_member[GOLD]
+        assert kid == "k1" and gold_show["data"]["offer_id"] == "demo-welcome-vip"
+        assert gold_show["data"]["member"]["tier"] == "gold"
+        assert by_member[SILVER][1]["data"]["offer_id"] == "demo-welcome"
+        for _, show in kiosks.shown:
+            assert CONTRACT.schema_error("#/components/schemas/OfferShow", show) is None
 
-            # The gold member leaves (signal fades) and comes back: a second arrival, but
-            # within the cooldown, so no second offer.
-            # (an exit is checked at most once per second of sightings: these span two)
-            await asyncio.sleep(2.5)
-            send(north, "rx-north", 2, [advert(GOLD, -98, 100 * (20 - i)) for i in range(20)])
-            await eventually(lambda: ble.stats.exits["weak_signal"] == 1)
-            # back after a moment, outnumbering the faded readings still in the window
-            await asyncio.sleep(1)
-            send(north, "rx-north", 3, linger(GOLD, count=24, every_ms=40))
-            await eventually(lambda: ble.stats.arrivals == 3)
-            await ble.settle()
-            assert len(kiosks.shown) == 2
-            visits = [p for kind, p in await outbox(app) if kind == "visit"]
-            assert sorted((v["member_id"], v["offer_id"] or "") for v in visits) == [
-                (SILVER, "demo-welcome"), (GOLD, ""), (GOLD, "demo-welcome-vip")]
+        # The gold member leaves (signal fades) and comes back: a second arrival, but
+        # within the cooldown, so no second offer.
+        # (an exit is checked at most once per second of sightings: these span two)
+        await asyncio.sleep(2.5)
+        send(north, "rx-north", 2, [advert(GOLD, -98, 100 * (20 - i)) for i in range(20)])
+        await eventually(lambda: ble.stats.exits["weak_signal"] == 1)
+        # back after a moment, outnumbering the faded readings still in the window
+        await asyncio.sleep(1)
+        send(north, "rx-north", 3, linger(GOLD, count=24, every_ms=40))
+        await eventually(lambda: ble.stats.arrivals == 3)
+        await ble.settle()
+        assert len(kiosks.shown) == 2
+        visits = [p for kind, p in await outbox(app) if kind == "visit"]
+        assert sorted((v["member_id"], v["offer_id"] or "") for v in visits) == [
+            (SILVER, "demo-welcome"), (GOLD, ""), (GOLD, "demo-welcome-vip")]
 
 
-async def test_the_shown_offer_is_claimed_once_at_the_kiosk(tmp_path: Path) -> None:
-    async with Mosquitto(free_port(), tmp_path / "broker") as broker:
-        port = broker.port
-        async with (running_gateway(ble_settings(tmp_path, port)) as app,
-                    receiver(port, "rx-north") as north, kiosk(port, "k1") as k1):
-            ble = app[BLE]
-            await ble.refresh_keys()
-            not_shown = await k1.request("offer.claim", {"member_id": GOLD,
-                                                         "offer_id": "demo-welcome-vip"})
-            assert not_shown["error"]["code"] == "offer_not_available"
-            send(north, "rx-north", 1, linger(GOLD))
-            await eventually(lambda: ble.stats.arrivals == 1)
-            await ble.settle()
-            claim_id = new_ulid()
-            data = {"member_id": GOLD, "offer_id": "demo-welcome-vip"}
-            claimed = await k1.request("offer.claim", data, request_id=claim_id)
-            assert claimed["status"] == "ok", claimed
-            assert CONTRACT.schema_error("#/components/schemas/OfferClaimReply", claimed) is None
-            assert claimed["data"]["description"] == "One free coffee"
-            assert await k1.request("offer.claim", data, request_id=claim_id) == claimed
-            twice = await k1.request("offer.claim", data)
-            assert twice["error"]["code"] == "offer_already_claimed"
-            claims = [p for kind, p in await outbox(app) if kind == "offer.claimed"]
-            assert [(c["coupon_code"], c["kiosk_id"]) for c in claims] == [
-                (claimed["data"]["coupon_code"], "k1")]
+async def test_the_shown_offer_is_claimed_once_at_the_kiosk(
+        gateway: tuple[web.Application, int]) -> None:
+    app, port = gateway
+    async with receiver(port, "rx-north") as north, kiosk(port, "k1") as k1:
+        ble = app[BLE]
+        await ble.refresh_keys()
+        not_shown = await k1.request("offer.claim", {"member_id": GOLD,
+                                                     "offer_id": "demo-welcome-vip"})
+        assert not_shown["error"]["code"] == "offer_not_available"
+        send(north, "rx-north", 1, linger(GOLD))
+        await eventually(lambda: ble.stats.arrivals == 1)
+        await ble.settle()
+        claim_id = new_ulid()
+        data = {"member_id": GOLD, "offer_id": "demo-welcome-vip"}
+        claimed = await k1.request("offer.claim", data, request_id=claim_id)
+        assert claimed["status"] == "ok", claimed
+        assert CONTRACT.schema_error("#/components/schemas/OfferClaimReply", claimed) is None
+        assert claimed["data"]["description"] == "One free coffee"
+        assert await k1.request("offer.claim", data, request_id=claim_id) == claimed
+        twice = await k1.request("offer.claim", data)
+        assert twice["error"]["code"] == "offer_already_claimed"
+        claims = [p for kind, p in await outbox(app) if kind == "offer.claimed"]
+        assert [(c["coupon_code"], c["kiosk_id"]) for c in claims] == [
+            (claimed["data"]["coupon_code"], "k1")]
 
 
 async def test_bad_receiver_messages_are_counted_and_sightings_keep_flowing(
-        tmp_path: Path) -> None:
-    async with Mosquitto(free_port(), tmp_path / "broker") as broker:
-        port = broker.port
-        async with (running_gateway(ble_settings(tmp_path, port)) as app,
-                    receiver(port, "rx-atrium") as atrium, receiver(port, "rx-rogue") as rogue):
-            ble = app[BLE]
-            await ble.refresh_keys()
-            atrium.publish(RECEIVERS.adv("rx-atrium"), b"{not json", qos=0)
-            atrium.publish(RECEIVERS.adv("rx-atrium"), json.dumps(
-                {"v": 1, "ts": "2026-11-22T10:00:00Z", "seq": 1,
-                 "adverts": [{"ad": "0g", "rssi": -60, "age_ms": 0}]}).encode(), qos=0)
-            send(rogue, "rx-rogue", 1, linger(GOLD))
-            send(atrium, "rx-atrium", 2, linger(SILVER))
-            await eventually(lambda: ble.stats.arrivals == 1)
-            state = ble.receivers["rx-atrium"]
-            assert (state.rejected, state.batches) == (2, 1)
-            assert ble.stats.unknown_receivers >= 1
-            text = app[METRICS].render().decode()
-            rejected = 'mallgate_ble_receiver_rejected_total{receiver="rx-atrium",zone="atrium"}'
-            assert f"{rejected} 2.0" in text
-            assert "mallgate_ble_arrivals_total 1.0" in text
+        gateway: tuple[web.Application, int]) -> None:
+    app, port = gateway
+    async with receiver(port, "rx-atrium") as atrium, receiver(port, "rx-rogue") as rogue:
+        ble = app[BLE]
+        await ble.refresh_keys()
+        atrium.publish(RECEIVERS.adv("rx-atrium"), b"{not json", qos=0)
+        atrium.publish(RECEIVERS.adv("rx-atrium"), json.dumps(
+            {"v": 1, "ts": "2026-11-22T10:00:00Z", "seq": 1,
+             "adverts": [{"ad": "0g", "rssi": -60, "age_ms": 0}]}).encode(), qos=0)
+        send(rogue, "rx-rogue", 1, linger(GOLD))
+        send(atrium, "rx-atrium", 2, linger(SILVER))
+        await eventually(lambda: ble.stats.arrivals == 1)
+        state = ble.receivers["rx-atrium"]
+        assert (state.rejected, state.batches) == (2, 1)
+        assert ble.stats.unknown_receivers >= 1
+        text = app[METRICS].render().decode()
+        rejected = 'mallgate_ble_receiver_rejected_total{receiver="rx-atrium",zone="atrium"}'
+        assert f"{rejected} 2.0" in text
+        assert "mallgate_ble_arrivals_total 1.0" in text
