@@ -16,7 +16,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, cast, get_args
 
@@ -25,8 +25,9 @@ from devices.kiosk.protocol import ErrorCode, KioskError, Request, error_reply, 
 from gateway.ledger import Ledger
 from gateway.ledger.allowance import allowance_left as left_offline
 from gateway.ledger.codec import to_text
-from gateway.ledger.service import Recorded
+from gateway.ledger.service import Balance, Recorded, entries_in
 from gateway.loyalty import (
+    Entry,
     RedemptionRefused,
     check_redemption,
     checkin_entry,
@@ -56,6 +57,8 @@ class Member:
     account_id: str
     display_name: str
     tier: str
+    # the account's entries, read with the member for the reads that answer with a balance
+    entries: list[tuple[Entry, bool]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +124,12 @@ class Operations:
             lookup = self._lookup(request, now)
         except KioskError as refused:
             refusal = refused
-        # One read for both: a retry must get its stored reply even if, say, its QR token
-        # has expired since.
+        # One read for all: a retry must get its stored reply even if, say, its QR token
+        # has expired since; and the reads that answer with a balance get the account's
+        # entries in the same read.
+        with_entries = request.op in _READS_WITH_BALANCE
         stored, member = await self.reader.run(
-            lambda conn: (_stored_reply(conn, request.key),
-                          _find(conn, lookup) if lookup is not None else None))
+            lambda conn: _first_read(conn, request.key, lookup, with_entries=with_entries))
         if stored is not None:
             return stored, True
         outcome = refusal if refusal is not None else await self._run(request, member, now)
@@ -160,14 +164,19 @@ class Operations:
 
     # -- operations ----------------------------------------------------------------------
 
+    async def _read_balance(self, member: Member, now: datetime) -> Balance:
+        if member.entries is None:
+            return await self.ledger.balance(member.account_id, now)
+        return self.ledger.balance_of(member.account_id, member.entries, now)
+
     async def _identify(self, request: Request, member: Member, now: datetime) -> Reply:
-        balance = await self.ledger.balance(member.account_id, now)
+        balance = await self._read_balance(member, now)
         return ok_reply(request.id, {
             "member_id": member.id, "display_name": member.display_name,
             "tier": member.tier, "available": balance.available})
 
     async def _balance(self, request: Request, member: Member, now: datetime) -> Reply:
-        b = await self.ledger.balance(member.account_id, now)
+        b = await self._read_balance(member, now)
         return ok_reply(request.id, {
             "member_id": member.id, "available": b.available, "confirmed": b.confirmed,
             "pending": b.pending, "locked": b.locked, "debt": b.debt})
@@ -294,6 +303,21 @@ def _stored_reply(conn: sqlite3.Connection, key: str) -> Reply | None:
     row = conn.execute("SELECT reply FROM kiosk_requests WHERE request_id = ?",
                        (key,)).fetchone()
     return cast(Reply, json.loads(row[0])) if row else None
+
+
+_READS_WITH_BALANCE = frozenset({"member.identify", "balance.query"})
+
+
+def _first_read(conn: sqlite3.Connection, key: str, lookup: Lookup | None, *,
+                with_entries: bool) -> tuple[Reply | None, Member | None]:
+    """The stored reply, else the member, with its account's entries when asked."""
+    stored = _stored_reply(conn, key)
+    if stored is not None or lookup is None:
+        return stored, None
+    member = _find(conn, lookup)
+    if member is not None and with_entries:
+        member = replace(member, entries=entries_in(conn, member.account_id))
+    return None, member
 
 
 def _find(conn: sqlite3.Connection, lookup: Lookup) -> Member | None:

@@ -170,8 +170,13 @@ class Ledger:
                     reminder_days=self.rules.expiry.reminder_days)
 
     async def balance(self, account_id: str, as_of: datetime | None = None) -> Balance:
+        return self.balance_of(account_id, await self.entries(account_id), as_of)
+
+    def balance_of(self, account_id: str, rows: list[tuple[Entry, bool]],
+                   as_of: datetime | None = None) -> Balance:
+        """The balance from the account's entries as `entries_in` read them (for a caller
+        that reads them together with something else, in one read)."""
         when = as_of or self.now()
-        rows = await self.entries(account_id)
         everything = fold([entry for entry, _ in rows], when, journal=False)
         acked = [entry for entry, is_acked in rows if is_acked]
         # Usually every entry is acknowledged (or none yet): no second fold needed then.
@@ -193,15 +198,18 @@ class Ledger:
 
 async def account_entries(reader: Reader, account_id: str) -> list[tuple[Entry, bool]]:
     """An account's entries with whether central has acknowledged each; reads only."""
-    def read(conn: sqlite3.Connection) -> list[tuple[Entry, bool]]:
-        rows = conn.execute(
-            f"SELECT {', '.join('l.' + c for c in COLUMNS)}, s.entry_id IS NOT NULL "
-            "FROM ledger l LEFT JOIN ledger_sync s ON s.entry_id = l.entry_id "
-            "WHERE l.account_id = ?",  # no ORDER BY: the fold orders entries itself
-            (account_id,),
-        ).fetchall()
-        return [(tuple_to_entry(row), bool(row[-1])) for row in rows]
-    return await reader.run(read)
+    return await reader.run(lambda conn: entries_in(conn, account_id))
+
+
+def entries_in(conn: sqlite3.Connection, account_id: str) -> list[tuple[Entry, bool]]:
+    """`account_entries` inside the caller's read."""
+    rows = conn.execute(
+        f"SELECT {', '.join('l.' + c for c in COLUMNS)}, s.entry_id IS NOT NULL "
+        "FROM ledger l LEFT JOIN ledger_sync s ON s.entry_id = l.entry_id "
+        "WHERE l.account_id = ?",  # no ORDER BY: the fold orders entries itself
+        (account_id,),
+    ).fetchall()
+    return [(tuple_to_entry(row), bool(row[-1])) for row in rows]
 
 
 def insert_remote(conn: sqlite3.Connection, entries: Sequence[tuple[Entry, int | None]],

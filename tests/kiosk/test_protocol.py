@@ -134,6 +134,42 @@ def test_no_input_crashes_the_decoder(payload: bytes, op: str) -> None:
         assert exc.code in get_args(ErrorCode)
 
 
+_VALID_DATA: dict[str, dict[str, Any]] = {
+    "member.identify": {"by": "card", "value": "DEMO0001"},
+    "balance.query": {"member_id": "m-1"},
+    "checkin": {"member_id": "m-1"},
+    "redeem": {"member_id": "m-1", "kind": "gift", "item": "mug", "points": 300},
+    "receipt.claim": {"member_id": "m-1", "store_id": "S01", "pos_id": "P1",
+                      "receipt_no": "R-1", "business_date": "2026-11-22"},
+    "offer.claim": {"member_id": "m-1", "offer_id": "welcome"},
+}
+# Values that break one rule or another: wrong types, bounds, patterns, enums, extras.
+_ODD = (st.none() | st.booleans() | st.integers(-2, 2**54) | st.floats(allow_nan=False)
+        | st.text(max_size=300) | st.sampled_from(["", "01JD3Q2M7ZK8W5X9Y4T6V0N1PI", "2026-02-30",
+                                                   "gift", "qr", "m 1", "\u00e9"])
+        | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=5),
+                                                                 st.integers(), max_size=2))
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(op=st.sampled_from(sorted(_VALID_DATA)), where=st.sampled_from(["envelope", "data"]),
+       key=st.sampled_from(["v", "id", "ts", "boot", "seq", "data", "member_id", "points",
+                            "kind", "by", "value", "business_date", "offer_id", "extra"]),
+       value=_ODD, drop=st.booleans())
+def test_the_fast_validator_accepts_only_what_jsonschema_accepts(
+        op: str, where: str, key: str, value: object, drop: bool) -> None:
+    message: dict[str, Any] = json.loads(envelope(dict(_VALID_DATA[op])))
+    target = message if where == "envelope" else message["data"]
+    if drop:
+        target.pop(key, None)
+    else:
+        target[key] = value
+    schema = CONTRACT.request_schemas[op]
+    reason = CONTRACT.schema_error(schema, message)
+    strict = next(iter(CONTRACT.validator(schema).iter_errors(message)), None)
+    assert (reason is None) == (strict is None), (reason, strict)
+
+
 def test_status_birth_will_and_cleared() -> None:
     assert decode_status("k1", b'{"online":true,"boot":4}', CONTRACT).online
     will = decode_status("k1", b'{"online":false,"boot":4}', CONTRACT)
