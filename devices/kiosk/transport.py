@@ -109,6 +109,7 @@ class MqttLink:
         self._publishes: dict[int, asyncio.Future[ReasonCode]] = {}
         self._was_up = False
         self._closing = False
+        self._attempt_counted = False  # this connect attempt's failure is counted
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
@@ -196,6 +197,7 @@ class MqttLink:
         first = True
         while True:
             self._down.clear()
+            self._attempt_counted = False
             try:
                 if first:
                     await self._loop.run_in_executor(None, lambda: self._client.connect(
@@ -230,6 +232,7 @@ class MqttLink:
                     reason_code: ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
             self.stats.connect_failures += 1
+            self._attempt_counted = True
             self.stats.last_error = f"CONNACK {reason_code}"
             log.warning("MQTT broker refused the connection: %s", reason_code)
             return
@@ -256,6 +259,13 @@ class MqttLink:
                 log.debug("MQTT disconnected: %s", reason_code)
             else:
                 log.warning("MQTT disconnected: %s", reason_code)
+        elif not self._closing and not self._attempt_counted:
+            # Dropped before any CONNACK: e.g. plaintext sent to a TLS listener.
+            self._attempt_counted = True
+            self.stats.connect_failures += 1
+            self.stats.last_error = f"connection closed before CONNACK ({reason_code})"
+            log.warning("MQTT broker %s:%s closed the connection before accepting it (%s): "
+                        "TLS expected?", self.config.host, self.config.port, reason_code)
         self.connected.clear()
         self._on_loop(self._down.set)
 

@@ -1,0 +1,149 @@
+"""The shipped broker configuration (config/mosquitto/mallgate.conf) with its TLS listener,
+in a real mosquitto: kiosks over TLS with their logins, the gateway over TLS by settings,
+and clients that do not trust the broker's certificate, or speak plaintext, kept out."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import ssl
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from devices.kiosk.broker import Mosquitto
+from devices.kiosk.sim import KioskClient
+from devices.kiosk.transport import MqttLink
+from gateway.cli import main
+from gateway.settings import Settings
+from tests.conftest import free_port
+from tests.kiosk.helpers import TOPICS, eventually, kiosk_settings_data, running_gateway
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = "test-mall"  # the helpers' site
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def make_ca(directory: Path, name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    (directory / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key, cert
+
+
+def make_server_cert(directory: Path, ca_key: ec.EllipticCurvePrivateKey,
+                     ca: x509.Certificate) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(_name("broker.mall.lan"))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (directory / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "server.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+
+
+def shipped_config(tmp_path: Path, plain_port: int, tls_port: int) -> str:
+    """config/mosquitto/mallgate.conf with this test's ports and paths."""
+    text = (ROOT / "config/mosquitto/mallgate.conf").read_text()
+    for old, new in (("listener 1883 127.0.0.1", f"listener {plain_port} 127.0.0.1"),
+                     ("listener 8883", f"listener {tls_port} 127.0.0.1"),
+                     ("/etc/mosquitto/mallgate/certs/", f"{tmp_path}/"),
+                     ("/etc/mosquitto/mallgate/", f"{tmp_path}/"),
+                     ("/var/lib/mosquitto/", f"{tmp_path}/data/"),
+                     ("log_dest syslog", f"log_dest file {tmp_path}/data/log\nuser root")):
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture
+def logins(tmp_path: Path) -> dict[str, str]:
+    """The broker's certificates, a kiosk login made with `mallgate kiosk add` and the
+    gateway's; passwords by login."""
+    ca_key, ca = make_ca(tmp_path, "ca")
+    make_server_cert(tmp_path, ca_key, ca)
+    result = CliRunner().invoke(main, ["kiosk", "add", "k1",
+                                       "--passwd-file", str(tmp_path / "passwd")])
+    assert result.exit_code == 0, result.output
+    gateway = f"gateway-{SITE}"
+    subprocess.run(["mosquitto_passwd", "-b", str(tmp_path / "passwd"), gateway,
+                    "gateway-secret"], check=True, capture_output=True)
+    return {"k1": result.output.split("password ")[1].split()[0], gateway: "gateway-secret"}
+
+
+@pytest.fixture
+async def tls_port(tmp_path: Path, logins: dict[str, str]) -> AsyncIterator[int]:
+    """The shipped configuration running; its TLS listener's port."""
+    (tmp_path / "acl").write_text(
+        (ROOT / "config/mosquitto/acl").read_text().replace("{site}", SITE))
+    (tmp_path / "data").mkdir()
+    plain, tls = free_port(), free_port()
+    async with Mosquitto(plain, tmp_path / "data",
+                         config_text=shipped_config(tmp_path, plain, tls)):
+        yield tls
+
+
+def trusting(ca_file: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+async def test_kiosks_and_the_gateway_talk_over_tls(
+        tls_port: int, logins: dict[str, str], tmp_path: Path) -> None:
+    port, gateway = tls_port, f"gateway-{SITE}"
+    settings = Settings.model_validate_json(json.dumps(kiosk_settings_data(
+        tmp_path, port, tls=True, ca_file=str(tmp_path / "ca.crt"), username=gateway,
+        password=logins[gateway])))
+    config = replace(KioskClient.config(TOPICS, "k1", "127.0.0.1", port, username="k1",
+                                        password=logins["k1"]),
+                     tls=trusting(tmp_path / "ca.crt"))
+    async with running_gateway(settings), MqttLink(config) as link:
+        await asyncio.wait_for(link.connected.wait(), 10)
+        k1 = KioskClient(link, TOPICS, "k1")
+        try:
+            reply = await k1.request("member.identify", {"by": "card", "value": "DEMO0001"})
+        finally:
+            await k1.close()
+    assert reply["status"] == "ok" and reply["data"]["member_id"] == "m-demo-0001"
+
+
+@pytest.mark.parametrize("client", ["untrusting", "plaintext"])
+async def test_an_untrusted_or_plaintext_client_is_kept_out(
+        tls_port: int, logins: dict[str, str], tmp_path: Path, client: str) -> None:
+    make_ca(tmp_path, "stranger")
+    config = KioskClient.config(TOPICS, "k1", "127.0.0.1", tls_port, username="k1",
+                                password=logins["k1"])
+    if client == "untrusting":
+        config = replace(config, tls=trusting(tmp_path / "stranger.crt"))
+    async with MqttLink(config) as link:
+        await eventually(lambda: link.stats.connect_failures >= 1)
+        assert not link.connected.is_set()
+        assert link.stats.last_error
