@@ -25,7 +25,7 @@ from devices.kiosk.protocol import ErrorCode, KioskError, Request, error_reply, 
 from gateway.ledger import Ledger
 from gateway.ledger.allowance import allowance_left as left_offline
 from gateway.ledger.codec import to_text
-from gateway.ledger.service import Balance, Recorded, entries_in
+from gateway.ledger.service import Balance, Recorded
 from gateway.loyalty import (
     Entry,
     RedemptionRefused,
@@ -128,8 +128,8 @@ class Operations:
         # has expired since; and the reads that answer with a balance get the account's
         # entries in the same read.
         with_entries = request.op in _READS_WITH_BALANCE
-        stored, member = await self.reader.run(
-            lambda conn: _first_read(conn, request.key, lookup, with_entries=with_entries))
+        stored, member = await self.reader.run(lambda conn: self._first_read(
+            conn, request.key, lookup, with_entries=with_entries))
         if stored is not None:
             return stored, True
         outcome = refusal if refusal is not None else await self._run(request, member, now)
@@ -158,6 +158,17 @@ class Operations:
                               qr_key=self.keys.qr_key, phone_key=self.keys.phone_key,
                               now=now, skew_s=self.keys.skew_s)
         return Lookup("member", request.data["member_id"])
+
+    def _first_read(self, conn: sqlite3.Connection, key: str, lookup: Lookup | None, *,
+                    with_entries: bool) -> tuple[Reply | None, Member | None]:
+        """The stored reply, else the member, with its account's entries when asked."""
+        stored = _stored_reply(conn, key)
+        if stored is not None or lookup is None:
+            return stored, None
+        member = _find(conn, lookup)
+        if member is not None and with_entries:
+            member = replace(member, entries=self.ledger.entries_in(conn, member.account_id))
+        return None, member
 
     async def stored_reply(self, key: str) -> Reply | None:
         return await self.reader.run(lambda conn: _stored_reply(conn, key))
@@ -306,18 +317,6 @@ def _stored_reply(conn: sqlite3.Connection, key: str) -> Reply | None:
 
 
 _READS_WITH_BALANCE = frozenset({"member.identify", "balance.query"})
-
-
-def _first_read(conn: sqlite3.Connection, key: str, lookup: Lookup | None, *,
-                with_entries: bool) -> tuple[Reply | None, Member | None]:
-    """The stored reply, else the member, with its account's entries when asked."""
-    stored = _stored_reply(conn, key)
-    if stored is not None or lookup is None:
-        return stored, None
-    member = _find(conn, lookup)
-    if member is not None and with_entries:
-        member = replace(member, entries=entries_in(conn, member.account_id))
-    return None, member
 
 
 def _find(conn: sqlite3.Connection, lookup: Lookup) -> Member | None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from gateway.hlc import HybridClock
+from gateway.ledger.cache import EntryCache
 from gateway.ledger.codec import (
     COLUMNS,
     entry_to_row,
@@ -80,6 +81,7 @@ class Ledger:
         self.rules = rules
         self.now = now
         self.stats = LedgerStats()
+        self.cache = EntryCache()
 
     # -- writes -----------------------------------------------------------------------
 
@@ -162,7 +164,11 @@ class Ledger:
 
     async def entries(self, account_id: str) -> list[tuple[Entry, bool]]:
         """Every entry of the account with whether central has acknowledged it."""
-        return await account_entries(self._reader, account_id)
+        return await self._reader.run(lambda conn: self.cache.read(conn, account_id))
+
+    def entries_in(self, conn: sqlite3.Connection, account_id: str) -> list[tuple[Entry, bool]]:
+        """`entries` inside the caller's read on `conn` (a reader connection)."""
+        return self.cache.read(conn, account_id)
 
     async def state(self, account_id: str, as_of: datetime | None = None) -> AccountState:
         entries = [entry for entry, _ in await self.entries(account_id)]
@@ -202,7 +208,7 @@ async def account_entries(reader: Reader, account_id: str) -> list[tuple[Entry, 
 
 
 def entries_in(conn: sqlite3.Connection, account_id: str) -> list[tuple[Entry, bool]]:
-    """`account_entries` inside the caller's read."""
+    """`account_entries` inside the caller's read (uncached: tools and tests)."""
     rows = conn.execute(
         f"SELECT {', '.join('l.' + c for c in COLUMNS)}, s.entry_id IS NOT NULL "
         "FROM ledger l LEFT JOIN ledger_sync s ON s.entry_id = l.entry_id "
