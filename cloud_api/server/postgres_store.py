@@ -17,6 +17,13 @@ from typing import Any
 
 import asyncpg
 
+from cloud_api.server.activity import (
+    ACTIVITY_COLUMNS,
+    ACTIVITY_VIEW,
+    MEMBER_ACTIVITY_SHOWN,
+    Activity,
+    activity_json,
+)
 from cloud_api.server.schema import schema
 from cloud_api.server.storage import (
     Change,
@@ -135,12 +142,17 @@ class PostgresStorage(Storage):
             "SELECT entry_id, server_seq FROM ledger WHERE entry_id = ANY($1::text[])", ids)}
         seq = int(await conn.fetchval("SELECT seq FROM malls WHERE mall_id = $1", mall_id))
         at = self._stamp()
+        activities = iter(await self._store_activities(
+            conn, mall_id, origin, [p for p in parsed if isinstance(p, Activity)], at))
         verdicts: list[Verdict] = []
         ledger_rows, change_rows, burns = [], [], []
         projection: dict[str, list[int]] = {}
         for item in parsed:
             if isinstance(item, Verdict):
                 verdicts.append(item)
+                continue
+            if isinstance(item, Activity):
+                verdicts.append(next(activities))
                 continue
             if item.entry_id in known:
                 verdicts.append(Verdict(item.entry_id, "duplicate",
@@ -176,11 +188,44 @@ class PostgresStorage(Storage):
             await self._flag_debt(conn, mall_id, burn)
         return verdicts
 
+    @staticmethod
+    async def _store_activities(conn: Conn, mall_id: str, origin: str,
+                                items: list[Activity], at: str) -> list[Verdict]:
+        """Store the activity events central does not have yet; their verdicts in order.
+        `ON CONFLICT DO NOTHING` makes a concurrent copy from another worker a duplicate
+        without failing the batch."""
+        if not items:
+            return []
+        erased = {r[0] for r in await conn.fetch(
+            "SELECT member_id FROM members WHERE mall_id = $1 AND erased_at IS NOT NULL "
+            "AND member_id = ANY($2::text[])", mall_id, list({a.member_id for a in items}))}
+        first: dict[str, Activity] = {}
+        for activity in items:
+            first.setdefault(activity.event_id, activity)
+        # An erased member's events are acknowledged and not kept.
+        rows = [a.row(mall_id, origin, at) for a in first.values()
+                if a.member_id not in erased]
+        stored = {r[0] for r in await conn.fetch(
+            f"INSERT INTO activity_events ({ACTIVITY_COLUMNS}) SELECT * FROM unnest("
+            "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+            "$7::text[], $8::text[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            *(list(column) for column in zip(*rows, strict=True)))} if rows else set()
+        verdicts = []
+        for activity in items:
+            new = first.pop(activity.event_id, None) is not None and (
+                activity.event_id in stored or activity.member_id in erased)
+            verdicts.append(Verdict(activity.event_id, "accepted" if new else "duplicate"))
+        return verdicts
+
     async def _accept(self, conn: Conn, mall_id: str, origin: str,
                       event: dict[str, Any]) -> Verdict:
         parsed = parse_event(event)
         if isinstance(parsed, Verdict):
             return parsed
+        if isinstance(parsed, Activity):
+            (verdict,) = await self._store_activities(conn, mall_id, origin, [parsed],
+                                                      self._stamp())
+            return verdict
         entry = parsed
         existing = await conn.fetchval("SELECT server_seq FROM ledger WHERE entry_id = $1",
                                        entry.entry_id)
@@ -283,12 +328,14 @@ class PostgresStorage(Storage):
         if kind == "member":
             rows = await pool.fetch(
                 "SELECT member_id, edge_view FROM members WHERE mall_id = $1 AND "
-                "erased_at IS NULL AND member_id > $2 ORDER BY member_id COLLATE \"C\" "
+                "erased_at IS NULL AND member_id COLLATE \"C\" > $2 "
+                "ORDER BY member_id COLLATE \"C\" "
                 "LIMIT $3", mall_id, after_key, limit)
             return [(r[0], snapshot_line("member", r[0], r[1])) for r in rows]
         rows = await pool.fetch(
             "SELECT entry_id, payload, server_seq FROM ledger WHERE mall_id = $1 AND "
-            "entry_id > $2 ORDER BY entry_id COLLATE \"C\" LIMIT $3", mall_id, after_key, limit)
+            "entry_id COLLATE \"C\" > $2 ORDER BY entry_id COLLATE \"C\" LIMIT $3", mall_id,
+            after_key, limit)
         return [(r[0], snapshot_line("ledger", r[0], r[1], int(r[2]))) for r in rows]
 
     # -- back office ------------------------------------------------------------------
@@ -347,6 +394,10 @@ class PostgresStorage(Storage):
             flagged = await conn.fetch(
                 "SELECT entry_id, debt, flagged_at FROM flagged_debts WHERE mall_id = $1 AND "
                 "account_id = $2", mall_id, account_id)
+            activity = await conn.fetch(
+                f"SELECT {ACTIVITY_VIEW} FROM activity_events WHERE mall_id = $1 AND "
+                "member_id = $2 ORDER BY occurred_at DESC, event_id LIMIT $3",
+                mall_id, member_id, MEMBER_ACTIVITY_SHOWN)
         state = fold(entries, self.now(), journal=False)
         return {
             "member": {"member_id": member_id, "account_id": account_id,
@@ -358,6 +409,7 @@ class PostgresStorage(Storage):
                               for f in flagged],
             "ledger": [json.loads(entry_to_json(e)) for e in
                        sorted(entries, key=lambda e: (e.effective_at, e.entry_id))],
+            "activity": [activity_json(*row) for row in activity],
         }
 
     async def erase_member(self, mall_id: str, member_id: str) -> None:
@@ -375,6 +427,10 @@ class PostgresStorage(Storage):
                                "kind = 'member.upsert' AND key = $2", mall_id, member_id)
             await self._log(conn, mall_id, "member.erased", member_id, origin="central",
                             payload={"member_id": member_id}, account_id=str(account_id))
+            # After `_log` took the mall's row lock: a batch that stored this member's
+            # activity meanwhile has committed, and one still to come sees the erasure.
+            await conn.execute("DELETE FROM activity_events WHERE mall_id = $1 AND "
+                               "member_id = $2", mall_id, member_id)
 
     async def put_document(self, mall_id: str, kind: str, key: str,
                            payload: dict[str, Any]) -> int:

@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS flagged_debts (
 CREATE TABLE IF NOT EXISTS gateways (
     mall_id TEXT NOT NULL, gateway_id TEXT NOT NULL, status TEXT NOT NULL,
     last_seen_at TEXT NOT NULL, PRIMARY KEY (mall_id, gateway_id));
+CREATE TABLE IF NOT EXISTS activity_events (
+    mall_id TEXT NOT NULL, event_id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL,
+    type TEXT NOT NULL, member_id TEXT NOT NULL, payload TEXT NOT NULL,
+    occurred_at TEXT NOT NULL, received_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS activity_member ON activity_events (mall_id, member_id);
 CREATE TABLE IF NOT EXISTS documents (
     mall_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL,
     server_seq {integer} NOT NULL, PRIMARY KEY (mall_id, kind, key));

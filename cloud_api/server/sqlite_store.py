@@ -17,6 +17,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cloud_api.server.activity import (
+    ACTIVITY_COLUMNS,
+    ACTIVITY_VIEW,
+    MEMBER_ACTIVITY_SHOWN,
+    Activity,
+    activity_json,
+)
 from cloud_api.server.schema import schema
 from cloud_api.server.storage import (
     Change,
@@ -45,6 +52,17 @@ from gateway.loyalty import Entry, EntryKind, LoyaltyRules, fold, offline_allowa
 T = TypeVar("T")
 
 SCHEMA = schema("INTEGER")
+
+def _select_in(conn: sqlite3.Connection, sql: str, values: list[str],
+               *params: str) -> list[tuple[Any, ...]]:
+    """`sql` with its `IN ({})` filled for `values`, run in chunks of 500."""
+    rows: list[tuple[Any, ...]] = []
+    for i in range(0, len(values), 500):
+        chunk = values[i:i + 500]
+        rows += conn.execute(sql.format(", ".join("?" * len(chunk))),
+                             (*params, *chunk)).fetchall()
+    return rows
+
 
 class SqliteStorage(Storage):
     def __init__(self, path: Path | str, *, rules: LoyaltyRules | None = None,
@@ -150,12 +168,17 @@ class SqliteStorage(Storage):
                      (mall_id,))
         (seq,) = conn.execute("SELECT seq FROM malls WHERE mall_id = ?", (mall_id,)).fetchone()
         at = self._stamp()
+        activities = iter(self._store_activities(
+            conn, mall_id, origin, [p for p in parsed if isinstance(p, Activity)], at))
         verdicts: list[Verdict] = []
         ledger_rows, change_rows, burns = [], [], []
         projection: dict[str, list[int]] = {}
         for item in parsed:
             if isinstance(item, Verdict):
                 verdicts.append(item)
+                continue
+            if isinstance(item, Activity):
+                verdicts.append(next(activities))
                 continue
             if item.entry_id in known:  # also the second copy of an event in one batch
                 verdicts.append(Verdict(item.entry_id, "duplicate",
@@ -187,6 +210,32 @@ class SqliteStorage(Storage):
         conn.execute("UPDATE malls SET seq = ? WHERE mall_id = ?", (seq, mall_id))
         for burn in burns:
             self._flag_debt(conn, mall_id, burn)
+        return verdicts
+
+    @staticmethod
+    def _store_activities(conn: sqlite3.Connection, mall_id: str, origin: str,
+                          items: list[Activity], at: str) -> list[Verdict]:
+        """Store the activity events central does not have yet; their verdicts in order."""
+        if not items:
+            return []
+        seen = {row[0] for row in _select_in(
+            conn, "SELECT event_id FROM activity_events WHERE event_id IN ({})",
+            [a.event_id for a in items])}
+        erased = {row[0] for row in _select_in(
+            conn, "SELECT member_id FROM members WHERE mall_id = ? AND "
+            "erased_at IS NOT NULL AND member_id IN ({})",
+            list({a.member_id for a in items}), mall_id)}
+        verdicts, rows = [], []
+        for activity in items:
+            if activity.event_id in seen:  # also the second copy of an event in one batch
+                verdicts.append(Verdict(activity.event_id, "duplicate"))
+                continue
+            seen.add(activity.event_id)
+            if activity.member_id not in erased:  # an erased member's: not kept
+                rows.append(activity.row(mall_id, origin, at))
+            verdicts.append(Verdict(activity.event_id, "accepted"))
+        conn.executemany(f"INSERT INTO activity_events ({ACTIVITY_COLUMNS}) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return verdicts
 
     @staticmethod
@@ -343,6 +392,10 @@ class SqliteStorage(Storage):
                 "flagged_debts": flagged,
                 "ledger": [json.loads(entry_to_json(e)) for e in
                            sorted(entries, key=lambda e: (e.effective_at, e.entry_id))],
+                "activity": [activity_json(*row) for row in conn.execute(
+                    f"SELECT {ACTIVITY_VIEW} FROM activity_events WHERE mall_id = ? AND "
+                    "member_id = ? ORDER BY occurred_at DESC, event_id LIMIT ?",
+                    (mall_id, member_id, MEMBER_ACTIVITY_SHOWN))],
             }
         return await self._run(read)
 
@@ -360,6 +413,8 @@ class SqliteStorage(Storage):
                          (self._stamp(), self._stamp(), mall_id, member_id))
             conn.execute("UPDATE changes SET payload = '{}' WHERE mall_id = ? AND "
                          "kind = 'member.upsert' AND key = ?", (mall_id, member_id))
+            conn.execute("DELETE FROM activity_events WHERE mall_id = ? AND member_id = ?",
+                         (mall_id, member_id))
             self._log(conn, mall_id, "member.erased", member_id, origin="central",
                       payload={"member_id": member_id}, account_id=str(row[0]))
         await self._tx(erase)

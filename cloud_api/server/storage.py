@@ -22,6 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from cloud_api.server.activity import (
+    ACTIVITY_TYPES,
+    Activity,
+    InvalidActivity,
+    parse_activity,
+)
 from gateway.ledger.codec import entry_to_json, row_to_entry
 from gateway.loyalty import Entry, LoyaltyError
 
@@ -202,12 +208,23 @@ class GrantThrottle:
         return due
 
 
-def parse_event(event: dict[str, Any]) -> Entry | Verdict:
-    """The entry an event carries, or the rejection it earns (the same on every backend)."""
+def _activity(event_id: str, event_type: str, event: dict[str, Any]) -> Activity | Verdict:
+    try:
+        return parse_activity(event.get("event_id"), event_type, event.get("payload"))
+    except InvalidActivity as exc:
+        return Verdict(event_id, "rejected", code="invalid_event", message=str(exc))
+
+
+def parse_event(event: dict[str, Any]) -> Entry | Activity | Verdict:
+    """The entry or activity an event carries, or the rejection it earns (the same on
+    every backend)."""
     event_id = str(event.get("event_id", ""))
-    if event.get("type") != "ledger.entry":
+    event_type = event.get("type")
+    if isinstance(event_type, str) and event_type in ACTIVITY_TYPES:
+        return _activity(event_id, event_type, event)
+    if event_type != "ledger.entry":
         return Verdict(event_id, "rejected", code="unknown_type",
-                       message=f"unknown event type {event.get('type')!r}")
+                       message=f"unknown event type {event_type!r}")
     payload = event.get("payload")
     if not isinstance(payload, dict):
         return Verdict(event_id, "rejected", code="invalid_entry",
