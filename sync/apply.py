@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloud_api.errors import CentralRejected
 from gateway.hlc import HybridClock, Stamp
 from gateway.ledger.codec import row_to_entry
 from gateway.ledger.service import insert_remote
@@ -37,21 +38,48 @@ def remote_entry(data: Mapping[str, Any]) -> tuple[Entry, int | None]:
 
 # One encoder for the hot path: json.dumps with options builds a new encoder per call.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# Tags and opt-outs repeat across members: each distinct list is encoded once.
+_LIST_TEXT: dict[tuple[Any, ...], str] = {}
+_LIST_TEXT_MAX = 4096
 
 
 def _json_list(values: Any) -> str:
-    return _JSON.encode(values) if values else "[]"
+    if not values:
+        return "[]"
+    if type(values) is not list or not all(type(v) is str for v in values):
+        return _JSON.encode(values)  # not a list of strings: encoded every time
+    key = tuple(values)
+    text = _LIST_TEXT.get(key)
+    if text is None:
+        if len(_LIST_TEXT) >= _LIST_TEXT_MAX:
+            _LIST_TEXT.clear()
+        text = _LIST_TEXT[key] = _JSON.encode(values)
+    return text
 
 
 def upsert_members(conn: sqlite3.Connection, views: Sequence[Mapping[str, Any]],
-                   at: str) -> None:
+                   at: str, *, current: Mapping[str, int] | None = None) -> None:
     """Central wins: a newer central version replaces the edge's copy of each profile.
 
     Set-wise (one statement per table for the whole list), so a snapshot of a million
     members applies at database speed; identifiers follow only a profile that took. A
-    member appears at most once in `views` (a snapshot chunk, or one change)."""
-    current = _versions(conn, [v["member_id"] for v in views])
-    took = [v for v in views if int(v.get("version", 0)) >= current.get(v["member_id"], -1)]
+    member appears at most once in `views` (a snapshot chunk, or one change). `current`
+    is the central version of each of these members the edge has, if the caller already
+    read it."""
+    if current is None:
+        current = _versions(conn, [v["member_id"] for v in views])
+    took: list[Mapping[str, Any]] = []
+    rows = []
+    for v in views:
+        member_id, version = v["member_id"], int(v.get("version", 0))
+        if version < current.get(member_id, -1):
+            continue
+        took.append(v)
+        get = v.get
+        rows.append((member_id, v["account_id"], get("display_name_masked"),
+                     get("tier") or "normal", get("tier_anniversary"), get("birth_month"),
+                     get("birth_day"), _json_list(get("tags")), _json_list(get("opt_outs")),
+                     version, at))
     conn.executemany(
         "INSERT INTO members (id, account_id, display_name_masked, tier, tier_anniversary, "
         "birth_month, birth_day, tags, opt_outs, central_version, updated_at) "
@@ -61,20 +89,32 @@ def upsert_members(conn: sqlite3.Connection, views: Sequence[Mapping[str, Any]],
         "birth_month = excluded.birth_month, birth_day = excluded.birth_day, "
         "tags = excluded.tags, opt_outs = excluded.opt_outs, "
         "central_version = excluded.central_version, updated_at = excluded.updated_at "
-        "WHERE excluded.central_version >= members.central_version",
-        [(v["member_id"], v["account_id"], v.get("display_name_masked"),
-          v.get("tier") or "normal", v.get("tier_anniversary"), v.get("birth_month"),
-          v.get("birth_day"), _json_list(v.get("tags")), _json_list(v.get("opt_outs")),
-          int(v.get("version", 0)), at) for v in took])
+        "WHERE excluded.central_version >= members.central_version", rows)
     conn.executemany(
         "INSERT INTO accounts (id, owner_member_id, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (id) DO NOTHING", [(v["account_id"], v["member_id"], at) for v in took])
-    conn.executemany("DELETE FROM member_identifiers WHERE member_id = ?",
-                     [(v["member_id"],) for v in took if v["member_id"] in current])
-    conn.executemany(
-        "INSERT OR REPLACE INTO member_identifiers (kind, value, member_id) VALUES (?, ?, ?)",
-        [(i["kind"], i["value"], v["member_id"])
-         for v in took for i in v.get("identifiers") or []])
+        "ON CONFLICT (id) DO NOTHING", [(row[1], row[0], at) for row in rows])
+    if current:
+        conn.executemany("DELETE FROM member_identifiers WHERE member_id = ?",
+                         [(row[0],) for row in rows if row[0] in current])
+    _insert_identifiers(conn, [(i["kind"], i["value"], v["member_id"])
+                               for v in took for i in v.get("identifiers") or []])
+
+
+def _insert_identifiers(conn: sqlite3.Connection, rows: list[tuple[str, str, str]]) -> None:
+    """An identifier belongs to one member: the last one given it wins. Plain inserts
+    first, which cost half of a conflict-resolving insert; only if an identifier is
+    already taken (a card passed on to another member) is the list replayed so."""
+    if not rows:
+        return
+    conn.execute("SAVEPOINT identifiers")
+    try:
+        conn.executemany(
+            "INSERT INTO member_identifiers (kind, value, member_id) VALUES (?, ?, ?)", rows)
+    except sqlite3.IntegrityError:
+        conn.execute("ROLLBACK TO identifiers")
+        conn.executemany("INSERT OR REPLACE INTO member_identifiers (kind, value, member_id) "
+                         "VALUES (?, ?, ?)", rows)
+    conn.execute("RELEASE identifiers")
 
 
 def _versions(conn: sqlite3.Connection, member_ids: list[str]) -> dict[str, int]:
@@ -185,38 +225,52 @@ def get_state(conn: sqlite3.Connection, name: str) -> Any:
 # -- snapshot ------------------------------------------------------------------------
 
 SNAPSHOT_STATE = "snapshot"
+# The progress kept between chunks: {"format", "cursor", "phase", "after"}. Progress
+# without this format (kept by an older version) is not resumed: the snapshot restarts.
+SNAPSHOT_FORMAT = 2
+
+
+def resumable(progress: Mapping[str, Any] | None) -> bool:
+    """Whether a saved snapshot progress can be resumed where it stopped."""
+    return progress is not None and progress.get("format") == SNAPSHOT_FORMAT
 
 
 def apply_snapshot_lines(conn: sqlite3.Connection, lines: Iterable[Mapping[str, Any]],
                          at: str) -> None:
-    """A chunk of snapshot lines (members, entries) and the progress to resume from."""
+    """A chunk of snapshot lines (members, entries) and the progress to resume from.
+
+    Members arrive in key order, so a member of the edge whose id falls between two
+    members of the snapshot, or after the last one, is one central no longer has (erased
+    while this gateway was away): it goes as soon as the snapshot has passed it. The
+    progress commits with the chunk, so a crash resumes exactly after it."""
     progress = get_state(conn, SNAPSHOT_STATE) or {}
     entries: list[tuple[Entry, int | None]] = []
     members: list[Mapping[str, Any]] = []
     for line in lines:
         kind = line["type"]
-        if kind == "header":
-            if progress.get("cursor") != line["cursor"]:
-                conn.execute("DELETE FROM sync_snapshot_seen")
-                progress = {"cursor": line["cursor"], "phase": "member", "after": ""}
-        elif kind == "member":
+        if kind == "member":
             members.append(line["data"])
-            progress.update(phase="member", after=line["key"])
         elif kind == "ledger":
+            if progress.get("phase") == "member":
+                _end_members(conn, progress, members, at)
+                members = []
             entries.append((row_to_entry(line["data"]), line.get("server_seq")))
             progress.update(phase="ledger", after=line["key"])
+        elif kind == "header":
+            if not resumable(progress) or progress.get("cursor") != line["cursor"]:
+                progress = {"format": SNAPSHOT_FORMAT, "cursor": line["cursor"],
+                            "phase": "member", "after": ""}
         elif kind == "end":
-            _flush_members(conn, members, at)
-            members = []
-            # Members central no longer has (erased while this gateway was away) go.
-            for (member_id,) in conn.execute(
-                "SELECT id FROM members WHERE id NOT IN (SELECT member_id FROM "
-                "sync_snapshot_seen)").fetchall():
-                erase_member(conn, member_id)
-            conn.execute("DELETE FROM sync_snapshot_seen")
+            if progress.get("phase") == "member":
+                _end_members(conn, progress, members, at)
+                members = []
+            insert_remote(conn, entries, at)
+            entries = []
+            conn.execute("DELETE FROM sync_snapshot_seen")  # as older versions left it
             save_cursor(conn, int(line["cursor"]), at)
             progress = {}
-    _flush_members(conn, members, at)
+    if members:
+        _flush_members(conn, progress, members, at)
     insert_remote(conn, entries, at)
     if progress:
         set_state(conn, SNAPSHOT_STATE, progress, at)
@@ -224,10 +278,45 @@ def apply_snapshot_lines(conn: sqlite3.Connection, lines: Iterable[Mapping[str, 
         conn.execute("DELETE FROM sync_state WHERE name = ?", (SNAPSHOT_STATE,))
 
 
-def _flush_members(conn: sqlite3.Connection, members: list[Mapping[str, Any]],
-                   at: str) -> None:
-    if members:
-        upsert_members(conn, members, at)
-        conn.executemany("INSERT OR IGNORE INTO sync_snapshot_seen VALUES (?)",
-                         [(m["member_id"],) for m in members])
+class SnapshotOrderError(CentralRejected):
+    """The snapshot's members are not in key order: which members central no longer has
+    cannot be told, so nothing of the chunk is applied."""
 
+    def __init__(self, key: str, after: str) -> None:
+        super().__init__(f"snapshot member {key!r} comes after {after!r}, out of key order",
+                         code="snapshot_order")
+
+
+def _flush_members(conn: sqlite3.Connection, progress: dict[str, Any],
+                   members: list[Mapping[str, Any]], at: str) -> None:
+    """Apply members that follow `progress["after"]` in key order, erase the edge's
+    members in the gaps between them, and move `after` to the last one."""
+    after = first = progress.get("after", "")
+    keys = [m["member_id"] for m in members]
+    for key in keys:
+        if key <= after:
+            raise SnapshotOrderError(key, after)
+        after = key
+    # One range read gives the versions the edge has and the members central no longer
+    # has; on an empty store (the first sync) it finds nothing.
+    current = dict(conn.execute(
+        "SELECT id, central_version FROM members WHERE id > ? AND id <= ?",
+        (first, after)).fetchall())
+    if current:
+        for gone in current.keys() - set(keys):
+            erase_member(conn, gone)
+            del current[gone]
+    upsert_members(conn, members, at, current=current)
+    progress.update(phase="member", after=after)
+
+
+def _end_members(conn: sqlite3.Connection, progress: dict[str, Any],
+                 members: list[Mapping[str, Any]], at: str) -> None:
+    """The member phase is over: the last members, then every member of the edge after
+    the last one of the snapshot goes; the ledger phase starts."""
+    if members:
+        _flush_members(conn, progress, members, at)
+    for (member_id,) in conn.execute("SELECT id FROM members WHERE id > ?",
+                                     (progress.get("after", ""),)).fetchall():
+        erase_member(conn, member_id)
+    progress.update(phase="ledger", after="")

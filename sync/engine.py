@@ -36,6 +36,7 @@ from sync.apply import (
     apply_snapshot_lines,
     get_state,
     load_cursor,
+    resumable,
     set_state,
 )
 from sync.backoff import Backoff
@@ -170,6 +171,8 @@ class SyncEngine:
         self.counters["resyncs"] += 1
         progress: Mapping[str, Any] = await self.reader.run(
             lambda c: get_state(c, SNAPSHOT_STATE)) or {}
+        if not resumable(progress):
+            progress = {}  # none, or kept by an older version: a fresh snapshot
         stream = self.client.snapshot(
             self.gateway_id, cursor=int(progress["cursor"]) if progress else None,
             phase=progress.get("phase", "member"), after=progress.get("after", ""),

@@ -88,6 +88,7 @@ def settle(conn: sqlite3.Connection, batch: Sequence[OutboxEvent],
         else:
             failing.append((event.event_id, event.account_id,
                             f"no final verdict ({status or 'missing'})", at))
+    acked.sort(key=lambda row: row[2])  # by entry_id: the key indexes are walked forwards
     conn.executemany(
         "INSERT INTO ledger_sync (entry_id, server_seq, acked_at) "
         "SELECT entry_id, ?, ? FROM ledger WHERE entry_id = ? "

@@ -222,16 +222,16 @@ def insert_remote(conn: sqlite3.Connection, entries: Sequence[tuple[Entry, int |
                   acked_at: str | None) -> int:
     """Insert central's entries inside the caller's transaction (a sync page and its
     cursor commit together): insert-or-ignore by id, no outbox row, marked acknowledged."""
-    new = 0
-    for entry, server_seq in entries:
-        new += conn.execute(
-            f"INSERT INTO ledger ({', '.join(COLUMNS)}) "
-            f"VALUES ({', '.join(':' + c for c in COLUMNS)}) ON CONFLICT DO NOTHING",
-            entry_to_row(entry)).rowcount
-        conn.execute(
-            "INSERT INTO ledger_sync (entry_id, server_seq, acked_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (entry_id) DO NOTHING", (entry.entry_id, server_seq, acked_at))
-    return new
+    if not entries:
+        return 0
+    # Set-wise: a snapshot brings its entries by the thousand.
+    new = conn.executemany(_INSERT + " ON CONFLICT DO NOTHING",
+                           [entry_to_row(entry) for entry, _ in entries]).rowcount
+    conn.executemany(
+        "INSERT INTO ledger_sync (entry_id, server_seq, acked_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (entry_id) DO NOTHING",
+        [(entry.entry_id, server_seq, acked_at) for entry, server_seq in entries])
+    return int(new)
 
 
 def _next_counter(conn: sqlite3.Connection, name: str) -> int:
