@@ -206,9 +206,6 @@ class EidResolver:
     def __contains__(self, member_id: object) -> bool:
         return member_id in self._members
 
-    def member_ids(self) -> list[str]:
-        return list(self._members)
-
     @property
     def table_size(self) -> int:
         """How many EIDs the table holds (about members x (2 x margin + 1))."""

@@ -9,6 +9,7 @@ A malformed key is skipped and counted; it never stops the others.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 _CHANGED = (
     "SELECT m.id, m.updated_at, i.value FROM members m "
     "LEFT JOIN member_identifiers i ON i.member_id = m.id AND i.kind = 'ble_key' "
-    "WHERE m.updated_at >= ?"
+    "WHERE m.updated_at >= ? ORDER BY m.id"
 )
 
 
@@ -29,7 +30,7 @@ _CHANGED = (
 class KeyringStats:
     eid_members: int = 0
     static_ids: int = 0
-    invalid: int = 0  # ble_key values that do not parse
+    invalid: int = 0  # members whose ble_key does not parse (skipped)
     refreshes: int = 0
     full_reloads: int = 0
 
@@ -39,53 +40,83 @@ class Keyring:
         self.identifier = identifier
         self.stats = KeyringStats()
         self._since = ""  # newest members.updated_at read so far
-        self._static_of: dict[str, str] = {}  # member -> static identity
+        self._static_of: dict[str, tuple[str, ...]] = {}  # member -> static identities
+        self._invalid: set[str] = set()  # members whose key does not parse
+        self._rows: dict[str, int] = {}  # member -> key rows read for it
+        self._held = 0  # key rows read, valid or not: compared with the store's count
 
     def refresh(self, conn: sqlite3.Connection, now: float) -> int:
         """Apply the keys changed since the last refresh; how many members changed. Runs on
         a reader connection; the resolver work (AES for changed members) happens here too."""
         self.stats.refreshes += 1
-        held = len(self.identifier.resolver) + len(self._static_of)
+        held = self._held
         in_store = conn.execute("SELECT count(*) FROM member_identifiers "
                                 "WHERE kind = 'ble_key'").fetchone()[0]
         full = in_store != held and self._since != ""
         since = "" if full else self._since
         seen: set[str] = set()
         changed = 0
-        for member_id, updated_at, value in conn.execute(_CHANGED, (since,)):
+        # a member may have several keys (a phone and a legacy card): rows come by member
+        for member_id, rows in itertools.groupby(conn.execute(_CHANGED, (since,)),
+                                                 key=lambda row: str(row[0])):
+            values = []
+            for _, updated_at, value in rows:
+                self._since = max(self._since, updated_at)
+                if value is not None:
+                    values.append(value)
             seen.add(member_id)
-            self._since = max(self._since, updated_at)
-            changed += self._apply(member_id, value, now)
+            changed += self._apply(member_id, values, now)
         if full:
             self.stats.full_reloads += 1
-            for member_id in set(self.identifier.resolver.member_ids()) | set(self._static_of):
+            for member_id in list(self._rows):
                 if member_id not in seen:
-                    changed += self._apply(member_id, None, now)
+                    changed += self._apply(member_id, [], now)
         self.stats.eid_members = len(self.identifier.resolver)
-        self.stats.static_ids = len(self._static_of)
+        self.stats.static_ids = sum(map(len, self._static_of.values()))
+        self.stats.invalid = len(self._invalid)
         return changed
 
-    def _apply(self, member_id: str, value: str | None, now: float) -> int:
-        key = None
-        if value is not None:
+    def _apply(self, member_id: str, values: list[str], now: float) -> int:
+        """Make the member's keys those of `values` (none: the member has no key now)."""
+        eid, statics = self._parse(member_id, values)
+        self._held += len(values) - self._rows.pop(member_id, 0)
+        if values:
+            self._rows[member_id] = len(values)
+        resolver, by_identity = self.identifier.resolver, self.identifier.static_ids
+        had = member_id in resolver or member_id in self._static_of
+        if eid is not None:
+            resolver.upsert(eid, now)
+        else:
+            resolver.remove(member_id)
+        for identity in self._static_of.pop(member_id, ()):
+            if by_identity.get(identity) == member_id:
+                del by_identity[identity]
+        if statics:
+            self._static_of[member_id] = tuple(statics)
+            for identity in statics:
+                by_identity[identity] = member_id
+        return int(had or bool(values))
+
+    def _parse(self, member_id: str, values: list[str]) -> tuple[MemberKey | None, list[str]]:
+        """The member's rotating key (the resolver holds one per member) and static ids;
+        a value that does not parse is skipped, logged once and counted."""
+        eid: MemberKey | None = None
+        statics: list[str] = []
+        bad = False
+        for value in values:
             try:
                 key = parse_ble_key(member_id, value)
-            except IdentityKeyError as bad:
-                self.stats.invalid += 1
-                log.warning("member %s: beacon key skipped: %s", member_id, bad)
-        resolver, statics = self.identifier.resolver, self.identifier.static_ids
-        before_static = self._static_of.get(member_id)
-        had_eid = member_id in resolver
-        if isinstance(key, MemberKey):
-            resolver.upsert(key, now)
-        elif had_eid:
-            resolver.remove(member_id)
-        if isinstance(key, tuple):
-            identity = key[0]
-            self._static_of[member_id] = identity
-            statics[identity] = member_id
-        if before_static is not None and (not isinstance(key, tuple) or key[0] != before_static):
-            statics.pop(before_static, None)
-            if not isinstance(key, tuple):
-                del self._static_of[member_id]
-        return int(had_eid or before_static is not None or key is not None)
+            except IdentityKeyError as error:
+                if member_id not in self._invalid:
+                    log.warning("member %s: beacon key skipped: %s", member_id, error)
+                bad = True
+                continue
+            if isinstance(key, MemberKey):
+                eid = key
+            else:
+                statics.append(key[0])
+        if bad:
+            self._invalid.add(member_id)
+        else:
+            self._invalid.discard(member_id)
+        return eid, statics

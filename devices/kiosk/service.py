@@ -89,7 +89,7 @@ class KioskService:
 
     def command(self, kid: str, name: str, data: dict[str, Any], *, expiry_s: int) -> str:
         """Publish command `name` (e.g. "offer.show") to kiosk `kid`, QoS 1 with a message
-        expiry; returns the command's id, which the kiosk echoes in its `cmd.ack` event."""
+        expiry (a command is stale after it); returns the command's id."""
         command_id = new_ulid()
         message = {"v": 1, "id": command_id, "ts": to_text(self.ops.ledger.now()),
                    "data": data}
