@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,30 +10,19 @@ import pytest
 from cloud_api.client import CentralClient
 from tests.cloud_api.central import MALL, Central
 from tests.scale import rounds
+from tests.sync.children import run_child
 from tests.sync.edge import open_edge
 from tests.sync.faults import assert_converged
 from tests.sync.test_faults import ACCOUNTS
 
-ROOT = Path(__file__).resolve().parents[2]
 POINTS = ["after_record", "before_send", "after_reply", "after_settle", "before_apply",
           "after_apply"]
 COUNT = 40
 
 
 async def child(db: Path, central: Central, *kill: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.sync.crash_child", str(db), central.url,
-        central.gateway_token, str(COUNT), *kill, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        async with asyncio.timeout(60):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode() + err.decode()
+    return await run_child("tests.sync.crash_child", str(db), central.url,
+                           central.gateway_token, str(COUNT), *kill)
 
 
 # Which occurrence of the step dies: the 2nd by default, the 1st to 10th under make chaos.

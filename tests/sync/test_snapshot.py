@@ -3,10 +3,8 @@ interrupted snapshot resumes to the same result, and a SIGKILL between chunks is
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sqlite3
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,9 @@ from sync.apply import (
     upsert_member,
 )
 from tests.cloud_api.central import MALL, Central
+from tests.sync.children import run_child
 from tests.sync.edge import open_edge
 
-ROOT = Path(__file__).resolve().parents[2]
 AT = "2026-05-01T00:00:00.000000+00:00"
 
 
@@ -124,19 +122,8 @@ def test_progress_kept_by_an_older_version_restarts_the_snapshot(
 
 
 async def child(db: Path, central: Central, *nth: int) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.sync.snapshot_child", str(db), central.url,
-        central.gateway_token, "7", *map(str, nth), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        async with asyncio.timeout(60):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode() + err.decode()
+    return await run_child("tests.sync.snapshot_child", str(db), central.url,
+                           central.gateway_token, "7", *map(str, nth))
 
 
 @pytest.mark.parametrize("storage", ["sqlite"], indirect=True)  # the edge, not storage
