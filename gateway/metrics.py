@@ -7,13 +7,23 @@ metric families only when `/metrics` is scraped. A part registers with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 Families = Callable[[], Iterable[Metric]]
+
+
+def counter_by(name: str, documentation: str, label: str,
+               counts: Mapping[str, int]) -> CounterMetricFamily:
+    """A counter family with one sample per key of `counts` (a Counter by reason, kind...),
+    in key order."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for key, count in sorted(counts.items()):
+        family.add_metric([key], count)
+    return family
 
 
 class _FunctionCollector(Collector):

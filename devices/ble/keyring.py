@@ -46,8 +46,9 @@ class Keyring:
         self._held = 0  # key rows read, valid or not: compared with the store's count
 
     def refresh(self, conn: sqlite3.Connection, now: float) -> int:
-        """Apply the keys changed since the last refresh; how many members changed. Runs on
-        a reader connection; the resolver work (AES for changed members) happens here too."""
+        """Apply the keys changed since the last refresh; how many members' keys were
+        (re)applied. Runs on a reader connection; the resolver work (AES for changed
+        members) happens here too."""
         self.stats.refreshes += 1
         held = self._held
         in_store = conn.execute("SELECT count(*) FROM member_identifiers "

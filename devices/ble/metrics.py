@@ -12,39 +12,26 @@ from prometheus_client.core import (
 )
 
 from devices.ble.service import BleService
+from gateway.metrics import counter_by
 
 
 def ble_families(service: BleService) -> Iterator[Metric]:
     stats = service.stats
-    adverts = CounterMetricFamily("mallgate_ble_adverts", "Advertisements heard, by zone.",
-                                  labels=["zone"])
-    for zone, count in sorted(stats.adverts.items()):
-        adverts.add_metric([zone], count)
-    yield adverts
-    rejected = CounterMetricFamily(
-        "mallgate_ble_frames_rejected",
-        "Advertisements that are no beacon frame the gateway reads, by reason.",
-        labels=["reason"])
-    for reason, count in sorted(service.pipeline.parse_stats.rejected.items()):
-        rejected.add_metric([reason], count)
-    yield rejected
+    yield counter_by("mallgate_ble_adverts", "Advertisements heard, by zone.", "zone",
+                     stats.adverts)
+    yield counter_by("mallgate_ble_frames_rejected",
+                     "Advertisements that are no beacon frame the gateway reads, by reason.",
+                     "reason", service.pipeline.parse_stats.rejected)
     identify = service.pipeline.identifier.stats
-    matched = CounterMetricFamily("mallgate_ble_sightings_matched",
-                                  "Beacon frames attributed to a member, by how.",
-                                  labels=["via"])
-    for via, count in sorted(identify.matched.items()):
-        matched.add_metric([via], count)
-    yield matched
+    yield counter_by("mallgate_ble_sightings_matched",
+                     "Beacon frames attributed to a member, by how.", "via", identify.matched)
     yield CounterMetricFamily("mallgate_ble_sightings_unknown",
                               "Beacon frames that name no member here.",
                               value=identify.unknown)
     yield CounterMetricFamily("mallgate_ble_arrivals", "Members arriving in a zone.",
                               value=stats.arrivals)
-    exits = CounterMetricFamily("mallgate_ble_exits", "Members leaving a zone, by reason.",
-                                labels=["reason"])
-    for reason, count in sorted(stats.exits.items()):
-        exits.add_metric([reason], count)
-    yield exits
+    yield counter_by("mallgate_ble_exits", "Members leaving a zone, by reason.", "reason",
+                     stats.exits)
     yield GaugeMetricFamily("mallgate_ble_present", "(member, zone) pairs inside now.",
                             value=len(service.pipeline.tracker.present()))
     keys = service.keyring.stats
@@ -65,12 +52,8 @@ def _welcome(service: BleService) -> Iterator[Metric]:
     if welcome is not None:
         yield CounterMetricFamily("mallgate_welcome_shown", "Welcome offers shown.",
                                   value=welcome.stats.shown)
-        skipped = CounterMetricFamily("mallgate_welcome_skipped",
-                                      "Arrivals without an offer, by reason.",
-                                      labels=["reason"])
-        for reason, count in sorted(welcome.stats.skipped.items()):
-            skipped.add_metric([reason], count)
-        yield skipped
+        yield counter_by("mallgate_welcome_skipped", "Arrivals without an offer, by reason.",
+                         "reason", welcome.stats.skipped)
         yield GaugeMetricFamily("mallgate_welcome_offers_invalid",
                                 "Offers from central this gateway cannot read (skipped).",
                                 value=welcome.stats.invalid_offers)

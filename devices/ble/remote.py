@@ -23,7 +23,7 @@ from typing import Any, Literal
 from jsonschema.exceptions import ValidationError
 
 from devices.ble.protocol import Advertisement, advertisement_from_ad
-from devices.kiosk.protocol import PREFIX, Contract, ErrorCode, ProtocolError, encode
+from devices.kiosk.protocol import PREFIX, SLUG, Contract, ErrorCode, ProtocolError, encode
 
 # --- contract limits (asserted equal to asyncapi.yaml by the tests) ---------------------
 
@@ -47,7 +47,6 @@ STATUS_SCHEMA = "#/components/schemas/Status"
 
 MAX_SEQ = 2**53 - 1
 
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
 # The contract's patterns, matched whole (the schema's `$` would also allow a final newline,
 # so these are, if anything, stricter).
@@ -103,7 +102,7 @@ class ReceiverTopics:
     """The receiver part of one mall's topic tree."""
 
     def __init__(self, site: str) -> None:
-        if not _SLUG.match(site):
+        if not SLUG.match(site):
             raise ValueError(f"site {site!r} is not a lower-case slug")
         self.site = site
         self.base = f"{PREFIX}/{site}/receiver"
@@ -114,7 +113,7 @@ class ReceiverTopics:
         return (f"{self.base}/+/adv", f"{self.base}/+/status")
 
     def receiver(self, rid: str) -> str:
-        if not _SLUG.match(rid):
+        if not SLUG.match(rid):
             raise ValueError(f"receiver id {rid!r} is not a lower-case slug")
         return f"{self.base}/{rid}"
 
@@ -130,7 +129,7 @@ class ReceiverTopics:
         if head or not rest:
             return None
         rid, _, kind = rest.partition("/")
-        if not _SLUG.match(rid):
+        if not SLUG.match(rid):
             return None
         if kind == "adv":
             return rid, "adv"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from devices.kiosk.service import KioskService
+from gateway.metrics import counter_by
 
 
 def kiosk_families(service: KioskService) -> Iterator[Metric]:
@@ -23,12 +24,8 @@ def kiosk_families(service: KioskService) -> Iterator[Metric]:
     yield CounterMetricFamily("mallgate_kiosk_retries",
                               "Requests answered from their stored reply (a retried id).",
                               value=stats.retries)
-    rejected = CounterMetricFamily("mallgate_kiosk_rejected",
-                                   "Requests answered with an error, by error code.",
-                                   labels=["code"])
-    for code, count in sorted(stats.rejected.items()):
-        rejected.add_metric([code], count)
-    yield rejected
+    yield counter_by("mallgate_kiosk_rejected", "Requests answered with an error, by error code.",
+                     "code", stats.rejected)
     yield CounterMetricFamily("mallgate_kiosk_dead_letters",
                               "Kiosk messages kept in dead letters (invalid input).",
                               value=stats.dead_letters)

@@ -26,7 +26,8 @@ from devices.kiosk.const import MAX_PAYLOAD_BYTES
 
 PREFIX = "lty/v1"
 _REQUEST_ADDRESS = re.compile(r"^lty/v1/\{site\}/kiosk/\{kid\}/req/([a-z.]+)$")
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+# Site, kiosk and receiver ids: lower-case slugs, as MQTT usernames and topic levels.
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 
 ErrorCode = Literal[
     "invalid_payload", "payload_too_large", "unknown_op", "unknown_member", "invalid_token",
@@ -90,7 +91,7 @@ class Topics:
     """The topic tree of one mall."""
 
     def __init__(self, site: str) -> None:
-        if not _SLUG.match(site):
+        if not SLUG.match(site):
             raise ValueError(f"site {site!r} is not a lower-case slug")
         self.site = site
         self.base = f"{PREFIX}/{site}"
@@ -106,7 +107,7 @@ class Topics:
         return (f"{kiosks}/req/+", f"{kiosks}/evt/+", f"{kiosks}/status")
 
     def kiosk(self, kid: str) -> str:
-        if not _SLUG.match(kid):
+        if not SLUG.match(kid):
             raise ValueError(f"kiosk id {kid!r} is not a lower-case slug")
         return f"{self.base}/kiosk/{kid}"
 
@@ -128,7 +129,7 @@ class Topics:
         if len(parts) < 5 or "/".join(parts[:3]) != self.base or parts[3] != "kiosk":
             return None
         kid = parts[4]
-        if not _SLUG.match(kid):
+        if not SLUG.match(kid):
             return None
         rest = parts[5:]
         if rest == ["status"]:

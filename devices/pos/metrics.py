@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from gateway.metrics import counter_by
+
 if TYPE_CHECKING:
     from devices.pos.wiring import PosService
 
@@ -33,14 +35,7 @@ def pos_families(service: PosService) -> Iterator[Metric]:
     yield up
     yield from counters.values()
     stats = service.pipeline.stats
-    outcomes = CounterMetricFamily(
-        "mallgate_pos_captures", "POS captures processed, by outcome (sale, refund, copy, "
-        "non_sale, duplicate, dead).", labels=["outcome"])
-    for status, value in sorted(stats.by_status.items()):
-        outcomes.add_metric([status], value)
-    yield outcomes
-    dead = CounterMetricFamily("mallgate_pos_dead_letters", "POS captures dead-lettered, by "
-                               "error code.", labels=["code"])
-    for code, value in sorted(stats.dead_by_code.items()):
-        dead.add_metric([code], value)
-    yield dead
+    yield counter_by("mallgate_pos_captures", "POS captures processed, by outcome (sale, "
+                     "refund, copy, non_sale, duplicate, dead).", "outcome", stats.by_status)
+    yield counter_by("mallgate_pos_dead_letters", "POS captures dead-lettered, by error code.",
+                     "code", stats.dead_by_code)

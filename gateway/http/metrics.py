@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from gateway.http.auth import require_ops
 from gateway.keys import LEDGER, METRICS, WRITER
-from gateway.metrics import Families, Metrics
+from gateway.metrics import Families, Metrics, counter_by
 
 
 def store_families(app: web.Application) -> Families:
@@ -36,11 +36,8 @@ def ledger_families(app: web.Application) -> Families:
         if LEDGER not in app:
             return
         stats = app[LEDGER].stats
-        recorded = CounterMetricFamily("mallgate_ledger_entries_recorded",
-                                       "Ledger entries recorded, by kind.", labels=["kind"])
-        for kind, count in sorted(stats.by_kind.items()):
-            recorded.add_metric([kind], count)
-        yield recorded
+        yield counter_by("mallgate_ledger_entries_recorded", "Ledger entries recorded, by kind.",
+                         "kind", stats.by_kind)
         yield CounterMetricFamily("mallgate_ledger_duplicates", "Recordings of a fact already "
                                   "in the ledger (applied once, counted here).",
                                   value=stats.duplicates)

@@ -180,7 +180,7 @@ class Ledger:
 
     def balance_of(self, account_id: str, rows: list[tuple[Entry, bool]],
                    as_of: datetime | None = None) -> Balance:
-        """The balance from the account's entries as `entries_in` read them (for a caller
+        """The balance from the account's entries as `entries_in` reads them (for a caller
         that reads them together with something else, in one read)."""
         when = as_of or self.now()
         everything = fold([entry for entry, _ in rows], when, journal=False)
@@ -204,11 +204,12 @@ class Ledger:
 
 async def account_entries(reader: Reader, account_id: str) -> list[tuple[Entry, bool]]:
     """An account's entries with whether central has acknowledged each; reads only."""
-    return await reader.run(lambda conn: entries_in(conn, account_id))
+    return await reader.run(lambda conn: _read_entries(conn, account_id))
 
 
-def entries_in(conn: sqlite3.Connection, account_id: str) -> list[tuple[Entry, bool]]:
-    """`account_entries` inside the caller's read (uncached: tools and tests)."""
+def _read_entries(conn: sqlite3.Connection, account_id: str) -> list[tuple[Entry, bool]]:
+    """Every row of the account, decoded afresh (tools and tests; the ledger itself reads
+    through its `EntryCache`)."""
     rows = conn.execute(
         f"SELECT {', '.join('l.' + c for c in COLUMNS)}, s.entry_id IS NOT NULL "
         "FROM ledger l LEFT JOIN ledger_sync s ON s.entry_id = l.entry_id "

@@ -11,6 +11,9 @@ from datetime import date, datetime, time, timedelta, tzinfo
 
 from gateway.loyalty.rules import ExpiryRules
 
+# A local wall-clock time of day as settings and offers write it, "HH:MM" (24 h).
+HH_MM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
 
 def local_date(at: datetime, tz: tzinfo) -> date:
     return at.astimezone(tz).date()

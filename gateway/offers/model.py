@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-_HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+from gateway.loyalty.calendar import HH_MM_PATTERN
+
 _TEXT = 200
 
 
@@ -30,8 +31,8 @@ class Targeting(_Model):
     tags_any: tuple[str, ...] = ()  # the member has at least one of these tags
     tags_none: tuple[str, ...] = ()  # ... and none of these
     weekdays: tuple[int, ...] = ()  # ISO weekdays, 1 = Monday
-    hours_from: str | None = Field(default=None, pattern=_HH_MM)  # local time, inclusive
-    hours_until: str | None = Field(default=None, pattern=_HH_MM)  # local time, exclusive
+    hours_from: str | None = Field(default=None, pattern=HH_MM_PATTERN)  # local time, inclusive
+    hours_until: str | None = Field(default=None, pattern=HH_MM_PATTERN)  # local time, exclusive
     birthday: bool = False  # only on the member's birthday (local date)
     member_day: bool = False  # only on the programme's member day
 

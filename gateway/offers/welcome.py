@@ -80,11 +80,14 @@ class Welcome:
             self._use_offers(version, offers)
         zone_settings = self._zones.get(zone)
         kiosks = zone_settings.kiosks if zone_settings else ()
+        zone_kind = zone_settings.kind if zone_settings else "area"
         if member is None or OPT_OUT_PROXIMITY in member.opt_outs:
             skip: Skip = "unknown_member" if member is None else "opted_out"
             self.stats.skipped[skip] += 1
             return Decision(member_id, zone, at, member, None, None, skip, None, kiosks)
-        offer, why_not = self._candidate(member, zone, at, kiosks)
+        offer, why_not = self._candidate(member, Moment(
+            zone=zone, zone_kind=zone_kind, at=at, local=at.astimezone(self.rules.tz),
+            member_day=self.rules.earn.member_day), kiosks)
         welcome = self.settings.welcome
         recorded = await self.writer.submit(lambda conn: record_arrival(
             conn, site=self.site, member=member, zone=zone, via=via, at=at, offer=offer,
@@ -98,21 +101,17 @@ class Welcome:
         return Decision(member_id, zone, at, member, offer, recorded.delivery_id, None,
                         at + timedelta(seconds=welcome.claim_s), kiosks)
 
-    def _candidate(self, member: MemberFacts, zone: str, at: datetime,
+    def _candidate(self, member: MemberFacts, moment: Moment,
                    kiosks: tuple[str, ...]) -> tuple[Offer | None, Skip | None]:
         welcome = self.settings.welcome
-        local = at.astimezone(self.rules.tz)
         if not welcome.enabled:
             return None, "disabled"
         if OPT_OUT_OFFERS in member.opt_outs:
             return None, "opted_out"
         if not kiosks:
             return None, "no_kiosk"
-        if in_quiet_hours(local.time(), welcome.quiet_hours):
+        if in_quiet_hours(moment.local.time(), welcome.quiet_hours):
             return None, "quiet_hours"
-        zone_settings = self._zones.get(zone)
-        moment = Moment(zone=zone, zone_kind=zone_settings.kind if zone_settings else "area",
-                        at=at, local=local, member_day=self.rules.earn.member_day)
         offer = choose(self._offers, member, moment)
         return offer, None if offer is not None else "no_offer"
 

@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.loyalty.calendar import HH_MM_PATTERN
+
 _SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
-_HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class _Model(BaseModel):
@@ -70,12 +71,12 @@ class WelcomeSettings(_Model):
         "this long, in seconds. Default: a day.",
     )
     quiet_start: str | None = Field(
-        default=None, pattern=_HH_MM,
+        default=None, pattern=HH_MM_PATTERN,
         description='Local time from which no offer is shown (e.g. "21:30"); with '
         "`quiet_end`. Unset: no quiet hours.",
     )
     quiet_end: str | None = Field(
-        default=None, pattern=_HH_MM,
+        default=None, pattern=HH_MM_PATTERN,
         description='Local time until which no offer is shown (e.g. "10:00"); may be '
         "earlier than `quiet_start` (the quiet hours then span midnight).",
     )
