@@ -1,21 +1,20 @@
 """The kiosk operations: identify, balance, check-in, redeem, answered from the local store.
 
-The reply of every operation that changes something (check-in, redeem) is stored in
-`kiosk_requests` under the request's key (kiosk + id) in the same transaction as the points
-it moves, so a retried request gets the stored reply and is never applied twice, and a
-crash before the commit leaves nothing to undo: the broker redelivers the unacknowledged
-request and it runs afresh. Reads (identify, balance) change nothing and are answered
-afresh on a retry, which costs no write (no fsync) per scan; their refusals (an unknown
-member, a bad token) are stored like any other refusal.
+The reply of every operation that changes something (check-in, redeem, offer claim) is
+stored in `kiosk_requests` under the request's key (kiosk + id) in the same transaction as
+the points it moves. That transaction is one writer op, which also looks for a stored reply,
+finds the member and checks the balance. So a retried request gets the stored reply and is
+never applied twice, and a crash before the commit leaves nothing to undo: the broker
+redelivers the unacknowledged request and it runs afresh. Reads (identify, balance) change
+nothing and are answered afresh on a retry, which costs no write (no fsync) per scan; their
+refusals (an unknown member, a bad token) are stored like any other refusal.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, cast, get_args
@@ -68,25 +67,10 @@ class IdentityKeys:
     skew_s: int
 
 
-class _AccountLocks:
-    """One lock per account: a balance check and the burn it allows happen as one step."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, account_id: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(account_id, (asyncio.Lock(), 0))
-        self._locks[account_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[account_id]
-            if users == 1:
-                del self._locks[account_id]
-            else:
-                self._locks[account_id] = (lock, users - 1)
+# A write operation: runs inside one writer op, returns its reply (or refusal) and the
+# entries it recorded.
+WriteOp = Callable[[sqlite3.Connection, Request, Member, datetime, bool],
+                   tuple[Reply | KioskError, list[Recorded]]]
 
 
 class Operations:
@@ -101,19 +85,24 @@ class Operations:
         self.claim_days = claim_days
         self.site = site
         self.offer_claim_s = offer_claim_s
-        self._locks = _AccountLocks()
         self._handlers: dict[str, Callable[[Request, Member, datetime], Awaitable[Reply]]] = {
             "member.identify": self._identify,
             "balance.query": self._balance,
+            "receipt.claim": self._receipt_claim,
+        }
+        # Each of these is one writer op: its stored reply, the member, the balance check
+        # and what it allows are read and written in one transaction. The single writer
+        # orders them, so two redemptions of one account cannot both pass the check, and a
+        # request costs one hop to the writer thread rather than reads and then a write.
+        self._writes: dict[str, WriteOp] = {
             "checkin": self._checkin,
             "redeem": self._redeem,
-            "receipt.claim": self._receipt_claim,
             "offer.claim": self._offer_claim,
         }
 
     @property
     def ops(self) -> frozenset[str]:
-        return frozenset(self._handlers)
+        return frozenset(self._handlers) | frozenset(self._writes)
 
     async def handle(self, request: Request) -> tuple[Reply, bool]:
         """The reply to `request` (durable when it returns) and whether it was a retry."""
@@ -124,6 +113,8 @@ class Operations:
             lookup = self._lookup(request, now)
         except KioskError as refused:
             refusal = refused
+        if lookup is not None and request.op in self._writes:
+            return await self._write(request, lookup, now)
         # One read for all: a retry must get its stored reply even if, say, its QR token
         # has expired since; and the reads that answer with a balance get the account's
         # entries in the same read.
@@ -145,6 +136,37 @@ class Operations:
             return await self._handlers[request.op](request, member, now)
         except KioskError as refused:
             return refused
+
+    async def _write(self, request: Request, lookup: Lookup, now: datetime) -> tuple[Reply, bool]:
+        write = self._writes[request.op]
+        online = self.central_online()
+
+        def op(conn: sqlite3.Connection) -> tuple[Reply, bool, list[Recorded]]:
+            stored = _stored_reply(conn, request.key)
+            if stored is not None:
+                return stored, True, []
+            member = _find(conn, lookup)
+            outcome: Reply | KioskError
+            recorded: list[Recorded] = []
+            if member is None:
+                outcome = KioskError("unknown_member", "no member with this identity here")
+            else:
+                outcome, recorded = write(conn, request, member, now, online)
+            if isinstance(outcome, KioskError):
+                reply = error_reply(request.id, outcome)
+                if outcome.code not in STORED_ERRORS:
+                    return reply, False, recorded
+                outcome = reply
+            return store_reply(conn, request, outcome, now), False, recorded
+
+        reply, retry, recorded = await self.writer.submit(op)
+        self.ledger.count(recorded)
+        return reply, retry
+
+    def _balance_in_write(self, conn: sqlite3.Connection, member: Member,
+                          now: datetime) -> Balance:
+        entries = self.ledger.entries_in_write(conn, member.account_id)
+        return self.ledger.balance_of(member.account_id, entries, now)
 
     async def _refuse(self, request: Request, refusal: KioskError, now: datetime) -> Reply:
         reply = error_reply(request.id, refusal)
@@ -192,58 +214,41 @@ class Operations:
             "member_id": member.id, "available": b.available, "confirmed": b.confirmed,
             "pending": b.pending, "locked": b.locked, "debt": b.debt})
 
-    async def _checkin(self, request: Request, member: Member, now: datetime) -> Reply:
+    def _checkin(self, conn: sqlite3.Connection, request: Request, member: Member,
+                 now: datetime, online: bool) -> tuple[Reply | KioskError, list[Recorded]]:
         rules = self.ledger.rules
         day = local_date(now, rules.tz).isoformat()
         entry = checkin_entry(account_id=member.account_id, member_id=member.id, at=now,
                               rules=rules)
-        async with self._locks.hold(member.account_id):
-            before = (await self.ledger.balance(member.account_id, now)).available
+        recorded = self.ledger.insert_in(conn, [entry], now)
+        if recorded[0].duplicate:
+            return KioskError("already_checked_in", f"already checked in on {day}"), recorded
+        available = self._balance_in_write(conn, member, now).available
+        return ok_reply(request.id, {"member_id": member.id, "date": day,
+                                     "points": entry.points, "available": available}), recorded
 
-            def reply_for(conn: sqlite3.Connection, recorded: list[Recorded]) -> Reply:
-                if recorded[0].duplicate:
-                    reply = error_reply(request.id, KioskError(
-                        "already_checked_in", f"already checked in on {day}"))
-                else:
-                    reply = ok_reply(request.id, {
-                        "member_id": member.id, "date": day, "points": entry.points,
-                        "available": before + entry.points})
-                return store_reply(conn, request, reply, now)
-
-            _, reply = await self.ledger.record_with([entry], reply_for)
-        return reply
-
-    async def _redeem(self, request: Request, member: Member, now: datetime) -> Reply:
+    def _redeem(self, conn: sqlite3.Connection, request: Request, member: Member,
+                now: datetime, online: bool) -> tuple[Reply | KioskError, list[Recorded]]:
         data = request.data
         cost: int = data["points"]
-        async with self._locks.hold(member.account_id):
-            balance = await self.ledger.balance(member.account_id, now)
-            online = self.central_online()
-            allowance_left = None
-            if not online:
-                # Central's grant at the last sync, minus what it has not seen spent since.
-                allowance_left = await self.reader.run(
-                    lambda conn: left_offline(conn, member.account_id))
-            try:
-                check_redemption(cost=cost, available=balance.available, online=online,
-                                 allowance_left=allowance_left)
-            except RedemptionRefused as refused:
-                code = refused.code if refused.code in get_args(ErrorCode) else "internal"
-                raise KioskError(cast(ErrorCode, code), str(refused),
-                                 data={"available": balance.available}) from None
-            entry = redemption_entry(
-                account_id=member.account_id, member_id=member.id, request_id=request.key,
-                cost=cost, item=f"{data['kind']} {data['item']}", at=now,
-                rules=self.ledger.rules)
-
-            def reply_for(conn: sqlite3.Connection, recorded: list[Recorded]) -> Reply:
-                return store_reply(conn, request, ok_reply(request.id, {
-                    "member_id": member.id, "redemption_id": recorded[0].entry.entry_id,
-                    "kind": data["kind"], "item": data["item"], "points": cost,
-                    "available": balance.available - cost}), now)
-
-            _, reply = await self.ledger.record_with([entry], reply_for)
-        return reply
+        balance = self._balance_in_write(conn, member, now)
+        # Offline: central's grant at the last sync, minus what it has not seen spent since.
+        allowance_left = None if online else left_offline(conn, member.account_id)
+        try:
+            check_redemption(cost=cost, available=balance.available, online=online,
+                             allowance_left=allowance_left)
+        except RedemptionRefused as refused:
+            code = refused.code if refused.code in get_args(ErrorCode) else "internal"
+            return KioskError(cast(ErrorCode, code), str(refused),
+                              data={"available": balance.available}), []
+        entry = redemption_entry(
+            account_id=member.account_id, member_id=member.id, request_id=request.key,
+            cost=cost, item=f"{data['kind']} {data['item']}", at=now, rules=self.ledger.rules)
+        recorded = self.ledger.insert_in(conn, [entry], now)
+        return ok_reply(request.id, {
+            "member_id": member.id, "redemption_id": recorded[0].entry.entry_id,
+            "kind": data["kind"], "item": data["item"], "points": cost,
+            "available": balance.available - cost}), recorded
 
     async def _receipt_claim(self, request: Request, member: Member, now: datetime) -> Reply:
         """Credit an unclaimed sale; the receipt pipeline makes the claim itself idempotent,
@@ -268,25 +273,21 @@ class Operations:
                                       "available": balance.available})
         return await self.writer.submit(lambda conn: store_reply(conn, request, reply, now))
 
-    async def _offer_claim(self, request: Request, member: Member, now: datetime) -> Reply:
+    def _offer_claim(self, conn: sqlite3.Connection, request: Request, member: Member,
+                     now: datetime, online: bool) -> tuple[Reply | KioskError, list[Recorded]]:
         """The coupon of a welcome offer shown to this member; the coupon, its event for sync
         and this reply commit together, so a retry gets the same coupon."""
         offer_id = request.data["offer_id"]
-
-        def claim(conn: sqlite3.Connection) -> Reply:
-            try:
-                claimed = claim_offer(conn, site=self.site, member_id=member.id,
-                                      account_id=member.account_id, offer_id=offer_id,
-                                      kiosk_id=request.kid, claim_s=self.offer_claim_s, now=now)
-            except OfferClaimError as refused:
-                reply = error_reply(request.id, KioskError(refused.code, str(refused)))
-            else:
-                reply = ok_reply(request.id, {
-                    "member_id": member.id, "offer_id": offer_id, "title": claimed.title,
-                    "description": claimed.description, "coupon_code": claimed.coupon_code,
-                    "expires_at": to_text(claimed.expires_at)})
-            return store_reply(conn, request, reply, now)
-        return await self.writer.submit(claim)
+        try:
+            claimed = claim_offer(conn, site=self.site, member_id=member.id,
+                                  account_id=member.account_id, offer_id=offer_id,
+                                  kiosk_id=request.kid, claim_s=self.offer_claim_s, now=now)
+        except OfferClaimError as refused:
+            return KioskError(refused.code, str(refused)), []
+        return ok_reply(request.id, {
+            "member_id": member.id, "offer_id": offer_id, "title": claimed.title,
+            "description": claimed.description, "coupon_code": claimed.coupon_code,
+            "expires_at": to_text(claimed.expires_at)}), []
 
     def _tier(self, member: Member) -> Tier:
         tiers = self.ledger.rules.tiers.tiers

@@ -8,7 +8,9 @@ still pending. Decoding rows into entries was most of the cost of a balance; thi
 balance of a long-lived account at the price of its fold.
 
 Reads run on the reader threads; each account is read and merged under a lock (one of a
-fixed set, by account), so two threads never merge the same rows twice. The cache holds at
+fixed set, by account), so two threads never merge the same rows twice. The writer reads
+through `peek`, which leaves the cache as it was: its transaction sees rows that are not
+committed yet and may still roll back. The cache holds at
 most `max_entries` entries, evicting the least recently read accounts.
 """
 
@@ -78,6 +80,19 @@ class EntryCache:
             result = list(zip(account.entries, account.acked, strict=True))
             self._keep(account_id, account)
             return result
+
+    def peek(self, conn: sqlite3.Connection, account_id: str) -> list[tuple[Entry, bool]]:
+        """`read` for a write transaction: the cached entries plus the rows above them,
+        read afresh and not kept."""
+        with self._stripes[zlib.crc32(account_id.encode()) % _STRIPES]:
+            with self._guard:
+                cached = self._accounts.get(account_id)
+            account = _Account()
+            if cached is not None:
+                account = _Account(cached.last_rowid, list(cached.entries), list(cached.acked),
+                                   dict(cached.pending))
+            self._top_up(conn, account_id, account)
+        return list(zip(account.entries, account.acked, strict=True))
 
     def _top_up(self, conn: sqlite3.Connection, account_id: str, account: _Account) -> None:
         if account.pending:

@@ -108,14 +108,21 @@ class Ledger:
         recorded_at = self.now()
 
         def op(conn: sqlite3.Connection) -> tuple[list[Recorded], T]:
-            recorded = [self._insert(conn, e, recorded_at) for e in entries]
+            recorded = self.insert_in(conn, entries, recorded_at)
             return recorded, also(conn, recorded)
 
         results, extra = await self._writer.submit(op)
-        self._count(results)
+        self.count(results)
         return results, extra
 
-    def _count(self, results: list[Recorded]) -> None:
+    def insert_in(self, conn: sqlite3.Connection, entries: Sequence[Entry],
+                  recorded_at: datetime) -> list[Recorded]:
+        """`record_many` inside the caller's writer op, for an op that decides what to
+        record from what it reads in the same transaction; the caller passes the results
+        to `count` once the op has committed."""
+        return [self._insert(conn, e, recorded_at) for e in entries]
+
+    def count(self, results: list[Recorded]) -> None:
         for result in results:
             if result.duplicate:
                 self.stats.duplicates += 1
@@ -169,6 +176,12 @@ class Ledger:
     def entries_in(self, conn: sqlite3.Connection, account_id: str) -> list[tuple[Entry, bool]]:
         """`entries` inside the caller's read on `conn` (a reader connection)."""
         return self.cache.read(conn, account_id)
+
+    def entries_in_write(self, conn: sqlite3.Connection,
+                         account_id: str) -> list[tuple[Entry, bool]]:
+        """`entries` inside a writer op: what the transaction sees, entries of earlier ops of
+        its batch included, so a balance check and the burn it allows are one step."""
+        return self.cache.peek(conn, account_id)
 
     async def state(self, account_id: str, as_of: datetime | None = None) -> AccountState:
         entries = [entry for entry, _ in await self.entries(account_id)]

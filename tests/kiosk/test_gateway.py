@@ -104,6 +104,26 @@ async def test_identify_balance_checkin_redeem(broker_port: tuple[int, dict[str,
         assert after["data"]["available"] == 500 + 2 * points - 300  # burned once
 
 
+async def test_concurrent_redemptions_never_overdraw(broker: Mosquitto, tmp_path: Path) -> None:
+    """Twelve redemptions of 100 points race from two kiosks against 500 points: the
+    balance check and the burn are one step, so exactly five pass."""
+    settings = kiosk_settings(tmp_path, broker.port)
+    async with (running_gateway(settings), kiosk(broker.port, "k1") as k1,
+                kiosk(broker.port, "k2") as k2):
+        def redeem(n: int) -> dict[str, object]:
+            return {"member_id": "m-demo-0001", "kind": "gift", "item": f"g-{n}",
+                    "points": 100}
+        replies = await asyncio.gather(*(
+            (k1 if n % 2 else k2).request("redeem", redeem(n)) for n in range(12)))
+        codes = sorted(r["status"] if r["status"] == "ok" else r["error"]["code"]
+                       for r in replies)
+        assert codes == ["insufficient_points"] * 7 + ["ok"] * 5
+        after = [r["data"]["available"] for r in replies if r["status"] == "ok"]
+        assert sorted(after) == [0, 100, 200, 300, 400]
+        balance = await k1.request("balance.query", {"member_id": "m-demo-0001"})
+        assert balance["data"]["available"] == 0
+
+
 async def test_bad_input_gets_clear_errors_and_service_continues(
         broker: Mosquitto, tmp_path: Path) -> None:
     settings = kiosk_settings(tmp_path, broker.port, max_payload_bytes=2048)
