@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -34,6 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devices.kiosk import const
+from devices.kiosk.socketbuf import BufferedSocket
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,9 @@ class MqttLink:
         self._generation = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._sock: socket.socket | None = None
+        self._buffered: BufferedSocket | None = None
+        self._write_scheduled = False
+        self._waiting_writable = False
         self._publishes: dict[int, asyncio.Future[ReasonCode]] = {}
         self._was_up = False
         self._closing = False
@@ -282,14 +286,27 @@ class MqttLink:
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._on_loop(lambda: self._attach(sock))
+        buffered: BufferedSocket | None = None
+        # paho keeps its socket in `_sock` and calls only recv, send and close on it while
+        # driven from outside; swapping in the buffered one saves most system calls. If a
+        # paho version keeps it elsewhere, the link simply runs unbuffered.
+        if getattr(client, "_sock", None) is sock:
+            buffered = BufferedSocket(cast(socket.socket, sock))
+            client._sock = buffered
+        self._on_loop(lambda: self._attach(sock, buffered))
 
-    def _attach(self, sock: socket.socket) -> None:
+    def _attach(self, sock: socket.socket, buffered: BufferedSocket | None) -> None:
         self._sock = sock
+        self._buffered = buffered
         self._loop.add_reader(sock, self._readable)
+        if buffered is not None and buffered.pending_output():
+            self._schedule_write()  # the CONNECT, written into the buffer by paho
 
     def _readable(self) -> None:
         self._client.loop_read()
+        # Packets read ahead into the buffer raise no new readiness: serve them now.
+        while self._buffered is not None and self._buffered.buffered():
+            self._client.loop_read()
 
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         # paho closes the socket right after this returns: unregister it now.
@@ -303,15 +320,47 @@ class MqttLink:
             self._loop.remove_reader(self._sock)
             self._loop.remove_writer(self._sock)
             self._sock = None
+        self._buffered = None
+        self._waiting_writable = False
 
     def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._on_loop(lambda: self._loop.add_writer(sock, self._writable))
+        # paho has packets to write. Rather than wait for the socket to be writable (it
+        # nearly always is), write them at the end of this turn of the loop, together with
+        # whatever else this turn publishes or acknowledges.
+        self._on_loop(self._schedule_write)
 
-    def _writable(self) -> None:
+    def _schedule_write(self) -> None:
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            self._loop.call_soon(self._write)
+
+    def _write(self) -> None:
+        self._write_scheduled = False
+        if self._sock is None:
+            return
         self._client.loop_write()
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._buffered is None:
+            # Unbuffered: paho wrote straight to the socket; what is left waits for it.
+            if self._client.want_write():
+                self._wait_writable(self._write)
+            return
+        done = self._buffered.flush()
+        if done and self._waiting_writable and self._sock is not None:
+            self._loop.remove_writer(self._sock)
+            self._waiting_writable = False
+        elif not done:
+            self._wait_writable(self._flush)
+
+    def _wait_writable(self, callback: Callable[[], None]) -> None:
+        if self._sock is not None:
+            self._loop.add_writer(self._sock, callback)
+            self._waiting_writable = True
 
     def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._on_loop(lambda: self._loop.remove_writer(sock))
+        pass  # paho's queue is empty; our own buffer is flushed by `_flush`
 
     def _on_loop(self, fn: Callable[[], object]) -> None:
         if threading.get_ident() == self._loop_thread:
