@@ -44,6 +44,10 @@ def open_writer(path: StrPath) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
+        # Each op of a batch runs in its own savepoint; the pages it may have to roll back
+        # go to a sub-journal, which past 64 KiB spills to a temporary file (one file and
+        # thousands of writes per batch). A batch is bounded, so keep it in memory.
+        conn.execute("PRAGMA temp_store = MEMORY")
         _apply_integrity_pragmas(conn)
     except BaseException:
         conn.close()
