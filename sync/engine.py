@@ -228,7 +228,9 @@ class SyncEngine:
 
     # -- the loops ----------------------------------------------------------------------
     async def run(self) -> None:
-        self.mode = "online"
+        # Offline until central answers: a redemption in the first moments after a start
+        # must not count on a central that may be unreachable.
+        self.mode = "offline"
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._push_loop(), name="sync-push")
             tasks.create_task(self._pull_loop(), name="sync-pull")
