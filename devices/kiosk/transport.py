@@ -34,6 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devices.kiosk import const
+from devices.kiosk.properties import publish_properties
 from devices.kiosk.socketbuf import BufferedSocket
 
 log = logging.getLogger(__name__)
@@ -390,12 +391,7 @@ class MqttLink:
                 correlation: bytes | None = None) -> paho.MQTTMessageInfo:
         properties: Properties | None = None
         if expiry_s is not None or correlation is not None:
-            properties = _properties(PacketTypes.PUBLISH)
-            properties.ContentType = "application/json"
-            if expiry_s is not None:
-                properties.MessageExpiryInterval = expiry_s
-            if correlation is not None:
-                properties.CorrelationData = correlation
+            properties = publish_properties(expiry_s=expiry_s, correlation=correlation)
         self.stats.published += 1
         info = self._client.publish(topic, payload, qos=qos, retain=retain,
                                     properties=properties)

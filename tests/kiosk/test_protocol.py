@@ -8,7 +8,10 @@ from typing import Any, get_args
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from devices.kiosk.properties import publish_properties
 from devices.kiosk.protocol import (
     EVENT_SCHEMAS,
     ErrorCode,
@@ -245,3 +248,19 @@ def test_every_schema_of_the_contract_is_valid_json_schema_2020_12() -> None:
         CONTRACT.validator(f"#/components/schemas/{name}")  # check_schema raises if not
     for message in CONTRACT.document["components"]["messages"].values():
         assert message["payload"]["schemaFormat"].endswith("draft-2020-12")
+
+
+@pytest.mark.parametrize(("expiry_s", "correlation"), [
+    (30, b"01J0000000000000000000000A"), (None, b"x"), (86_400, None),
+    (1, b"\x00" * 300),  # a property length past one byte
+])
+def test_packed_publish_properties_are_the_bytes_paho_packs(
+        expiry_s: int | None, correlation: bytes | None) -> None:
+    reference = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    if expiry_s is not None:
+        reference.MessageExpiryInterval = expiry_s
+    reference.ContentType = "application/json"
+    if correlation is not None:
+        reference.CorrelationData = correlation
+    packed = publish_properties(expiry_s=expiry_s, correlation=correlation)
+    assert packed.pack() == reference.pack()  # type: ignore[no-untyped-call]
