@@ -7,6 +7,9 @@ either applied completely and is recorded, or left no trace.
 
 A migration file must not contain BEGIN/COMMIT or PRAGMAs that cannot run inside a
 transaction (journal_mode, foreign_keys).
+
+Before new migrations run, indexes a bulk fill set aside (see `gateway.store.deferred`) are
+built again, so a migration can rely on every index its predecessors created.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
+from gateway.store.deferred import has_deferred_indexes, restore_indexes
 from gateway.store.errors import MigrationError, SchemaTooNewError, StoreError
 
 MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
@@ -90,6 +94,8 @@ def schema_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection, directory: Traversable | None = None) -> list[int]:
     """Apply every migration newer than the database, in order; return the versions applied.
 
+    Indexes a bulk fill set aside and did not build again (a crash cut it short) are built
+    first, so they are back whenever the store opens and before a migration refers to them.
     `conn` must be in autocommit mode (`isolation_level=None`) with no open transaction.
     Raises `SchemaTooNewError` without touching the database if it was migrated by newer
     code, and `MigrationError` naming the file if one fails (that file is rolled back;
@@ -104,6 +110,7 @@ def migrate(conn: sqlite3.Connection, directory: Traversable | None = None) -> l
         raise SchemaTooNewError(database_version, known_version)
 
     conn.execute(_CREATE_SCHEMA_MIGRATIONS)
+    _restore_deferred_indexes(conn)
     applied: list[int] = []
     for migration in migrations:
         if migration.version > database_version and _apply(conn, migration):
@@ -138,6 +145,22 @@ def _apply(conn: sqlite3.Connection, migration: Migration) -> bool:
         _rollback(conn)
         raise
     return True
+
+
+def _restore_deferred_indexes(conn: sqlite3.Connection) -> None:
+    """Build the indexes a bulk fill set aside and did not build again (it was cut short)."""
+    if not has_deferred_indexes(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        restore_indexes(conn)
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        raise StoreError(f"cannot build the deferred indexes again: {exc}") from exc
+    except BaseException:
+        _rollback(conn)
+        raise
 
 
 def _check_foreign_keys(conn: sqlite3.Connection, migration: Migration) -> None:
