@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from cloud_api.client import CentralClient
+from cloud_api.client import CentralClient, Verdict
 from cloud_api.errors import (
     CentralAuthError,
     CentralError,
@@ -40,7 +40,7 @@ from sync.apply import (
     set_state,
 )
 from sync.backoff import Backoff
-from sync.outbox import OutboxEvent, dead_letter, next_batch, settle
+from sync.outbox import OutboxEvent, Settled, all_final, dead_letter, next_batch, settle
 from sync.state import HEAD, LAST_PULL, LAST_PUSH, SyncStatus, read_status
 
 log = logging.getLogger(__name__)
@@ -93,21 +93,74 @@ class SyncEngine:
     async def push_once(self) -> int:
         """Send the next batch and settle its verdicts; returns how many events were sent
         (0: the outbox is empty). A 413 halves the batch and tries again at once."""
+        batch, verdicts = await self._send_next()
+        if batch:
+            await self._settle(batch, verdicts)
+        return len(batch)
+
+    async def push(self) -> int:
+        """Push batch after batch until nothing is left to send; returns how many events
+        were sent. Raises as `push_once` does, once what was sent is settled.
+
+        While one batch's verdicts are settled on the gateway, the next batch is read and
+        sent: it leaves out the batch being settled, whose events are still in the outbox
+        until then. The next batch goes only when central gave every event of the one
+        before a final verdict: an unsettled event must hold back the later events of its
+        account, and only its recorded failure tells the next read which those are. Until
+        a settle commits, the next read may still see an earlier failure it clears, and
+        then holds that account back one batch longer, never less."""
+        sent = 0
+        settling: asyncio.Task[None] | None = None
+        in_flight: frozenset[int] = frozenset()
+        try:
+            while True:
+                batch, verdicts = await self._send_next(in_flight)
+                if settling is not None:
+                    # One settle at a time, so a read never misses more than the batch
+                    # still settling.
+                    previous, settling = settling, None
+                    await previous
+                if not batch:
+                    if not in_flight:
+                        return sent
+                    in_flight = frozenset()  # read again, with that batch settled
+                    continue
+                sent += len(batch)
+                if not all_final(batch, verdicts):
+                    await self._settle(batch, verdicts)  # records the failures and raises
+                    in_flight = frozenset()
+                    continue
+                settling = asyncio.create_task(self._settle(batch, verdicts))
+                in_flight = frozenset(event.seq for event in batch)
+        finally:
+            if settling is not None:
+                await settling
+
+    async def _send_next(self, exclude: frozenset[int] = frozenset(),
+                         ) -> tuple[list[OutboxEvent], list[Verdict]]:
+        """Read the next batch (without `exclude`) and send it; ([], []) if none."""
         while True:
             batch = await self.reader.run(lambda c: next_batch(
-                c, max_events=self._max_events, max_bytes=self._max_bytes))
+                c, max_events=self._max_events, max_bytes=self._max_bytes, exclude=exclude))
             if not batch:
-                return 0
+                return [], []
             key = f"{self.gateway_id}:{batch[0].seq}-{batch[-1].seq}:{len(batch)}"
             try:
                 verdicts = await self.client.push_batch(
                     self.gateway_id, [e.body for e in batch], idempotency_key=key)
-                break
             except PayloadTooLarge as exc:
                 await self._too_large(batch, exc)
+                continue
+            # After a 413 the limits were halved; grow them back as batches go through.
+            self._max_events = min(self.settings.batch_max_events, self._max_events * 2)
+            self._max_bytes = min(self.settings.batch_max_bytes, self._max_bytes * 2)
+            return batch, verdicts
+
+    async def _settle(self, batch: list[OutboxEvent], verdicts: list[Verdict]) -> None:
+        """Commit central's verdicts on the gateway; raises if an event got none final."""
         at = self._at()
 
-        def commit(conn: sqlite3.Connection) -> Any:
+        def commit(conn: sqlite3.Connection) -> Settled:
             result = settle(conn, batch, verdicts, at)
             set_state(conn, LAST_PUSH, at, at)
             return result
@@ -116,13 +169,9 @@ class SyncEngine:
         self.counters["duplicates"] += settled.duplicates
         self.counters["rejected"] += settled.rejected
         self.counters["unsettled"] += settled.unsettled
-        # After a 413 the limits were halved; grow them back as batches go through.
-        self._max_events = min(self.settings.batch_max_events, self._max_events * 2)
-        self._max_bytes = min(self.settings.batch_max_bytes, self._max_bytes * 2)
         if settled.unsettled:
             raise CentralUnavailable(f"{settled.unsettled} events got no final verdict",
                                      code="unsettled")
-        return len(batch)
 
     async def _too_large(self, batch: list[OutboxEvent], exc: PayloadTooLarge) -> None:
         if len(batch) > 1:
@@ -210,8 +259,7 @@ class SyncEngine:
 
     async def sync_now(self) -> SyncStatus:
         """Push everything, then pull up to central's head; errors reach the caller."""
-        while await self.push_once():
-            pass
+        await self.push()
         while await self.pull_once():
             pass
         self.mode = "online"
@@ -239,7 +287,7 @@ class SyncEngine:
     async def _push_loop(self) -> None:
         while True:
             try:
-                sent = await self.push_once()
+                sent = await self.push()
             except CentralError as exc:
                 await asyncio.sleep(self._failed(exc, self._push_backoff))
                 continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from cloud_api.client import Verdict, event_json
@@ -32,10 +32,13 @@ class OutboxEvent:
         return len(self.body.encode())
 
 
-def next_batch(conn: sqlite3.Connection, *, max_events: int,
-               max_bytes: int) -> list[OutboxEvent]:
+def next_batch(conn: sqlite3.Connection, *, max_events: int, max_bytes: int,
+               exclude: Collection[int] = ()) -> list[OutboxEvent]:
     """The next events to push, in outbox order, at most `max_events` and `max_bytes`
-    (always at least one, so a single large event still gets its verdict or its 413)."""
+    (always at least one, so a single large event still gets its verdict or its 413).
+
+    `exclude` holds the seqs of a batch sent whose verdicts may not be settled yet: its
+    events may still be in the outbox, and are not sent twice."""
     batch: list[OutboxEvent] = []
     size = 0
     # Later events of an account with a failing event wait behind it while it is retried;
@@ -46,8 +49,10 @@ def next_batch(conn: sqlite3.Connection, *, max_events: int,
         "OR account_id NOT IN (SELECT account_id FROM sync_failures "
         "                      WHERE account_id IS NOT NULL) "
         "OR event_id IN (SELECT event_id FROM sync_failures) "
-        "ORDER BY seq LIMIT ?", (max_events,),
+        "ORDER BY seq LIMIT ?", (max_events + len(exclude),),
     ):
+        if seq in exclude:
+            continue
         event = OutboxEvent(seq, event_id, event_type, account_id, payload,
                             event_json(event_id, event_type, payload))
         if batch and (len(batch) >= max_events or size + event.size > max_bytes):
@@ -55,6 +60,16 @@ def next_batch(conn: sqlite3.Connection, *, max_events: int,
         batch.append(event)
         size += event.size
     return batch
+
+
+# Verdicts that settle an event for good; any other answer (or none) leaves it failing.
+FINAL = frozenset({"accepted", "duplicate", "rejected"})
+
+
+def all_final(batch: Sequence[OutboxEvent], verdicts: Sequence[Verdict]) -> bool:
+    """Whether central settled every event of the batch for good (see `settle`)."""
+    statuses = {v.event_id: v.status for v in verdicts}
+    return all(statuses.get(event.event_id) in FINAL for event in batch)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
     python -m tests.sync.crash_child DB URL TOKEN COUNT [KILL_POINT NTH]
 
 Kill points: after_record, before_send, after_reply (central committed, the edge has not
-settled), after_settle, before_apply (a page received, not applied), after_apply.
+settled), reply_while_settling (central committed a batch while the edge was still to
+settle the one before), after_settle, before_apply (a page received, not applied),
+after_apply.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from cloud_api.client import Verdict
 from gateway.settings.sync import SyncSettings
+from sync.outbox import OutboxEvent
 from tests.sync.edge import FAST, open_edge
 from tests.sync.test_faults import earn
 
@@ -48,10 +52,19 @@ async def main(db: Path, url: str, token: str, count: int, *, point: str, nth: i
         hooks: dict[str, tuple[Any, str, bool]] = {
             "before_send": (client, "push_batch", True),
             "after_reply": (client, "push_batch", False),
-            "after_settle": (engine, "push_once", False),
+            "after_settle": (engine, "_settle", False),
             "before_apply": (client, "changes", False),
             "after_apply": (engine, "pull_once", False),
         }
+        if point == "reply_while_settling":
+            settle = engine._settle
+
+            async def settle_later(batch: list[OutboxEvent], verdicts: list[Verdict]) -> None:
+                await asyncio.sleep(0.5)  # the next batch is sent and answered meanwhile
+                await settle(batch, verdicts)
+
+            engine._settle = settle_later  # type: ignore[method-assign]
+            point = "after_reply"
         if point in hooks:
             target, name, before = hooks[point]
             setattr(target, name, killing(getattr(target, name), nth, before=before))

@@ -15,8 +15,8 @@ from tests.sync.edge import open_edge
 from tests.sync.faults import assert_converged
 from tests.sync.test_faults import ACCOUNTS
 
-POINTS = ["after_record", "before_send", "after_reply", "after_settle", "before_apply",
-          "after_apply"]
+POINTS = ["after_record", "before_send", "after_reply", "reply_while_settling",
+          "after_settle", "before_apply", "after_apply"]
 COUNT = 40
 
 

@@ -24,15 +24,18 @@ from cloud_api.client import CentralClient
 from cloud_api.errors import CentralError
 from cloud_api.server.sqlite_store import SqliteStorage
 from gateway.loyalty import Entry, EntryKind, fold
+from gateway.settings.sync import SyncSettings
 from tests.cloud_api.central import MALL, Central, start_central
 from tests.scale import examples
-from tests.sync.edge import Edge, open_edge
+from tests.sync.edge import FAST, Edge, open_edge
 from tests.sync.faults import Faults
 
 T = TypeVar("T")
 MEMBERS = {"M0": "A0", "M1": "A1", "M2": "A2"}
 GATEWAYS = ("gw-a", "gw-b")
 T0 = datetime(2026, 5, 1, 4, tzinfo=UTC)
+# Small batches, so a push of everything pending goes in several overlapping batches.
+SETTINGS = SyncSettings(**{**FAST.model_dump(), "batch_max_events": 3})
 
 
 def fact(kind: EntryKind, points: int, member: str, key: str, minute: int) -> Entry:
@@ -69,7 +72,8 @@ class SyncMachine(RuleBasedStateMachine):
             for gateway in GATEWAYS:
                 token = await central.storage.add_token(MALL, "gateway", gateway)
                 self.edges[gateway] = await self.stack.enter_async_context(open_edge(
-                    self.tmp / f"{gateway}.db", central.url, token, gateway_id=gateway))
+                    self.tmp / f"{gateway}.db", central.url, token, gateway_id=gateway,
+                    settings=SETTINGS))
         self.run(start())
 
     def _next_minute(self) -> int:
@@ -112,6 +116,11 @@ class SyncMachine(RuleBasedStateMachine):
     def push(self, gateway: str) -> None:
         with contextlib.suppress(CentralError):
             self.run(self.edges[gateway].engine.push_once())
+
+    @rule(gateway=st.sampled_from(GATEWAYS))
+    def push_everything(self, gateway: str) -> None:
+        with contextlib.suppress(CentralError):
+            self.run(self.edges[gateway].engine.push())
 
     @rule(gateway=st.sampled_from(GATEWAYS))
     def pull(self, gateway: str) -> None:
