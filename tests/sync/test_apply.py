@@ -9,7 +9,7 @@ import pytest
 
 from gateway.store.db import open_memory
 from gateway.store.migrations import migrate
-from sync.apply import apply_changes, erase_member, upsert_member
+from sync.apply import apply_changes, erase_member, upsert_member, upsert_members
 
 
 @pytest.fixture
@@ -37,6 +37,29 @@ def test_a_newer_version_replaces_profile_and_identifiers(conn: sqlite3.Connecti
     assert conn.execute("SELECT tier, central_version, tags FROM members").fetchall() == [
         ("gold", 3, '["会员"]')]
     assert cards(conn) == ["C3"]
+
+
+def test_every_field_is_stored_as_given_with_its_type(conn: sqlite3.Connection) -> None:
+    full = {"member_id": "M1", "account_id": "A1", "display_name_masked": '王"小\\明\n',
+            "tier": "gold", "tier_anniversary": "2026-03-01", "birth_month": 2,
+            "birth_day": 29, "tags": ["会员", 'a"b', "é\u2028"], "opt_outs": ["sms"],
+            "version": "7", "identifiers": [{"kind": "card", "value": "C1"},
+                                            {"kind": "phone_hash", "value": "h1"}]}
+    bare = {"member_id": "M2", "account_id": "A2", "tier": "", "tags": None}
+    upsert_members(conn, [full, bare], "t1")
+    rows = conn.execute(
+        "SELECT id, account_id, display_name_masked, tier, tier_anniversary, birth_month, "
+        "typeof(birth_month), birth_day, tags, opt_outs, central_version, "
+        "typeof(central_version), updated_at FROM members ORDER BY id").fetchall()
+    assert rows == [
+        ("M1", "A1", '王"小\\明\n', "gold", "2026-03-01", 2, "integer", 29,
+         '["会员","a\\"b","é\u2028"]', '["sms"]', 7, "integer", "t1"),
+        ("M2", "A2", None, "normal", None, None, "null", None, "[]", "[]", 0, "integer", "t1")]
+    assert conn.execute("SELECT id, owner_member_id FROM accounts ORDER BY id").fetchall() \
+        == [("A1", "M1"), ("A2", "M2")]
+    assert conn.execute("SELECT kind, value, member_id FROM member_identifiers "
+                        "ORDER BY kind").fetchall() == [("card", "C1", "M1"),
+                                                        ("phone_hash", "h1", "M1")]
 
 
 def test_erasure_removes_every_trace_but_keeps_receipts_unlinked(
