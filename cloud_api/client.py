@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import orjson
 
 from cloud_api.errors import (
     CentralAuthError,
@@ -214,11 +215,12 @@ class CentralClient:
                     chunk = gz.unconsumed_tail
                     complete, _, pending = pending.rpartition(b"\n")
                     if complete:
-                        # One parse for many lines: far cheaper than one call per line.
-                        for line in json.loads(b"[" + complete.replace(b"\n", b",") + b"]"):
+                        # One parse for many lines: far cheaper than one call per line;
+                        # orjson parses them in half the time json takes.
+                        for line in orjson.loads(b"[" + complete.replace(b"\n", b",") + b"]"):
                             yield line
             if pending.strip():
-                yield json.loads(pending)
+                yield orjson.loads(pending)
 
     # -- back-office calls (mini-program, admin) ----------------------------------------
     async def create_member(self, mall_id: str, profile: dict[str, Any]) -> dict[str, Any]:
