@@ -343,21 +343,17 @@ class MqttLink:
         self._flush()
 
     def _flush(self) -> None:
+        # Unbuffered (a paho that keeps its socket elsewhere), paho wrote straight to the
+        # socket and what is left is its own queue; buffered, it is our output buffer.
         if self._buffered is None:
-            # Unbuffered: paho wrote straight to the socket; what is left waits for it.
-            if self._client.want_write():
-                self._wait_writable(self._write)
-            return
-        done = self._buffered.flush()
+            done, retry = not self._client.want_write(), self._write
+        else:
+            done, retry = self._buffered.flush(), self._flush
         if done and self._waiting_writable and self._sock is not None:
             self._loop.remove_writer(self._sock)
             self._waiting_writable = False
-        elif not done:
-            self._wait_writable(self._flush)
-
-    def _wait_writable(self, callback: Callable[[], None]) -> None:
-        if self._sock is not None:
-            self._loop.add_writer(self._sock, callback)
+        elif not done and self._sock is not None:
+            self._loop.add_writer(self._sock, retry)
             self._waiting_writable = True
 
     def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:

@@ -23,6 +23,8 @@ BUSY_TIMEOUT_MS = 5_000
 # Checkpoint the WAL back into the main file every ~4 MiB (1,000 pages of 4 KiB): small
 # enough that reads stay fast and the WAL stays small on the gateway's flash storage.
 WAL_AUTOCHECKPOINT_PAGES = 1_000
+
+# The writer's page cache (see open_writer).
 WRITER_CACHE_KIB = 16 * 1024
 
 # After a checkpoint, truncate a WAL that grew during a burst back to this size.
