@@ -6,7 +6,15 @@ import json
 import math
 import os
 import socket
+import sys
 from pathlib import Path
+
+# Python puts a script's own folder first on the path, and this folder's `sync.py` (the sync
+# benchmark) would then shadow the project's `sync` package. Every benchmark imports this
+# module before any project package (it sorts with the third-party imports), so taking the
+# folder off the path here lets `import sync` find the package from then on.
+_FOLDER = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry).resolve() != _FOLDER]
 
 
 def emit(bench: str, metric: str, value: float, *, unit: str, target: str | None,

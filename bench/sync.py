@@ -31,22 +31,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-# This script is named after the package it measures, and Python puts the script's folder
-# first on the path: import the package while that folder is out of the way.
-_BENCH_DIR = sys.path.pop(0)
-from sync.engine import SyncEngine  # noqa: E402
+from benchlib import emit
 
-sys.path.insert(0, _BENCH_DIR)
-from benchlib import emit  # noqa: E402
-
-from cloud_api.client import CentralClient  # noqa: E402
-from cloud_api.server.sqlite_store import SCHEMA  # noqa: E402
-from cloud_api.server.storage import edge_view, hash_token, view_json  # noqa: E402
-from gateway.hlc import HybridClock  # noqa: E402
-from gateway.ledger import Ledger  # noqa: E402
-from gateway.loyalty import Entry, EntryKind, LoyaltyRules  # noqa: E402
-from gateway.settings.sync import SyncSettings  # noqa: E402
-from gateway.store import Reader, Writer  # noqa: E402
+from cloud_api.client import CentralClient
+from cloud_api.server.sqlite_store import SCHEMA
+from cloud_api.server.storage import edge_view, hash_token, view_json
+from gateway.hlc import HybridClock
+from gateway.ledger import Ledger
+from gateway.loyalty import Entry, EntryKind, LoyaltyRules
+from gateway.settings.sync import SyncSettings
+from gateway.store import Reader, Writer
+from sync.engine import SyncEngine
 
 BENCH = "sync"
 MALL, GATEWAY, TOKEN = "bench-mall", "gw-bench", "mgt_bench-token"
