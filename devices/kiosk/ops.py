@@ -117,9 +117,9 @@ class Operations:
             return await self._write(request, lookup, now)
         # One read for all: a retry must get its stored reply even if, say, its QR token
         # has expired since; and the reads that answer with a balance get the account's
-        # entries in the same read.
+        # entries in the same read. A few point lookups: read right here, on the loop.
         with_entries = request.op in _READS_WITH_BALANCE
-        stored, member = await self.reader.run(lambda conn: self._first_read(
+        stored, member = self.reader.run_here(lambda conn: self._first_read(
             conn, request.key, lookup, with_entries=with_entries))
         if stored is not None:
             return stored, True

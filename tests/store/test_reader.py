@@ -33,6 +33,40 @@ async def test_run_returns_what_the_function_returns(db_path: Path) -> None:
     assert value == (1,)
 
 
+async def test_run_here_reads_the_last_commit_on_the_calling_thread(db_path: Path) -> None:
+    async with Writer(db_path) as writer, Reader(db_path) as reader:
+        threads: list[int] = []
+
+        def read(conn: sqlite3.Connection) -> int:
+            threads.append(threading.get_ident())
+            return int(conn.execute("SELECT value FROM counters WHERE name = 'a'").fetchone()[0])
+
+        assert reader.run_here(read) == 1
+        await writer.submit(lambda conn: conn.execute(
+            "UPDATE counters SET value = 2 WHERE name = 'a'"))
+        assert reader.run_here(read) == 2
+        assert threads == [threading.get_ident()] * 2
+
+
+async def test_run_here_reads_one_snapshot_and_cannot_write(db_path: Path) -> None:
+    def around_a_commit(conn: sqlite3.Connection) -> list[int]:
+        before = conn.execute("SELECT count(*) FROM counters").fetchone()[0]
+        other = sqlite3.connect(db_path, isolation_level=None)
+        try:  # another connection commits between the two reads
+            other.execute("INSERT INTO counters (name, value) VALUES ('b', 1)")
+        finally:
+            other.close()
+        return [before, conn.execute("SELECT count(*) FROM counters").fetchone()[0]]
+
+    async with Reader(db_path) as reader:
+        assert reader.run_here(around_a_commit) == [1, 1]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.run_here(lambda conn: conn.execute("DELETE FROM counters"))
+        # A failed read leaves no transaction open behind it: the next one sees the commit.
+        assert reader.run_here(
+            lambda conn: conn.execute("SELECT count(*) FROM counters").fetchone()[0]) == 2
+
+
 async def test_reader_cannot_write(db_path: Path) -> None:
     async with Reader(db_path) as reader:
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
@@ -78,3 +112,5 @@ async def test_closed_reader_refuses_reads(db_path: Path) -> None:
         pass
     with pytest.raises(StoreError):
         await reader.run(lambda conn: 1)
+    with pytest.raises(StoreError):
+        reader.run_here(lambda conn: 1)
