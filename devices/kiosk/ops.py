@@ -12,12 +12,13 @@ refusals (an unknown member, a bad token) are stored like any other refusal.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, cast, get_args
+
+import orjson
 
 from devices.kiosk.identity import Lookup, lookup_for
 from devices.kiosk.protocol import ErrorCode, KioskError, Request, error_reply, ok_reply
@@ -301,20 +302,20 @@ def store_reply(conn: sqlite3.Connection, request: Request, reply: Reply,
     inserted = conn.execute(
         "INSERT INTO kiosk_requests (request_id, kiosk_id, op, reply, created_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING",
-        (request.key, request.kid, request.op, json.dumps(reply, ensure_ascii=False),
+        (request.key, request.kid, request.op, orjson.dumps(reply).decode(),
          to_text(now)),
     ).rowcount
     if inserted:
         return reply
     row = conn.execute("SELECT reply FROM kiosk_requests WHERE request_id = ?",
                        (request.key,)).fetchone()
-    return cast(Reply, json.loads(row[0]))
+    return cast(Reply, orjson.loads(row[0]))
 
 
 def _stored_reply(conn: sqlite3.Connection, key: str) -> Reply | None:
     row = conn.execute("SELECT reply FROM kiosk_requests WHERE request_id = ?",
                        (key,)).fetchone()
-    return cast(Reply, json.loads(row[0])) if row else None
+    return cast(Reply, orjson.loads(row[0])) if row else None
 
 
 _READS_WITH_BALANCE = frozenset({"member.identify", "balance.query"})

@@ -7,6 +7,8 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from gateway.loyalty import Entry, EntryKind
 
 COLUMNS = (
@@ -58,7 +60,9 @@ def tuple_to_entry(row: tuple[Any, ...]) -> Entry:
 
 
 def row_to_json(row: dict[str, Any]) -> str:
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    # Byte for byte what json.dumps(row, ensure_ascii=False, separators=(",", ":"),
+    # sort_keys=True) gives, in a fraction of the time: this runs once per recorded entry.
+    return orjson.dumps(row, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def entry_to_json(entry: Entry) -> str:

@@ -198,6 +198,19 @@ def test_error_replies_conform_to_the_contract() -> None:
         "v": 1, "re": ID, "status": "ok", "data": {"a": "点"}}
 
 
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12)
+
+
+@given(st.dictionaries(st.text(), JSON_VALUES, max_size=6))
+@settings(max_examples=examples(200))
+def test_encode_gives_the_bytes_of_compact_json_dumps(message: dict[str, Any]) -> None:
+    assert encode(message) == json.dumps(
+        message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def test_every_request_channel_has_qos1_expiry_and_a_reply() -> None:
     operations = CONTRACT.document["operations"]
     for channel, body in CONTRACT.document["channels"].items():
