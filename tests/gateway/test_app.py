@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
-from gateway.app import create_app
+from gateway.app import GIL_SWITCH_INTERVAL_S, create_app
 from gateway.keys import LEDGER
 from gateway.settings import Settings
 from gateway.store import load_migrations
@@ -42,6 +42,17 @@ async def test_the_app_wires_a_ledger_on_the_configured_store(
     assert recorded.entry.origin_site == "gw-test"
     assert gateway_settings.store.path.exists()
     assert (await app[LEDGER].balance("A1", at(2026, 1, 2))).available == 42
+
+
+async def test_the_gateway_shortens_the_gil_switch_interval_while_it_runs(
+    aiohttp_client: AiohttpClient, gateway_settings: Settings,
+) -> None:
+    before = sys.getswitchinterval()
+    assert before != GIL_SWITCH_INTERVAL_S
+    client = await aiohttp_client(create_app(gateway_settings))
+    assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S
+    await client.close()
+    assert sys.getswitchinterval() == before
 
 
 def _get(url: str) -> dict[str, object]:
