@@ -73,6 +73,8 @@ async def main(db: Path, url: str, token: str, count: int, *, point: str, nth: i
             if point == "after_record" and start // 10 + 1 == nth:
                 die()
         await engine.sync_now()
+    if point:  # still alive: this workload never reached the step to die at
+        sys.exit(f"the workload reached {point} fewer than {nth} times: nothing was tested")
     print("done", flush=True)
 
 

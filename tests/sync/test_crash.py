@@ -20,9 +20,15 @@ POINTS = ["after_record", "before_send", "after_reply", "reply_while_settling",
 COUNT = 40
 
 
-async def child(db: Path, central: Central, *kill: str) -> tuple[int, str]:
+def events_for(nth: int) -> int:
+    """Enough sales that every step happens at least `nth` times: the child records them
+    ten at a time and pushes them seven to a batch."""
+    return max(COUNT, 10 * nth)
+
+
+async def child(db: Path, central: Central, count: int, *kill: str) -> tuple[int, str]:
     return await run_child("tests.sync.crash_child", str(db), central.url,
-                           central.gateway_token, str(COUNT), *kill)
+                           central.gateway_token, str(count), *kill)
 
 
 # Which occurrence of the step dies: the 2nd by default, the 1st to 10th under make chaos.
@@ -35,11 +41,11 @@ async def test_sigkill_at_any_step_then_restart_converges(
         await admin.create_member(MALL, {"member_id": member, "account_id": account})
     for n in range(5):  # something to pull, in several pages
         await admin.adjust(MALL, "M2", request_id=f"gift-{n}", points=10, reason="gift")
-    db = tmp_path / "gw.db"
-    code, output = await child(db, central, point, str(nth))
+    db, count = tmp_path / "gw.db", events_for(nth)
+    code, output = await child(db, central, count, point, str(nth))
     assert code == -signal.SIGKILL, output
-    code, output = await child(db, central)
+    code, output = await child(db, central, count)
     assert code == 0 and "done" in output, output
     async with open_edge(db, central.url, central.gateway_token) as edge:
         await assert_converged(edge, admin, ACCOUNTS)
-        assert await edge.scalar("SELECT count(*) FROM ledger") == COUNT + 5
+        assert await edge.scalar("SELECT count(*) FROM ledger") == count + 5
