@@ -20,6 +20,7 @@ test: bootstrap lint unit
 lint: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
+	$(BIN)/mypy bench/sync.py
 
 unit: bootstrap
 	$(BIN)/pytest -q $(PYTEST_ARGS)
