@@ -13,7 +13,7 @@ refusals (an unknown member, a bad token) are stored like any other refusal.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, cast, get_args
@@ -164,9 +164,9 @@ class Operations:
         self.ledger.count(recorded)
         return reply, retry
 
-    def _balance_in_write(self, conn: sqlite3.Connection, member: Member,
-                          now: datetime) -> Balance:
-        entries = self.ledger.entries_in_write(conn, member.account_id)
+    def _balance_in_write(self, conn: sqlite3.Connection, member: Member, now: datetime,
+                          recorded: Sequence[Recorded] = ()) -> Balance:
+        entries = self.ledger.entries_in_write(conn, member.account_id, recorded)
         return self.ledger.balance_of(member.account_id, entries, now)
 
     async def _refuse(self, request: Request, refusal: KioskError, now: datetime) -> Reply:
@@ -224,7 +224,7 @@ class Operations:
         recorded = self.ledger.insert_in(conn, [entry], now)
         if recorded[0].duplicate:
             return KioskError("already_checked_in", f"already checked in on {day}"), recorded
-        available = self._balance_in_write(conn, member, now).available
+        available = self._balance_in_write(conn, member, now, recorded).available
         return ok_reply(request.id, {"member_id": member.id, "date": day,
                                      "points": entry.points, "available": available}), recorded
 

@@ -20,6 +20,7 @@ import sqlite3
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -29,6 +30,7 @@ from gateway.loyalty import Entry
 DEFAULT_MAX_ENTRIES: Final = 50_000  # about 25 MB of decoded entries
 _STRIPES: Final = 64
 _IN_CHUNK: Final = 500  # SQLite's bound-parameter limit is far above; keeps statements small
+_NO_ENTRIES: Final[Mapping[str, Entry]] = {}
 
 _SINCE = (
     f"SELECT l.rowid, {', '.join('l.' + c for c in COLUMNS)}, s.entry_id IS NOT NULL "
@@ -81,9 +83,12 @@ class EntryCache:
             self._keep(account_id, account)
             return result
 
-    def peek(self, conn: sqlite3.Connection, account_id: str) -> list[tuple[Entry, bool]]:
+    def peek(self, conn: sqlite3.Connection, account_id: str,
+             fresh: Mapping[str, Entry] = _NO_ENTRIES) -> list[tuple[Entry, bool]]:
         """`read` for a write transaction: the cached entries plus the rows above them,
-        read afresh and not kept."""
+        read afresh and not kept. `fresh` holds entries the transaction itself has just
+        inserted, by id: their rows are taken as these entries rather than decoded again
+        (a check-in's balance reads back the entry it recorded a moment before)."""
         with self._stripes[zlib.crc32(account_id.encode()) % _STRIPES]:
             with self._guard:
                 cached = self._accounts.get(account_id)
@@ -91,10 +96,11 @@ class EntryCache:
             if cached is not None:
                 account = _Account(cached.last_rowid, list(cached.entries), list(cached.acked),
                                    dict(cached.pending))
-            self._top_up(conn, account_id, account)
+            self._top_up(conn, account_id, account, fresh)
         return list(zip(account.entries, account.acked, strict=True))
 
-    def _top_up(self, conn: sqlite3.Connection, account_id: str, account: _Account) -> None:
+    def _top_up(self, conn: sqlite3.Connection, account_id: str, account: _Account,
+                fresh: Mapping[str, Entry] = _NO_ENTRIES) -> None:
         if account.pending:
             ids = list(account.pending)
             for i in range(0, len(ids), _IN_CHUNK):
@@ -104,7 +110,9 @@ class EntryCache:
                         f"({', '.join('?' * len(chunk))})", chunk):
                     account.acked[account.pending.pop(entry_id)] = True
         for row in conn.execute(_SINCE, (account_id, account.last_rowid)):
-            entry, acked = tuple_to_entry(row[1:]), bool(row[-1])
+            known = fresh.get(row[1])  # row[1] is the entry_id
+            entry = tuple_to_entry(row[1:]) if known is None else known
+            acked = bool(row[-1])
             account.last_rowid = max(account.last_rowid, row[0])
             if not acked:
                 account.pending[entry.entry_id] = len(account.entries)

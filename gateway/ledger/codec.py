@@ -20,11 +20,27 @@ COLUMNS = (
 _TIMES = ("expires_at", "available_at", "effective_at", "recorded_at")
 
 
+def _utc_text(at: datetime) -> str:
+    return (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat(timespec="microseconds")
+
+
+# The instant converted last and its text: recording an entry converts one `now` several
+# times (its effective and recorded times, the kiosk reply's). Swapped as one tuple, so a
+# thread never sees half of it; holding the datetime keeps the identity check sound.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_last_text: list[tuple[datetime, str]] = [(_EPOCH, _utc_text(_EPOCH))]
+
+
 def to_text(at: datetime | None) -> str | None:
     """Fixed-width UTC text, so SQL ordering by the column is time ordering."""
     if at is None:
         return None
-    return (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat(timespec="microseconds")
+    last_at, last_text = _last_text[0]
+    if last_at is at:
+        return last_text
+    text = _utc_text(at)
+    _last_text[0] = (at, text)
+    return text
 
 
 def from_text(text: str | None) -> datetime | None:
@@ -32,11 +48,20 @@ def from_text(text: str | None) -> datetime | None:
 
 
 def entry_to_row(entry: Entry) -> dict[str, Any]:
-    row: dict[str, Any] = {name: getattr(entry, name) for name in COLUMNS}
-    row["kind"] = entry.kind.value
-    for name in _TIMES:
-        row[name] = to_text(row[name])
-    return row
+    """The entry as a row, keyed in `COLUMNS` order (so `tuple(row.values())` binds to
+    positional placeholders); spelled out rather than looped, as every recording runs it."""
+    return {
+        "entry_id": entry.entry_id, "account_id": entry.account_id,
+        "member_id": entry.member_id, "kind": entry.kind.value, "points": entry.points,
+        "qual_fen": entry.qual_fen, "lot_id": entry.lot_id,
+        "expires_at": to_text(entry.expires_at), "available_at": to_text(entry.available_at),
+        "ref_entry_id": entry.ref_entry_id, "source_type": entry.source_type,
+        "source_key": entry.source_key, "rule_version": entry.rule_version,
+        "reason": entry.reason, "origin_site": entry.origin_site,
+        "origin_seq": entry.origin_seq, "hlc": entry.hlc,
+        "effective_at": to_text(entry.effective_at), "recorded_at": to_text(entry.recorded_at),
+        "actor": entry.actor,
+    }
 
 
 def row_to_entry(row: sqlite3.Row | dict[str, Any]) -> Entry:

@@ -25,7 +25,7 @@ from gateway.ledger.codec import (
     to_text,
     tuple_to_entry,
 )
-from gateway.loyalty import AccountState, Entry, JournalLine, LoyaltyRules, fold
+from gateway.loyalty import AccountState, Entry, JournalLine, LoyaltyRules, fold, fold_totals
 from gateway.store import Reader, Writer
 
 T = TypeVar("T")
@@ -33,6 +33,10 @@ OUTBOX_EVENT = "ledger.entry"
 SEQ_COUNTER = "origin_seq"
 _INSERT = (f"INSERT INTO ledger ({', '.join(COLUMNS)}) "
            f"VALUES ({', '.join(':' + c for c in COLUMNS)})")
+# Positional: binding by name costs SQLite a name lookup per column, per recorded entry.
+_INSERT_VALUES = (f"INSERT INTO ledger ({', '.join(COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * len(COLUMNS))})")
+_SELECT_BY_ID = f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE entry_id = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,16 +137,14 @@ class Ledger:
 
     def _insert(self, conn: sqlite3.Connection, entry: Entry, recorded_at: datetime) -> Recorded:
         """Runs on the writer thread, inside the batch transaction."""
-        existing = conn.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE entry_id = ?", (entry.entry_id,)
-        ).fetchone()
+        existing = conn.execute(_SELECT_BY_ID, (entry.entry_id,)).fetchone()
         if existing is not None:
             return Recorded(row_to_entry(dict(zip(COLUMNS, existing, strict=True))), True)
         seq = _next_counter(conn, SEQ_COUNTER)
         stamped = entry.stamped(origin_site=self.site, origin_seq=seq,
                                 hlc=str(self.clock.stamp()), recorded_at=recorded_at)
         row = entry_to_row(stamped)
-        conn.execute(_INSERT, row)
+        conn.execute(_INSERT_VALUES, tuple(row.values()))
         conn.execute(
             "INSERT INTO outbox (event_id, event_type, account_id, payload, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -177,11 +179,15 @@ class Ledger:
         """`entries` inside the caller's read on `conn` (a reader connection)."""
         return self.cache.read(conn, account_id)
 
-    def entries_in_write(self, conn: sqlite3.Connection,
-                         account_id: str) -> list[tuple[Entry, bool]]:
+    def entries_in_write(self, conn: sqlite3.Connection, account_id: str,
+                         recorded: Sequence[Recorded] = ()) -> list[tuple[Entry, bool]]:
         """`entries` inside a writer op: what the transaction sees, entries of earlier ops of
-        its batch included, so a balance check and the burn it allows are one step."""
-        return self.cache.peek(conn, account_id)
+        its batch included, so a balance check and the burn it allows are one step.
+
+        `recorded`: what `insert_in` returned earlier in this same transaction; the new
+        entries among it are used as they are instead of being read back and decoded."""
+        fresh = {r.entry.entry_id: r.entry for r in recorded if not r.duplicate}
+        return self.cache.peek(conn, account_id, fresh)
 
     async def state(self, account_id: str, as_of: datetime | None = None) -> AccountState:
         entries = [entry for entry, _ in await self.entries(account_id)]
@@ -196,13 +202,13 @@ class Ledger:
         """The balance from the account's entries as `entries_in` reads them (for a caller
         that reads them together with something else, in one read)."""
         when = as_of or self.now()
-        everything = fold([entry for entry, _ in rows], when, journal=False)
+        everything = fold_totals([entry for entry, _ in rows], when)
         acked = [entry for entry, is_acked in rows if is_acked]
         # Usually every entry is acknowledged (or none yet): no second fold needed then.
         if len(acked) == len(rows):
             confirmed = everything.available
         else:
-            confirmed = fold(acked, when, journal=False).available if acked else 0
+            confirmed = fold_totals(acked, when).available if acked else 0
         return Balance(
             account_id=account_id, as_of=when, available=everything.available,
             confirmed=confirmed, pending=everything.available - confirmed,

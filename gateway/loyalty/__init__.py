@@ -19,7 +19,16 @@ from gateway.loyalty.errors import (
     OfflineLimitExceeded,
     RedemptionRefused,
 )
-from gateway.loyalty.fold import AccountState, JournalLine, Lot, LotStatus, fold, reminders_due
+from gateway.loyalty.fold import (
+    AccountState,
+    JournalLine,
+    Lot,
+    LotStatus,
+    Totals,
+    fold,
+    fold_totals,
+    reminders_due,
+)
 from gateway.loyalty.redemption import check_redemption, offline_allowance, redemption_entry
 from gateway.loyalty.refunds import Refund, refund_entries
 from gateway.loyalty.rules import LoyaltyRules
@@ -28,8 +37,8 @@ from gateway.loyalty.tiers import TierState, tier_at
 __all__ = [
     "AccountState", "Entry", "EntryKind", "InsufficientPoints", "InvalidEntry", "InvalidSale",
     "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules", "OfflineLimitExceeded",
-    "RedemptionRefused", "Refund", "Sale", "SaleLine", "TierState", "birthday_entry",
-    "check_redemption", "checkin_entry", "entry_id_for", "fold", "offline_allowance",
-    "profile_completed_entry", "quote_sale", "redemption_entry", "referral_entries",
-    "refund_entries", "reminders_due", "sale_entries", "tier_at",
+    "RedemptionRefused", "Refund", "Sale", "SaleLine", "TierState", "Totals", "birthday_entry",
+    "check_redemption", "checkin_entry", "entry_id_for", "fold", "fold_totals",
+    "offline_allowance", "profile_completed_entry", "quote_sale", "redemption_entry",
+    "referral_entries", "refund_entries", "reminders_due", "sale_entries", "tier_at",
 ]

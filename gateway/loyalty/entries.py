@@ -77,10 +77,14 @@ class Entry:
         copy skips re-validation (recording is the ledger's hot path)."""
         if recorded_at.utcoffset() is None:
             raise InvalidEntry(self, "recorded_at must be timezone-aware")
-        values = {name: getattr(self, name) for name in _FIELDS}
-        values.update(origin_site=origin_site, origin_seq=origin_seq, hlc=hlc,
-                      recorded_at=recorded_at)
-        return Entry.trusted(values)
+        entry = object.__new__(Entry)
+        for name in _FACT_FIELDS:
+            object.__setattr__(entry, name, getattr(self, name))
+        object.__setattr__(entry, "origin_site", origin_site)
+        object.__setattr__(entry, "origin_seq", origin_seq)
+        object.__setattr__(entry, "hlc", hlc)
+        object.__setattr__(entry, "recorded_at", recorded_at)
+        return entry
 
     @staticmethod
     def trusted(values: dict[str, Any]) -> Entry:
@@ -114,6 +118,8 @@ class Entry:
 
 
 _FIELDS = tuple(f.name for f in fields(Entry))
+_STAMPS = ("origin_site", "origin_seq", "hlc", "recorded_at")
+_FACT_FIELDS = tuple(name for name in _FIELDS if name not in _STAMPS)
 
 
 def _sign_problem(entry: Entry) -> str | None:

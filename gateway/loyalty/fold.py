@@ -316,6 +316,15 @@ class _Folder:
         return tuple(expires_at - before for before in self.reminder_offsets)
 
 
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The sums of an `AccountState`, without its lots and history."""
+
+    available: int
+    locked: int
+    debt: int
+
+
 def fold(
     entries: Iterable[Entry], as_of: datetime, *, reminder_days: tuple[int, ...] = (),
     journal: bool = True,
@@ -324,6 +333,19 @@ def fold(
 
     `journal=False` skips building the history, for callers that only need balances.
     """
+    return _replay(entries, as_of, reminder_days=reminder_days, journal=journal).result()
+
+
+def fold_totals(entries: Iterable[Entry], as_of: datetime) -> Totals:
+    """`fold(entries, as_of)`'s available, locked and debt: the same replay, without
+    building the lots and history (about half of a short account's fold)."""
+    folder = _replay(entries, as_of, reminder_days=(), journal=False)
+    available, locked = folder.snapshot()
+    return Totals(available=available, locked=locked, debt=folder.debt)
+
+
+def _replay(entries: Iterable[Entry], as_of: datetime, *, reminder_days: tuple[int, ...],
+            journal: bool) -> _Folder:
     ordered = sorted(dedupe(entries).values(), key=fold_order)
     folder = _Folder(keep_journal=journal, reminder_offsets=tuple(timedelta(days=d)
                                             for d in sorted(reminder_days, reverse=True)))
@@ -340,7 +362,7 @@ def fold(
         reason = folder.apply(entry)
         folder.note(entry.effective_at, entry.kind.value, entry.entry_id, before, reason)
     folder.run_timers(as_of)
-    return folder.result()
+    return folder
 
 
 def reminders_due(state: AccountState, now: datetime) -> list[tuple[Lot, datetime]]:
