@@ -193,9 +193,6 @@ class Operations:
             member = replace(member, entries=self.ledger.entries_in(conn, member.account_id))
         return None, member
 
-    async def stored_reply(self, key: str) -> Reply | None:
-        return await self.reader.run(lambda conn: _stored_reply(conn, key))
-
     # -- operations ----------------------------------------------------------------------
 
     async def _read_balance(self, member: Member, now: datetime) -> Balance:
