@@ -51,7 +51,17 @@ from gateway.loyalty import Entry, EntryKind, LoyaltyRules, fold, offline_allowa
 
 SCHEMA_LOCK = 0x6D616C6C  # advisory lock key: one worker creates the schema at a time
 
-SCHEMA = schema("BIGINT")
+SCHEMA = schema("BIGINT", c_collation=True)
+
+# One keyset page of the snapshot, in byte order of the ids (the edge compares them so):
+# (mall, after this id, how many). The schema's "C" collation indexes serve them.
+SNAPSHOT_PAGE_SQL = {
+    "member": 'SELECT member_id, edge_view FROM members WHERE mall_id = $1 AND '
+              'erased_at IS NULL AND member_id COLLATE "C" > $2 '
+              'ORDER BY member_id COLLATE "C" LIMIT $3',
+    "ledger": 'SELECT entry_id, payload, server_seq FROM ledger WHERE mall_id = $1 AND '
+              'entry_id COLLATE "C" > $2 ORDER BY entry_id COLLATE "C" LIMIT $3',
+}
 
 Conn = Any  # an asyncpg connection (asyncpg ships no type information)
 
@@ -324,18 +334,9 @@ class PostgresStorage(Storage):
 
     async def snapshot_lines(self, mall_id: str, kind: str, after_key: str,
                              limit: int) -> list[tuple[str, str]]:
-        pool = self._p()
+        rows = await self._p().fetch(SNAPSHOT_PAGE_SQL[kind], mall_id, after_key, limit)
         if kind == "member":
-            rows = await pool.fetch(
-                "SELECT member_id, edge_view FROM members WHERE mall_id = $1 AND "
-                "erased_at IS NULL AND member_id COLLATE \"C\" > $2 "
-                "ORDER BY member_id COLLATE \"C\" "
-                "LIMIT $3", mall_id, after_key, limit)
             return [(r[0], snapshot_line("member", r[0], r[1])) for r in rows]
-        rows = await pool.fetch(
-            "SELECT entry_id, payload, server_seq FROM ledger WHERE mall_id = $1 AND "
-            "entry_id COLLATE \"C\" > $2 ORDER BY entry_id COLLATE \"C\" LIMIT $3", mall_id,
-            after_key, limit)
         return [(r[0], snapshot_line("ledger", r[0], r[1], int(r[2]))) for r in rows]
 
     # -- back office ------------------------------------------------------------------

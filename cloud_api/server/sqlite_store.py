@@ -53,6 +53,14 @@ T = TypeVar("T")
 
 SCHEMA = schema("INTEGER")
 
+# One keyset page of the snapshot, in id order: (mall, after this id, how many).
+SNAPSHOT_PAGE_SQL = {
+    "member": "SELECT member_id, edge_view FROM members WHERE mall_id = ? AND "
+              "erased_at IS NULL AND member_id > ? ORDER BY member_id LIMIT ?",
+    "ledger": "SELECT entry_id, payload, server_seq FROM ledger "
+              "WHERE mall_id = ? AND entry_id > ? ORDER BY entry_id LIMIT ?",
+}
+
 def _select_in(conn: sqlite3.Connection, sql: str, values: list[str],
                *params: str) -> list[tuple[Any, ...]]:
     """`sql` with its `IN ({})` filled for `values`, run in chunks of 500."""
@@ -312,14 +320,10 @@ class SqliteStorage(Storage):
             conn = self._db()
             if kind == "member":
                 return [(mid, snapshot_line("member", mid, view)) for mid, view in conn.execute(
-                    "SELECT member_id, edge_view FROM members WHERE mall_id = ? AND "
-                    "erased_at IS NULL AND member_id > ? ORDER BY member_id LIMIT ?",
-                    (mall_id, after_key, limit))]
+                    SNAPSHOT_PAGE_SQL["member"], (mall_id, after_key, limit))]
             return [(eid, snapshot_line("ledger", eid, payload, seq))
                     for eid, payload, seq in conn.execute(
-                        "SELECT entry_id, payload, server_seq FROM ledger "
-                        "WHERE mall_id = ? AND entry_id > ? ORDER BY entry_id LIMIT ?",
-                        (mall_id, after_key, limit))]
+                        SNAPSHOT_PAGE_SQL["ledger"], (mall_id, after_key, limit))]
         return await self._run(read)
 
     # -- back office ------------------------------------------------------------------
