@@ -1,8 +1,8 @@
 """Central's tables, one definition for both backends.
 
 Two things differ: PostgreSQL needs BIGINT for sequences and sums that outgrow 32 bits
-(SQLite's INTEGER is already 64-bit), and the snapshot pages through ids in byte order,
-which is SQLite's default but on PostgreSQL the "C" collation, so its indexes say so.
+(SQLite's INTEGER is already 64-bit), and the snapshot pages through member ids in byte
+order, which is SQLite's default but on PostgreSQL the "C" collation, so an index says so.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ CREATE TABLE IF NOT EXISTS ledger (
     origin TEXT NOT NULL, server_seq {integer} NOT NULL, payload TEXT NOT NULL,
     received_at TEXT NOT NULL, UNIQUE (source_type, source_key, kind));
 CREATE INDEX IF NOT EXISTS ledger_account ON ledger (mall_id, account_id);
--- The snapshot's keyset pages read a mall's entries in id order: without this index every
--- page sorted all of the mall's entries again.
-CREATE INDEX IF NOT EXISTS ledger_snapshot ON ledger (mall_id, entry_id{byte_order});
 CREATE TABLE IF NOT EXISTS accounts (
     mall_id TEXT NOT NULL, account_id TEXT NOT NULL, entries {integer} NOT NULL,
     points_sum {integer} NOT NULL, last_seq {integer} NOT NULL,
@@ -53,7 +50,8 @@ CREATE TABLE IF NOT EXISTS documents (
 
 
 # The members' primary key orders ids in the database's own collation; on PostgreSQL the
-# snapshot needs them in byte order too.
+# snapshot needs them in byte order too (the edge checks that order to tell which of its
+# members central no longer has).
 _MEMBERS_IN_BYTE_ORDER = """
 CREATE INDEX IF NOT EXISTS members_snapshot ON members (mall_id, member_id COLLATE "C");
 """
@@ -61,7 +59,7 @@ CREATE INDEX IF NOT EXISTS members_snapshot ON members (mall_id, member_id COLLA
 
 def schema(integer: str, *, c_collation: bool = False) -> str:
     """The DDL with `integer` as the integer type ("INTEGER" or "BIGINT"); `c_collation`:
-    the database orders text by its locale, so byte-order indexes name the "C" collation
+    the database orders text by its locale, so a byte-order index names the "C" collation
     (PostgreSQL)."""
-    ddl = _TABLES.format(integer=integer, byte_order=' COLLATE "C"' if c_collation else "")
+    ddl = _TABLES.format(integer=integer)
     return ddl + _MEMBERS_IN_BYTE_ORDER if c_collation else ddl
