@@ -31,8 +31,6 @@ from gateway.store import Reader, Writer
 T = TypeVar("T")
 OUTBOX_EVENT = "ledger.entry"
 SEQ_COUNTER = "origin_seq"
-_INSERT = (f"INSERT INTO ledger ({', '.join(COLUMNS)}) "
-           f"VALUES ({', '.join(':' + c for c in COLUMNS)})")
 # Positional: binding by name costs SQLite a name lookup per column, per recorded entry.
 _INSERT_VALUES = (f"INSERT INTO ledger ({', '.join(COLUMNS)}) "
                   f"VALUES ({', '.join('?' * len(COLUMNS))})")
@@ -245,8 +243,8 @@ def insert_remote(conn: sqlite3.Connection, entries: Sequence[tuple[Entry, int |
     if not entries:
         return 0
     # Set-wise: a snapshot brings its entries by the thousand.
-    new = conn.executemany(_INSERT + " ON CONFLICT DO NOTHING",
-                           [entry_to_row(entry) for entry, _ in entries]).rowcount
+    new = conn.executemany(_INSERT_VALUES + " ON CONFLICT DO NOTHING",
+                           [tuple(entry_to_row(entry).values()) for entry, _ in entries]).rowcount
     conn.executemany(
         "INSERT INTO ledger_sync (entry_id, server_seq, acked_at) VALUES (?, ?, ?) "
         "ON CONFLICT (entry_id) DO NOTHING",
