@@ -45,7 +45,10 @@ from sync.state import HEAD, LAST_PULL, LAST_PUSH, SyncStatus, read_status
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_CHUNK = 2000  # snapshot lines applied per transaction
+# Snapshot lines applied per transaction. Each chunk costs a commit (an fsync) and a range
+# read; at 2,000 a million members took 38.7-41 s, at 5,000 32.5-33.7 s, for about 15 MB
+# more peak memory (the chunk being applied and the one being parsed).
+SNAPSHOT_CHUNK = 5000
 MIN_BATCH_BYTES = 4096
 
 
