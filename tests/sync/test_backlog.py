@@ -17,7 +17,7 @@ from gateway.loyalty import Entry, EntryKind
 from tests.cloud_api.central import MALL, start_central
 from tests.sync.edge import open_edge
 from tests.sync.faults import assert_converged
-from tests.sync.test_faults import until_synced
+from tests.sync.test_faults import create_accounts, until_synced
 
 BACKLOG = 100_000 if os.environ.get("MALLGATE_SOAK") == "1" else 3_000
 # A mall's worth of members, each with a plausible number of entries: central folds a
@@ -39,8 +39,7 @@ async def test_a_backlog_recorded_while_central_was_away_drains_exactly_once(
     first = await start_central(storage)
     try:
         async with CentralClient(first.url, first.admin_token, timeout_s=60) as admin:
-            for member, account in ACCOUNTS.items():
-                await admin.create_member(MALL, {"member_id": member, "account_id": account})
+            await create_accounts(admin, ACCOUNTS)
     finally:
         await first.stop()  # central goes away for a long time
     async with open_edge(tmp_path / "gw.db", first.url, first.gateway_token,

@@ -13,7 +13,7 @@ from tests.scale import rounds
 from tests.sync.children import run_child
 from tests.sync.edge import open_edge
 from tests.sync.faults import assert_converged
-from tests.sync.test_faults import ACCOUNTS
+from tests.sync.test_faults import ACCOUNTS, create_accounts
 
 POINTS = ["after_record", "before_send", "after_reply", "reply_while_settling",
           "after_settle", "before_apply", "after_apply"]
@@ -37,8 +37,7 @@ async def child(db: Path, central: Central, count: int, *kill: str) -> tuple[int
 async def test_sigkill_at_any_step_then_restart_converges(
     central: Central, admin: CentralClient, tmp_path: Path, point: str, nth: int,
 ) -> None:
-    for member, account in ACCOUNTS.items():
-        await admin.create_member(MALL, {"member_id": member, "account_id": account})
+    await create_accounts(admin)
     for n in range(5):  # something to pull, in several pages
         await admin.adjust(MALL, "M2", request_id=f"gift-{n}", points=10, reason="gift")
     db, count = tmp_path / "gw.db", events_for(nth)

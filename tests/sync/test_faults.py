@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +21,13 @@ from tests.sync.faults import Faults, assert_converged, withhold_verdicts
 
 ACCOUNTS = {f"M{n}": f"A{n}" for n in range(4)}
 T0 = datetime(2026, 5, 1, 4, tzinfo=UTC)
+
+
+async def create_accounts(admin: CentralClient,
+                          accounts: Mapping[str, str] = ACCOUNTS) -> None:
+    """Central's members for `accounts` (member id to account id) that test sales earn on."""
+    for member, account in accounts.items():
+        await admin.create_member(MALL, {"member_id": member, "account_id": account})
 
 
 def earn(n: int) -> Entry:
@@ -48,8 +55,7 @@ async def until_synced(edge: Edge, limit_s: float = 30) -> None:
 async def run_with(edge: Edge, admin: CentralClient, count: int, *,
                    backlog: int = 0) -> None:
     """`backlog` events recorded while sync is off, then `count` more while it runs."""
-    for member, account in ACCOUNTS.items():
-        await admin.create_member(MALL, {"member_id": member, "account_id": account})
+    await create_accounts(admin)
     await edge.ledger.record_many([earn(n) for n in range(count, count + backlog)])
     runner = asyncio.create_task(edge.engine.run())
     try:
@@ -106,8 +112,7 @@ async def test_central_stopped_then_back_loses_nothing(storage: Storage,
         async with CentralClient(first.url, first.admin_token, timeout_s=5) as admin, \
                 open_edge(tmp_path / "gw.db", first.url, first.gateway_token,
                           timeout_s=0.5) as edge:
-            for member, account in ACCOUNTS.items():
-                await admin.create_member(MALL, {"member_id": member, "account_id": account})
+            await create_accounts(admin)
             runner = asyncio.create_task(edge.engine.run())
             try:
                 for n in range(30):
@@ -141,8 +146,7 @@ async def test_an_unsettled_event_holds_back_only_its_own_account(storage: Stora
                 withhold_verdicts({stuck.entry_id}, times)]) as central, \
             CentralClient(central.url, central.admin_token, timeout_s=5) as admin, \
             open_edge(tmp_path / "gw.db", central.url, central.gateway_token) as edge:
-        for member, account in ACCOUNTS.items():
-            await admin.create_member(MALL, {"member_id": member, "account_id": account})
+        await create_accounts(admin)
         await edge.ledger.record_many([earn(n) for n in range(40)])
         with pytest.raises(CentralError):
             await edge.engine.push_once()  # all sent; the reply leaves the first one out

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from cloud_api.client import CentralClient, Verdict
 from cloud_api.errors import CentralError
@@ -18,22 +20,30 @@ from cloud_api.server.storage import Storage
 from gateway.settings.sync import SyncSettings
 from sync.outbox import OutboxEvent
 from tests.cloud_api.central import MALL, running_central
-from tests.sync.edge import FAST, open_edge
+from tests.sync.edge import FAST, Edge, open_edge
 from tests.sync.faults import assert_converged, withhold_verdicts
-from tests.sync.test_faults import ACCOUNTS, earn
+from tests.sync.test_faults import ACCOUNTS, create_accounts, earn
 
+Middleware = Callable[..., Awaitable[web.StreamResponse]]
 BATCHES_OF_5 = SyncSettings(**{**FAST.model_dump(), "batch_max_events": 5})
+
+
+@asynccontextmanager
+async def mall(storage: Storage, tmp_path: Path, middlewares: Sequence[Middleware] = (),
+               ) -> AsyncIterator[tuple[CentralClient, Edge]]:
+    """Central with the test accounts, and an edge pushing to it five events a batch."""
+    async with running_central(storage, middlewares=middlewares) as central, \
+            CentralClient(central.url, central.admin_token, timeout_s=5) as admin, \
+            open_edge(tmp_path / "gw.db", central.url, central.gateway_token,
+                      settings=BATCHES_OF_5) as edge:
+        await create_accounts(admin)
+        yield admin, edge
 
 
 async def test_the_next_batch_goes_while_the_one_before_is_settled(
     storage: Storage, tmp_path: Path,
 ) -> None:
-    async with running_central(storage) as central, \
-            CentralClient(central.url, central.admin_token, timeout_s=5) as admin, \
-            open_edge(tmp_path / "gw.db", central.url, central.gateway_token,
-                      settings=BATCHES_OF_5) as edge:
-        for member, account in ACCOUNTS.items():
-            await admin.create_member(MALL, {"member_id": member, "account_id": account})
+    async with mall(storage, tmp_path) as (admin, edge):
         await edge.ledger.record_many([earn(n) for n in range(3)])
         await edge.writer.submit(lambda c: c.execute(  # central rejects this one
             "INSERT INTO outbox (event_id, event_type, account_id, payload, created_at) "
@@ -72,13 +82,8 @@ async def test_an_unsettled_event_stops_the_pass_before_later_events_of_its_acco
     storage: Storage, tmp_path: Path,
 ) -> None:
     stuck = earn(7)  # account A3, in the second batch
-    async with running_central(storage, middlewares=[
-                withhold_verdicts({stuck.entry_id}, [1])]) as central, \
-            CentralClient(central.url, central.admin_token, timeout_s=5) as admin, \
-            open_edge(tmp_path / "gw.db", central.url, central.gateway_token,
-                      settings=BATCHES_OF_5) as edge:
-        for member, account in ACCOUNTS.items():
-            await admin.create_member(MALL, {"member_id": member, "account_id": account})
+    async with mall(storage, tmp_path,
+                    [withhold_verdicts({stuck.entry_id}, [1])]) as (admin, edge):
         await edge.ledger.record_many([earn(n) for n in range(40)])
         with pytest.raises(CentralError):
             await edge.engine.push()
