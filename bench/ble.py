@@ -50,7 +50,7 @@ from devices.ble.sim import receiver_link_config
 from devices.kiosk.broker import Mosquitto
 from devices.kiosk.transport import Inbound, LinkConfig, MqttLink
 from gateway.app import create_app
-from gateway.keys import BLE, KIOSK
+from gateway.app.keys import BLE, KIOSK
 from gateway.settings import Settings
 
 BENCH = "ble"

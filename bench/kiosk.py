@@ -37,10 +37,10 @@ from typing import Any
 from benchlib import cpu_seconds, emit, free_port, percentile
 
 from devices.kiosk.broker import Mosquitto
-from devices.kiosk.demo import DEMO_SOURCE, demo_ids
 from devices.kiosk.protocol import Topics
 from devices.kiosk.sim import KioskClient
 from devices.kiosk.transport import MqttLink
+from gateway.demo import DEMO_SOURCE, demo_ids
 from gateway.ledger.codec import entry_to_row
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules
 from gateway.store import Writer
@@ -271,7 +271,7 @@ def serve_gateway(settings_file: Path) -> None:
     from aiohttp import web  # noqa: PLC0415
 
     from gateway.app import create_app  # noqa: PLC0415
-    from gateway.keys import KIOSK  # noqa: PLC0415
+    from gateway.app.keys import KIOSK  # noqa: PLC0415
     from gateway.settings import Settings  # noqa: PLC0415
 
     settings = Settings.model_validate_json(settings_file.read_text())

@@ -1,23 +1,78 @@
-"""The `mallgate` command line: one group, each sub-command defined next to what it drives."""
+"""The `mallgate` command line: one group, each sub-command defined next to what it drives.
+
+Sub-command groups are imported only when invoked (or listed with their help), so
+`mallgate --help` and `mallgate run` load neither the central server nor its database
+drivers, and `run` loads a device's libraries only when the configuration enables it.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import click
 
-from cloud_api.server.cli import central_group
-from devices.ble.cli import sim_ble
-from devices.kiosk.cli import kiosk_group, sim_kiosk
-from devices.pos.cli import deadletters_group, sim_pos
-from gateway import app, logs
-from gateway.ledger.cli import ledger_group
-from gateway.settings.cli import config_group, load_or_exit
-from sync.cli import sync_group
+# name -> ("module:attribute" of the click command, its one-line help). The help is
+# written here so that listing the commands imports none of them; a test checks that it
+# matches each command's own.
+Lazy = dict[str, tuple[str, str]]
+COMMANDS: Lazy = {
+    "central": ("cloud_api.server.cli:central_group",
+                "The reference central member API (the cloud side of sync)."),
+    "config": ("gateway.settings.cli:config_group",
+               "Validate and describe the configuration file."),
+    "deadletters": ("devices.pos.cli:deadletters_group",
+                    "Input the gateway could not process, kept raw with the reason."),
+    "kiosk": ("devices.kiosk.cli:kiosk_group",
+              "Kiosks over MQTT: broker credentials and demo QR tokens."),
+    "ledger": ("gateway.ledger.cli:ledger_group", "Read an account's points ledger."),
+    "sync": ("sync.cli:sync_group", "Sync with central: state and a one-off run."),
+}
+SIMULATORS: Lazy = {
+    "ble": ("devices.ble.cli:sim_ble", "Remote BLE receivers publishing what they hear of "
+            "members walking through the mall."),
+    "kiosk": ("devices.kiosk.cli:sim_kiosk",
+              "Play kiosks through member sessions against the running gateway's broker."),
+    "pos": ("devices.pos.cli:sim_pos",
+            "A POS terminal printing realistic Chinese receipts (GB18030) on PORT."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use."""
+
+    def __init__(self, *args: object, lazy: Lazy, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            target = self.lazy[cmd_name][0]
+            module, _, attribute = target.partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{target} is not a click command")
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, short) for name, (_, short) in self.lazy.items()]
+        for name in super().list_commands(ctx):
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mallgate")
 def main() -> None:
     """mallgate: the in-store edge gateway of a shopping mall's membership system."""
@@ -28,24 +83,15 @@ def main() -> None:
               required=True, help="The gateway's TOML configuration.")
 def run(config_file: Path) -> None:
     """Run the gateway with CONFIG until SIGINT or SIGTERM."""
+    from gateway import logs  # noqa: PLC0415 - only this command needs them
+    from gateway.app import run as serve  # noqa: PLC0415
+    from gateway.settings.cli import load_or_exit  # noqa: PLC0415
+
     settings = load_or_exit(config_file, dict(os.environ))
     logs.configure(settings.logging)
-    app.run(settings)
+    sys.exit(serve(settings))
 
 
-main.add_command(config_group)
-main.add_command(ledger_group)
-main.add_command(kiosk_group)
-main.add_command(central_group)
-main.add_command(sync_group)
-main.add_command(deadletters_group)
-
-
-@main.group("sim")
+@main.group("sim", cls=LazyGroup, lazy=SIMULATORS)
 def sim_group() -> None:
     """Simulators that speak the real device protocols to a running gateway."""
-
-
-sim_group.add_command(sim_ble)
-sim_group.add_command(sim_kiosk)
-sim_group.add_command(sim_pos)

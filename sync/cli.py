@@ -14,7 +14,7 @@ from cloud_api.errors import CentralError
 from gateway.hlc import HybridClock
 from gateway.settings.cli import load_or_exit
 from gateway.store import Reader, Writer
-from sync.context import central_client
+from sync.connect import central_client
 from sync.engine import SyncEngine
 from sync.state import SyncStatus, read_status
 

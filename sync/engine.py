@@ -26,6 +26,7 @@ from cloud_api.errors import (
     CursorExpired,
     PayloadTooLarge,
 )
+from gateway.backoff import Backoff
 from gateway.hlc import HybridClock
 from gateway.ledger.codec import to_text
 from gateway.settings.sync import SyncSettings
@@ -39,7 +40,6 @@ from sync.apply import (
     resumable,
     set_state,
 )
-from sync.backoff import Backoff
 from sync.outbox import OutboxEvent, Settled, all_final, dead_letter, next_batch, settle
 from sync.state import HEAD, LAST_PULL, LAST_PUSH, SyncStatus, read_status
 

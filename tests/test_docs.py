@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def command_paths(group: click.Group, prefix: str = "mallgate") -> list[str]:
+    """Every command under `group`, the lazily imported ones included."""
     paths: list[str] = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = f"{prefix} {name}"
         if isinstance(command, click.Group):
             paths += command_paths(command, path)

@@ -1,7 +1,7 @@
 """Demo beacon keys, so the demo gateway and `mallgate sim ble` agree without a database.
 
 Only for the demo (config/demo.toml): a real member's identity key is provisioned by
-central. Demo member n (`m-demo-NNNN`, as the kiosk demo numbers them) gets the first 16
+central. Demo member n (`m-demo-NNNN`, as `gateway.demo` numbers them) gets the first 16
 bytes of HMAC-SHA256(DEMO_SECRET, member id) as identity key, rotation exponent 10. The
 secret is public, so anyone can follow a demo member: never seed demo keys in a real mall.
 """
@@ -14,6 +14,7 @@ import uuid
 
 from devices.ble.const import DEFAULT_ROTATION_EXPONENT
 from devices.ble.eid import KEY_LENGTH, MemberKey
+from gateway.demo import demo_ids
 
 # Public by design: printed here so every demo install derives the same keys.
 DEMO_SECRET = b"mallgate demo beacon keys - public, never for a real mall"
@@ -28,8 +29,8 @@ DEMO_RECEIVERS: dict[str, str] = {
 
 
 def demo_member_id(n: int) -> str:
-    """Demo member n's id, numbered as the kiosk demo numbers them (from 1)."""
-    return f"m-demo-{n:04d}"
+    """Demo member n's id (from 1), as `gateway.demo` numbers them."""
+    return demo_ids(n)[0]
 
 
 def demo_key(member_id: str) -> MemberKey:

@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from gateway.metrics import counter_by
 
 if TYPE_CHECKING:
-    from devices.pos.wiring import PosService
+    from devices.pos.service import PosService
 
 _LABELS = ["path", "store", "pos", "mode"]
 

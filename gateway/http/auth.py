@@ -7,7 +7,7 @@ import ipaddress
 
 from aiohttp import web
 
-from gateway.keys import SETTINGS
+from gateway.app.keys import SETTINGS
 
 
 def _loopback_only(host: str) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.keys import READER, SETTINGS, WRITER
+from gateway.app.keys import PARTS, READER, SETTINGS
+from gateway.parts import PartState
 from gateway.store import StoreError
 
 
@@ -15,20 +16,25 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: the store is open and answers a read. 503 with the reason otherwise."""
+    """Ready: the store is open and answers a read, and every part the configuration
+    enabled is up. 503 otherwise, naming each part that is not and why."""
     checks: dict[str, str] = {}
     try:
         version = await request.app[READER].run(
             lambda conn: conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
         )
         checks["store"] = f"ok (schema {version})"
-        if request.app[WRITER].stats.queue_depth >= request.app[WRITER].queue_max:
-            checks["writer"] = "queue full"
     except StoreError as exc:
         checks["store"] = f"unavailable: {exc}"
-    ready = all(value.startswith("ok") for value in checks.values())
-    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
-                             status=200 if ready else 503)
+    parts = {status.name: status.as_dict() for status in request.app[PARTS].statuses()}
+    failing = {name: part for name, part in parts.items() if part["state"] != PartState.UP}
+    ready = all(value.startswith("ok") for value in checks.values()) and not failing
+    body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks,
+                               "parts": parts}
+    if failing:
+        body["failing"] = {name: f"{part['state']}: {part['reason']}"
+                           for name, part in failing.items()}
+    return web.json_response(body, status=200 if ready else 503)
 
 
 def add_routes(app: web.Application) -> None:

@@ -8,9 +8,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from gateway.app.keys import LEDGER, METRICS, PARTS, WRITER
 from gateway.http.auth import require_ops
-from gateway.keys import LEDGER, METRICS, WRITER
 from gateway.metrics import Families, Metrics, counter_by
+from gateway.parts import PartState
 
 
 def store_families(app: web.Application) -> Families:
@@ -44,6 +45,21 @@ def ledger_families(app: web.Application) -> Families:
     return families
 
 
+def part_families(app: web.Application) -> Families:
+    def families() -> Iterator[Metric]:
+        up = GaugeMetricFamily("mallgate_part_up", "1 while the part is up: its task runs "
+                               "and it can do its job; 0 while starting, degraded or down.",
+                               labels=["part"])
+        restarts = CounterMetricFamily("mallgate_part_restarts", "Times the part's task was "
+                                       "started again after it ended.", labels=["part"])
+        for status in app[PARTS].statuses():
+            up.add_metric([status.name], 1.0 if status.state is PartState.UP else 0.0)
+            restarts.add_metric([status.name], status.restarts)
+        yield up
+        yield restarts
+    return families
+
+
 async def metrics_view(request: web.Request) -> web.Response:
     require_ops(request)
     body = request.app[METRICS].render()
@@ -54,5 +70,6 @@ def setup(app: web.Application) -> None:
     metrics = Metrics()
     metrics.add(store_families(app))
     metrics.add(ledger_families(app))
+    metrics.add(part_families(app))
     app[METRICS] = metrics
     app.router.add_get("/metrics", metrics_view)

@@ -134,6 +134,7 @@ class Writer:
         self._active_submits = 0
         self._no_active_submits = asyncio.Event()
         self._closed = asyncio.Event()
+        self._thread_ended = asyncio.Event()  # set on the loop once the thread is gone
 
     @property
     def checkpoints(self) -> CheckpointStats:
@@ -207,6 +208,11 @@ class Writer:
             if self._active_submits == 0:
                 self._no_active_submits.set()
 
+    async def wait_stopped(self) -> None:
+        """Return once the writer thread has ended: after `close()`, or by itself when the
+        database failed under it. The gateway treats the latter as fatal."""
+        await self._thread_ended.wait()
+
     async def close(self) -> None:
         """Refuse new ops, wait for every submitted op to commit, then close the database."""
         if self._state is _State.NEW:
@@ -253,6 +259,7 @@ class Writer:
         finally:
             self._stop_accepting()
             _close_quietly(conn)
+            self._call_on_loop(self._thread_ended.set)
 
     def _open_database(self, ready: asyncio.Future[list[int]]) -> sqlite3.Connection | None:
         """Open and migrate the database, reporting the outcome to `open()`."""

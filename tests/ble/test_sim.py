@@ -38,9 +38,9 @@ from devices.ble.remote import (
 from devices.ble.scenario import Scenario, ScenarioConfig, SimReceiver, Visit
 from devices.ble.sim import Pacer, publish_scenario, rfc3339
 from devices.kiosk.broker import Mosquitto
-from devices.kiosk.demo import demo_ids
 from devices.kiosk.transport import LinkConfig, MqttLink
 from gateway.cli import main
+from gateway.demo import demo_ids
 from tests.conftest import free_port
 from tests.kiosk.helpers import eventually
 

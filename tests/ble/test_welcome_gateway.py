@@ -22,8 +22,8 @@ from devices.ble.sim import receiver_link_config
 from devices.kiosk.broker import Mosquitto
 from devices.kiosk.protocol import default_contract
 from devices.kiosk.transport import Inbound, LinkConfig, MqttLink
+from gateway.app.keys import BLE, METRICS, READER
 from gateway.ids import new_ulid
-from gateway.keys import BLE, METRICS, READER
 from gateway.settings import Settings
 from tests.conftest import free_port
 from tests.kiosk.helpers import SITE, eventually, kiosk, kiosk_settings_data, running_gateway

@@ -12,7 +12,7 @@ from pathlib import Path
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import GIL_SWITCH_INTERVAL_S, create_app
-from gateway.keys import LEDGER
+from gateway.app.keys import LEDGER
 from gateway.settings import Settings
 from gateway.store import load_migrations
 from tests.conftest import free_port

@@ -4,7 +4,7 @@ from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
-from gateway.keys import LEDGER
+from gateway.app.keys import LEDGER
 from gateway.settings import Settings
 from tests.loyalty.helpers import at, earn
 

@@ -23,7 +23,7 @@ from devices.kiosk.ops import Operations
 from devices.kiosk.protocol import Request
 from devices.kiosk.transport import Inbound, MqttLink
 from gateway.app import create_app
-from gateway.keys import KIOSK
+from gateway.app.keys import KIOSK
 from gateway.settings import Settings
 
 

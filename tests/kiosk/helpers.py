@@ -16,7 +16,7 @@ from devices.kiosk.protocol import Topics
 from devices.kiosk.sim import KioskClient
 from devices.kiosk.transport import MqttLink
 from gateway.app import create_app
-from gateway.keys import KIOSK
+from gateway.app.keys import KIOSK
 from gateway.settings import Settings
 from tests.conftest import free_port
 

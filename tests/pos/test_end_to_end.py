@@ -23,7 +23,7 @@ from aiohttp import web
 from devices.pos import sim
 from devices.pos.metrics import pos_families
 from gateway.app import create_app
-from gateway.keys import LEDGER, POS
+from gateway.app.keys import LEDGER, POS
 from gateway.loyalty import Entry, EntryKind, Refund, Sale, SaleLine, fold, refund_entries
 from gateway.loyalty.earn import sale_entries
 from gateway.settings import Settings

@@ -17,10 +17,9 @@ from aiohttp import web
 from cloud_api.client import CentralClient
 from cloud_api.errors import CentralError
 from gateway.app import create_app
-from gateway.keys import CENTRAL, LEDGER, METRICS, READER
+from gateway.app.keys import CENTRAL, LEDGER, METRICS, READER, SYNC
 from gateway.loyalty import LoyaltyRules, checkin_entry
 from gateway.settings import Settings
-from sync.context import SYNC
 from tests.conftest import free_port
 
 MALL, GATEWAY = "wire-mall", "gw-wire"

@@ -1,4 +1,4 @@
-"""Typed keys of the aiohttp application: how handlers reach the core's parts."""
+"""Typed keys of the aiohttp application: how handlers and parts reach one another."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from aiohttp import web
 from gateway.central import CentralStatus
 from gateway.ledger import Ledger
 from gateway.metrics import Metrics
+from gateway.parts import Parts, Restarts
 from gateway.settings import Settings
 from gateway.store import Reader, Writer
 
 if TYPE_CHECKING:
     from devices.ble.service import BleService
     from devices.kiosk.service import KioskService
-    from devices.pos.wiring import PosService
+    from devices.pos.service import PosService
+    from sync.engine import SyncEngine
 
 SETTINGS = web.AppKey("settings", Settings)
 NOW: web.AppKey[Callable[[], datetime]] = web.AppKey("now")
@@ -26,9 +28,16 @@ READER = web.AppKey("reader", Reader)
 LEDGER = web.AppKey("ledger", Ledger)
 CENTRAL = web.AppKey("central", CentralStatus)
 METRICS = web.AppKey("metrics", Metrics)
+PARTS = web.AppKey("parts", Parts)
+# How a part whose task ended is started again (tests shorten or lengthen it).
+RESTARTS = web.AppKey("restarts", Restarts)
+# Asks the running application to stop, with the reason (a part whose policy says so).
+STOP: web.AppKey[Callable[[str], None]] = web.AppKey("stop")
 # The kiosk service exists only with [kiosk] enabled: look it up with `app.get(KIOSK)`.
 KIOSK: web.AppKey[KioskService] = web.AppKey("kiosk")
 # The POS ports exist only with [[pos.ports]] configured: look them up with `app.get(POS)`.
 POS: web.AppKey[PosService] = web.AppKey("pos")
 # BLE proximity exists only with [ble] enabled: look it up with `app.get(BLE)`.
 BLE: web.AppKey[BleService] = web.AppKey("ble")
+# Sync exists only with a [central] url and [sync] enabled: look it up with `app.get(SYNC)`.
+SYNC: web.AppKey[SyncEngine] = web.AppKey("sync")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sync.backoff import Backoff
+from gateway.backoff import Backoff
 
 
 def test_delays_are_uniform_below_a_doubling_cap() -> None:

@@ -1,4 +1,4 @@
-"""The kiosk part of the gateway application: broker (demo), MQTT link and service lifetimes."""
+"""The kiosk part: the demo broker, the MQTT link and the kiosk service."""
 
 from __future__ import annotations
 
@@ -12,16 +12,15 @@ from aiohttp import web
 from devices.ble.remote import ReceiverTopics
 from devices.kiosk import const
 from devices.kiosk.broker import Mosquitto
-from devices.kiosk.demo import seed_demo_members
 from devices.kiosk.limits import RateLimiter
 from devices.kiosk.metrics import kiosk_families
 from devices.kiosk.ops import IdentityKeys, Operations
 from devices.kiosk.protocol import Topics, default_contract, gateway_status
 from devices.kiosk.service import KioskService
 from devices.kiosk.transport import LinkConfig, MqttLink, Retained
-from gateway.keys import CENTRAL, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
+from gateway.app.keys import CENTRAL, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
+from gateway.app.supervisor import part_task
 from gateway.ledger.codec import to_text
-from gateway.lifetimes import background
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,34 +50,35 @@ def receiver_subscriptions(settings: Settings) -> tuple[str, ...]:
     return ReceiverTopics(settings.site.mall_id).subscriptions
 
 
-def _secret_bytes(value: object) -> bytes | None:
-    get = getattr(value, "get_secret_value", None)
-    return get().encode("utf-8") if get is not None else None
+def identity_keys(settings: Settings) -> IdentityKeys:
+    k = settings.kiosk
+    return IdentityKeys(
+        qr_key=k.qr_key.get_secret_value().encode("utf-8") if k.qr_key else None,
+        phone_key=(k.phone_hash_key.get_secret_value().encode("utf-8")
+                   if k.phone_hash_key else None),
+        skew_s=k.clock_skew_s)
+
+
+def _link_check(link: MqttLink) -> str | None:
+    if link.connected.is_set():
+        return None
+    return f"MQTT broker {link.config.host}:{link.config.port} not connected"
 
 
 async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     k = settings.kiosk
-    if not k.enabled:
-        yield
-        return
     ledger, writer = app[LEDGER], app[WRITER]
-    keys = IdentityKeys(qr_key=_secret_bytes(k.qr_key), phone_key=_secret_bytes(k.phone_hash_key),
-                        skew_s=k.clock_skew_s)
     async with contextlib.AsyncExitStack() as stack:
         if k.broker == "embedded":
             await stack.enter_async_context(Mosquitto(k.port, k.embedded_dir.resolve()))
-        if k.demo_members:
-            made = await seed_demo_members(writer, ledger, k.demo_members, now=ledger.now(),
-                                           phone_key=keys.phone_key)
-            if made:
-                log.info("demo: created %s demo members (cards DEMO0001...)", made)
         topics = Topics(settings.site.mall_id)
         link = await stack.enter_async_context(
             MqttLink(link_config(settings, topics, str(to_text(ledger.now())))))
         service = KioskService(
             link=link, topics=topics, contract=default_contract(), writer=writer,
-            ops=Operations(ledger=ledger, reader=app[READER], writer=writer, keys=keys,
+            ops=Operations(ledger=ledger, reader=app[READER], writer=writer,
+                           keys=identity_keys(settings),
                            central_online=app[CENTRAL].online,
                            claim_days=settings.pos.claim_days,
                            site=settings.site.gateway_id,
@@ -87,5 +87,6 @@ async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
             max_payload_bytes=k.max_payload_bytes)
         app[KIOSK] = service
         app[METRICS].add(lambda: kiosk_families(service))
-        async with background(service.run(), "kiosk-service"):
-            yield
+        await stack.enter_async_context(part_task(app, "kiosk", service.run,
+                                                  check=lambda: _link_check(link)))
+        yield

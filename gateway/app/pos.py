@@ -1,0 +1,47 @@
+"""The POS part: the receipt pipeline and one supervised task per port."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+
+from aiohttp import web
+
+from devices.pos.metrics import pos_families
+from devices.pos.reading import CaptureReader
+from devices.pos.service import PosService
+from devices.pos.transport import PortSupervisor
+from gateway.app.keys import LEDGER, METRICS, POS, READER, SETTINGS
+from gateway.app.supervisor import part_task
+from gateway.receipts import ReceiptPipeline
+
+log = logging.getLogger(__name__)
+
+
+def _port_check(supervisor: PortSupervisor) -> str | None:
+    state = supervisor.state
+    if state.up:
+        return None
+    return f"port {state.path} closed: {state.last_error or 'not opened yet'}"
+
+
+async def pos_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pos = settings.pos
+    pipeline = ReceiptPipeline(app[LEDGER], CaptureReader(pos, settings.loyalty.tz),
+                               reader=app[READER])
+    recovered = await pipeline.recover()
+    if recovered:
+        log.info("processed %s POS captures left from the last run", len(recovered))
+    supervisors = [PortSupervisor(port, pipeline, reopen_max=pos.reopen_max_s,
+                                  idle_gap=pos.idle_gap_s) for port in pos.ports]
+    service = app[POS] = PosService(pipeline, supervisors)
+    app[METRICS].add(lambda: pos_families(service))
+    async with contextlib.AsyncExitStack() as stack:
+        for supervisor in supervisors:
+            await stack.enter_async_context(part_task(
+                app, f"pos:{supervisor.port.path}", supervisor.run,
+                check=partial(_port_check, supervisor)))
+        yield

@@ -1,0 +1,59 @@
+"""The sync part: started after the store, stopped before it, supervised like every part.
+
+While the sync task is not running (it died and waits for its restart), the core's
+`CentralStatus` counts central as offline, so kiosks redeem only within the offline
+allowance: nothing may rely on a central that nothing is talking to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.app.keys import CENTRAL, LEDGER, METRICS, NOW, READER, SETTINGS, SYNC, WRITER
+from gateway.app.supervisor import part_task
+from sync.connect import central_client
+from sync.engine import SyncEngine
+from sync.metrics import SyncMetrics
+
+log = logging.getLogger(__name__)
+
+
+async def sync_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = central_client(settings)
+    if client is None:
+        log.info("sync off: no [central] url, or [sync] enabled = false")
+        yield
+        return
+    async with client:
+        engine = SyncEngine(client, app[WRITER], app[READER],
+                            gateway_id=settings.site.gateway_id, settings=settings.sync,
+                            clock=app[LEDGER].clock, now=app[NOW])
+        app[SYNC] = engine
+        metrics = SyncMetrics(engine)
+        app[METRICS].add(metrics.families)
+        refresh = asyncio.create_task(metrics.refresh_forever(), name="sync-metrics")
+        log.info("syncing with %s", settings.central.url)
+        try:
+            async with part_task(app, "sync", engine.run, check=lambda: _offline(engine)) as part:
+                app[CENTRAL].attach(lambda: engine.online, part)
+                try:
+                    yield
+                finally:
+                    app[CENTRAL].detach()
+        finally:
+            refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresh
+
+
+def _offline(engine: SyncEngine) -> str | None:
+    if engine.online:
+        return None
+    reason = f"central {engine.mode}"
+    return f"{reason}: {engine.last_error}" if engine.last_error else reason
