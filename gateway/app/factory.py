@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -135,11 +136,34 @@ def run(settings: Settings) -> int:
     return asyncio.run(_serve(settings))
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The HTTP socket, bound before any part starts: a second gateway started on the same
+    configuration by mistake stops here, before it takes over the first one's broker
+    session or starts a broker of its own."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 async def _serve(settings: Settings) -> int:
+    host, port = settings.http.host, settings.http.port
+    try:
+        sock = _listen(host, port)
+    except OSError as exc:
+        log.critical("cannot listen on http://%s:%s: %s (is another gateway running with "
+                     "this configuration?)", host, port, exc.strerror or exc)
+        return 1
     app = create_app(settings)
     stopper = app[STOP]
     assert isinstance(stopper, _Stopper)  # noqa: S101 - create_app puts it there
-    host, port = settings.http.host, settings.http.port
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopper.event.set)
@@ -151,15 +175,11 @@ async def _serve(settings: Settings) -> int:
             log.critical("the gateway could not start: %s: %s", type(exc).__name__, exc,
                          exc_info=exc)
             return 1
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            log.critical("cannot listen on http://%s:%s: %s", host, port, exc.strerror or exc)
-            return 1
+        await web.SockSite(runner, sock).start()
         log.info("mallgate %s/%s listening on http://%s:%s", settings.site.mall_id,
                  settings.site.gateway_id, host, port)
         await stopper.event.wait()
     finally:
         await runner.cleanup()
+        sock.close()
     return 1 if stopper.reason is not None else 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -105,3 +106,21 @@ def test_run_with_an_invalid_config_exits_2_naming_the_key(tmp_path: Path) -> No
     )
     assert result.returncode == 2
     assert "http.port" in result.stderr
+
+
+def test_run_on_a_busy_port_exits_1_before_starting_any_part(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = tmp_path / "gw.toml"
+        config.write_text(
+            f'[site]\nmall_id = "m1"\ngateway_id = "gw-1"\n[store]\npath = "{tmp_path / "db"}"\n'
+            f'[http]\nport = {port}\n')
+        result = subprocess.run(
+            [sys.executable, "-c", "from gateway.cli import main; main()", "run", "--config",
+             str(config)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert f"cannot listen on http://127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "db").exists()  # nothing was started: not even the store
