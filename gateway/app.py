@@ -17,11 +17,11 @@ from devices.ble.wiring import ble_context
 from devices.kiosk.wiring import kiosk_context
 from devices.pos.wiring import pos_context
 from gateway.central import CentralStatus
-from gateway.hlc import HybridClock
 from gateway.http import health, metrics
 from gateway.keys import CENTRAL, LEDGER, NOW, READER, SETTINGS, WRITER
 from gateway.ledger import Ledger
 from gateway.ledger.service import utc_now
+from gateway.loyalty.hlc import HybridClock
 from gateway.settings import Settings
 from gateway.store import Reader, Writer
 from sync.context import sync_context

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from cloud_api.client import CentralClient
-from gateway.hlc import HybridClock
 from gateway.keys import CENTRAL, LEDGER, METRICS, NOW, READER, SETTINGS, WRITER
+from gateway.loyalty.hlc import HybridClock
 from gateway.settings import Settings
 from sync.engine import SyncEngine
 from sync.metrics import SyncMetrics

@@ -20,7 +20,6 @@ from typing import Any
 from aiohttp import web
 
 from cloud_api.server.storage import Principal, Storage, StorageError
-from gateway.hlc import HybridClock
 from gateway.loyalty import (
     Entry,
     EntryKind,
@@ -30,6 +29,7 @@ from gateway.loyalty import (
     redemption_entry,
 )
 from gateway.loyalty.calendar import expiry_for
+from gateway.loyalty.hlc import HybridClock
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from cloud_api.server.activity import (
     Activity,
     activity_json,
 )
+from cloud_api.server.codec import entry_text
 from cloud_api.server.schema import schema
 from cloud_api.server.storage import (
     Change,
@@ -46,8 +47,8 @@ from cloud_api.server.storage import (
     utc_now,
     view_json,
 )
-from gateway.ledger.codec import entry_from_json, entry_to_json, to_text
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules, fold, offline_allowance
+from gateway.loyalty.wire import entry_from_json, entry_to_wire, to_text
 
 SCHEMA_LOCK = 0x6D616C6C  # advisory lock key: one worker creates the schema at a time
 
@@ -173,7 +174,7 @@ class PostgresStorage(Storage):
                 continue
             seq += 1
             known[item.entry_id] = seq
-            payload = entry_to_json(item)
+            payload = entry_text(item)
             ledger_rows.append((item.entry_id, mall_id, item.account_id, item.source_type,
                                 item.source_key, item.kind.value, origin, seq, payload, at))
             change_rows.append((mall_id, seq, "ledger.entry", item.entry_id, origin,
@@ -258,7 +259,7 @@ class PostgresStorage(Storage):
         return Verdict(entry.entry_id, "accepted", server_seq=seq)
 
     async def _record(self, conn: Conn, mall_id: str, origin: str, entry: Entry) -> int:
-        payload = entry_to_json(entry)
+        payload = entry_text(entry)
         # The ledger row first: a concurrent duplicate fails here, before taking a seq.
         await conn.execute(
             "INSERT INTO ledger VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9)",
@@ -411,7 +412,7 @@ class PostgresStorage(Storage):
                         "offline_allowance": offline_allowance(state.available, self.rules)},
             "flagged_debts": [{"entry_id": f[0], "debt": int(f[1]), "flagged_at": f[2]}
                               for f in flagged],
-            "ledger": [json.loads(entry_to_json(e)) for e in
+            "ledger": [entry_to_wire(e) for e in
                        sorted(entries, key=lambda e: (e.effective_at, e.entry_id))],
             "activity": [activity_json(*row) for row in activity],
         }

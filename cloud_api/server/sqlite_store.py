@@ -24,6 +24,7 @@ from cloud_api.server.activity import (
     Activity,
     activity_json,
 )
+from cloud_api.server.codec import entry_text
 from cloud_api.server.schema import schema
 from cloud_api.server.storage import (
     Change,
@@ -46,8 +47,8 @@ from cloud_api.server.storage import (
     utc_now,
     view_json,
 )
-from gateway.ledger.codec import entry_from_json, entry_to_json, to_text
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules, fold, offline_allowance
+from gateway.loyalty.wire import entry_from_json, entry_to_wire, to_text
 
 T = TypeVar("T")
 
@@ -198,7 +199,7 @@ class SqliteStorage(Storage):
                 continue
             seq += 1
             known[item.entry_id] = seq
-            payload = entry_to_json(item)
+            payload = entry_text(item)
             ledger_rows.append((item.entry_id, mall_id, item.account_id, item.source_type,
                                 item.source_key, item.kind.value, origin, seq, payload, at))
             change_rows.append((mall_id, seq, "ledger.entry", item.entry_id, origin,
@@ -398,7 +399,7 @@ class SqliteStorage(Storage):
                             "offline_allowance": offline_allowance(state.available,
                                                                    self.rules)},
                 "flagged_debts": flagged,
-                "ledger": [json.loads(entry_to_json(e)) for e in
+                "ledger": [entry_to_wire(e) for e in
                            sorted(entries, key=lambda e: (e.effective_at, e.entry_id))],
                 "activity": [activity_json(*row) for row in conn.execute(
                     f"SELECT {ACTIVITY_VIEW} FROM activity_events WHERE mall_id = ? AND "

@@ -28,8 +28,8 @@ from cloud_api.server.activity import (
     InvalidActivity,
     parse_activity,
 )
-from gateway.ledger.codec import entry_to_json, row_to_entry
 from gateway.loyalty import Entry, LoyaltyError
+from gateway.loyalty.wire import entry_from_wire, entry_to_wire
 
 Scope = Literal["gateway", "admin"]
 VerdictStatus = Literal["accepted", "duplicate", "rejected"]
@@ -230,7 +230,7 @@ def parse_event(event: dict[str, Any]) -> Entry | Activity | Verdict:
         return Verdict(event_id, "rejected", code="invalid_entry",
                        message="payload must be an object")
     try:
-        entry = row_to_entry(payload)
+        entry = entry_from_wire(payload)
     except (LoyaltyError, ValueError, TypeError, KeyError) as exc:
         return Verdict(event_id, "rejected", code="invalid_entry", message=str(exc))
     if entry.entry_id != event_id:
@@ -302,7 +302,7 @@ class Storage(ABC):
     async def record_central(self, mall_id: str, entry: Entry) -> Verdict:
         """An entry made centrally (online redemption, adjustment), sequenced like any other."""
         event = {"event_id": entry.entry_id, "type": "ledger.entry",
-                 "payload": json.loads(entry_to_json(entry))}
+                 "payload": entry_to_wire(entry)}
         (verdict,) = await self.accept_events(mall_id, "central", [event])
         return verdict
 

@@ -21,8 +21,8 @@ from devices.ble.remote import ReceiverTopics, default_receiver_contract
 from devices.ble.service import BleService
 from devices.ble.transport import ScannerReceiver
 from gateway.keys import BLE, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
-from gateway.ledger.codec import to_text
 from gateway.lifetimes import background
+from gateway.loyalty.wire import to_text
 from gateway.offers.demo import seed_demo_offers
 from gateway.offers.welcome import Welcome
 from gateway.settings.ble import BleSettings

@@ -12,9 +12,9 @@ from datetime import datetime
 
 from devices.kiosk.identity import phone_hash
 from gateway.ledger import Ledger
-from gateway.ledger.codec import to_text
 from gateway.loyalty import Entry, EntryKind
 from gateway.loyalty.calendar import expiry_for
+from gateway.loyalty.wire import to_text
 from gateway.store import Writer
 
 DEMO_SOURCE = "demo.welcome"

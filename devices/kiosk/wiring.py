@@ -20,8 +20,8 @@ from devices.kiosk.protocol import Topics, default_contract, gateway_status
 from devices.kiosk.service import KioskService
 from devices.kiosk.transport import LinkConfig, MqttLink, Retained
 from gateway.keys import CENTRAL, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
-from gateway.ledger.codec import to_text
 from gateway.lifetimes import background
+from gateway.loyalty.wire import to_text
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from gateway.ledger.codec import to_text
+from gateway.loyalty.wire import to_text
 
 DEMO_OFFERS: dict[str, dict[str, Any]] = {
     "demo-welcome-vip": {
