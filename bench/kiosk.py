@@ -41,8 +41,8 @@ from devices.kiosk.protocol import Topics
 from devices.kiosk.sim import KioskClient
 from devices.kiosk.transport import MqttLink
 from gateway.demo import DEMO_SOURCE, demo_ids
-from gateway.ledger.codec import entry_to_row
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules
+from gateway.loyalty.wire import entry_to_wire
 from gateway.store import Writer
 
 BENCH = "kiosk"
@@ -83,7 +83,7 @@ async def seed(path: Path, members: int) -> None:
                               member_id=member, source_type=DEMO_SOURCE, source_key=member,
                               reason="welcome", effective_at=T0 - timedelta(days=1),
                               expires_at=T0 + timedelta(days=365), rule_version=RULES.version)
-                rows.append(entry_to_row(entry.stamped(
+                rows.append(entry_to_wire(entry.stamped(
                     origin_site="gw-bench", origin_seq=n, hlc=f"{n}", recorded_at=T0)))
 
             def insert(conn: sqlite3.Connection, ids: list[tuple[str, str, str, str]] = ids,

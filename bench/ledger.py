@@ -26,9 +26,9 @@ from pathlib import Path
 
 from benchlib import emit, percentile
 
-from gateway.hlc import HybridClock
 from gateway.ledger import Ledger
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules, fold
+from gateway.loyalty.hlc import HybridClock
 from gateway.store import Reader, Writer
 
 BENCH = "ledger"

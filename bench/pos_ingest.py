@@ -37,9 +37,9 @@ from devices.pos.jobs import Splitter
 from devices.pos.printouts import DEFAULT_TEMPLATE
 from devices.pos.reading import CaptureReader
 from devices.pos.transport import PortSupervisor
-from gateway.hlc import HybridClock
 from gateway.ledger import Ledger
 from gateway.loyalty import LoyaltyRules
+from gateway.loyalty.hlc import HybridClock
 from gateway.receipts import ReceiptPipeline
 from gateway.settings.pos import PosPort, PosSettings, ReceiptTemplate
 from gateway.store import Reader, Writer

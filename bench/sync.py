@@ -34,11 +34,13 @@ from pathlib import Path
 from benchlib import emit
 
 from cloud_api.client import CentralClient
+from cloud_api.server.codec import view_json
+from cloud_api.server.ids import hash_token
+from cloud_api.server.members import edge_view
 from cloud_api.server.sqlite_store import SCHEMA
-from cloud_api.server.storage import edge_view, hash_token, view_json
-from gateway.hlc import HybridClock
 from gateway.ledger import Ledger
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules
+from gateway.loyalty.hlc import HybridClock
 from gateway.settings.sync import SyncSettings
 from gateway.store import Reader, Writer
 from sync.engine import SyncEngine

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 
 from cloud_api.errors import CentralRejected
-from gateway.hlc import HybridClock, Stamp
-from gateway.ledger.codec import row_to_entry
 from gateway.ledger.service import insert_remote
 from gateway.loyalty import Entry
+from gateway.loyalty.hlc import HybridClock, Stamp
+from gateway.loyalty.wire import entry_from_wire
 from gateway.store.deferred import defer_indexes, restore_indexes
 
 CENTRAL_PEER = "central"
@@ -36,7 +36,7 @@ class Applied:
 
 def remote_entry(data: Mapping[str, Any]) -> tuple[Entry, int | None]:
     values = {k: v for k, v in data.items() if k != "server_seq"}
-    return row_to_entry(values), data.get("server_seq")
+    return entry_from_wire(values), data.get("server_seq")
 
 
 # One encoder for the hot path: json.dumps with options builds a new encoder per call.
@@ -282,7 +282,7 @@ def apply_snapshot_lines(conn: sqlite3.Connection, lines: Iterable[Mapping[str, 
             if progress.get("phase") == "member":
                 _end_members(conn, progress, members, at)
                 members = []
-            entries.append((row_to_entry(line["data"]), line.get("server_seq")))
+            entries.append((entry_from_wire(line["data"]), line.get("server_seq")))
             progress.update(phase="ledger", after=line["key"])
         elif kind == "header":
             if not resumable(progress) or progress.get("cursor") != line["cursor"]:

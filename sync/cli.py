@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from cloud_api.errors import CentralError
-from gateway.hlc import HybridClock
+from gateway.loyalty.hlc import HybridClock
 from gateway.settings.cli import load_or_exit
 from gateway.store import Reader, Writer
 from sync.connect import central_client

@@ -27,8 +27,8 @@ from cloud_api.errors import (
     PayloadTooLarge,
 )
 from gateway.backoff import Backoff
-from gateway.hlc import HybridClock
-from gateway.ledger.codec import to_text
+from gateway.loyalty.hlc import HybridClock
+from gateway.loyalty.wire import to_text
 from gateway.settings.sync import SyncSettings
 from gateway.store import Reader, Writer
 from sync.apply import (

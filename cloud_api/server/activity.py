@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gateway.ledger.codec import to_text
+from gateway.loyalty.wire import to_text
 
 MAX_ID_CHARS = 200
 # The columns of `activity_events`, in the order of `Activity.row`.

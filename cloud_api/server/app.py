@@ -19,17 +19,16 @@ from typing import Any
 
 from aiohttp import web
 
-from cloud_api.server.storage import Principal, Storage, StorageError
-from gateway.hlc import HybridClock
+from cloud_api.server.storage import Principal, Storage, StorageError, Verdict
 from gateway.loyalty import (
     Entry,
     EntryKind,
     LoyaltyError,
     LoyaltyRules,
-    check_redemption,
     redemption_entry,
 )
 from gateway.loyalty.calendar import expiry_for
+from gateway.loyalty.hlc import HybridClock
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +277,14 @@ def _central_stamp(app: web.Application, entry: Entry) -> Entry:
 
 
 async def _record(request: web.Request, entry: Entry) -> web.Response:
+    verdict = await request.app[STORAGE].record_central(request.match_info["mall"],
+                                                        _central_stamp(request.app, entry))
+    return await _recorded(request, verdict)
+
+
+async def _recorded(request: web.Request, verdict: Verdict) -> web.Response:
+    """The reply to an entry made centrally: its verdict and the balance after it."""
     mall = request.match_info["mall"]
-    verdict = await request.app[STORAGE].record_central(mall, _central_stamp(request.app, entry))
     if verdict.status == "rejected":
         raise error(422, verdict.code or "rejected", verdict.message or "")
     request.app[NOTIFIER].notify(mall)
@@ -302,22 +307,19 @@ async def redeem(request: web.Request) -> web.Response:
     cost, item = body.get("cost"), body.get("item", "gift")
     if not isinstance(cost, int) or isinstance(cost, bool) or not isinstance(item, str):
         raise error(400, "invalid_request", "cost must be an integer and item a string")
-    state = await request.app[STORAGE].get_member(request.match_info["mall"],
-                                                  request.match_info["member"])
-    member = state["member"]
-    rules = request.app[RULES]
+    if cost <= 0:
+        raise error(400, "invalid_request", "a redemption costs a positive number of points")
+    mall = request.match_info["mall"]
+    member = (await request.app[STORAGE].get_member(mall, request.match_info["member"]))["member"]
     entry = redemption_entry(account_id=member["account_id"], member_id=member["member_id"],
-                             request_id=request_id, cost=max(cost, 1), item=item,
-                             at=datetime.now(UTC), rules=rules, actor="central")
-    if not any(e["entry_id"] == entry.entry_id for e in state["ledger"]):
-        try:
-            check_redemption(cost=cost, available=state["balance"]["available"], online=True,
-                             allowance_left=None)
-        except LoyaltyError as exc:
-            raise error(422, getattr(exc, "code", "refused"), str(exc)) from None
-        except ValueError as exc:
-            raise error(400, "invalid_request", str(exc)) from None
-    return await _record(request, entry)
+                             request_id=request_id, cost=cost, item=item,
+                             at=datetime.now(UTC), rules=request.app[RULES], actor="central")
+    try:
+        verdict = await request.app[STORAGE].redeem_online(
+            mall, _central_stamp(request.app, entry))
+    except LoyaltyError as exc:
+        raise error(422, getattr(exc, "code", "refused"), str(exc)) from None
+    return await _recorded(request, verdict)
 
 
 async def adjust(request: web.Request) -> web.Response:

@@ -31,7 +31,7 @@ from devices.ble.remote import (
 from devices.ble.transport import ScannerReceiver
 from devices.kiosk.protocol import Contract
 from devices.kiosk.transport import Inbound
-from gateway.ledger.codec import to_text
+from gateway.loyalty.wire import to_text
 from gateway.offers.welcome import Decision, Welcome
 from gateway.settings.ble import BleSettings
 from gateway.store import Reader

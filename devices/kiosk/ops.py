@@ -24,7 +24,6 @@ from devices.kiosk.identity import Lookup, lookup_for
 from devices.kiosk.protocol import ErrorCode, KioskError, Request, error_reply, ok_reply
 from gateway.ledger import Ledger
 from gateway.ledger.allowance import allowance_left as left_offline
-from gateway.ledger.codec import to_text
 from gateway.ledger.service import Balance, Recorded
 from gateway.loyalty import (
     Entry,
@@ -35,6 +34,7 @@ from gateway.loyalty import (
 )
 from gateway.loyalty.calendar import local_date
 from gateway.loyalty.rules import Tier
+from gateway.loyalty.wire import to_text
 from gateway.offers.store import OfferClaimError, claim_offer
 from gateway.receipts import ReceiptClaimError, claim_receipt
 from gateway.store import Reader, Writer

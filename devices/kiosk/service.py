@@ -39,7 +39,7 @@ from devices.kiosk.protocol import (
 )
 from devices.kiosk.transport import Inbound, MqttLink
 from gateway.ids import new_ulid
-from gateway.ledger.codec import to_text
+from gateway.loyalty.wire import to_text
 from gateway.store import Writer
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ import click
 
 from devices.pos import sim
 from devices.pos.reading import CaptureReader
-from gateway.hlc import HybridClock
 from gateway.ledger import Ledger
+from gateway.loyalty.hlc import HybridClock
 from gateway.receipts import DEAD_LETTER_SOURCE, Outcome, ReceiptPipeline
 from gateway.settings import Settings
 from gateway.settings.cli import load_or_exit

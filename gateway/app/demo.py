@@ -22,9 +22,9 @@ from devices.kiosk.identity import phone_hash
 from gateway.app.keys import LEDGER, SETTINGS, WRITER
 from gateway.demo import DEMO_SOURCE, WELCOME_POINTS, demo_ids
 from gateway.ledger import Ledger
-from gateway.ledger.codec import to_text
 from gateway.loyalty import Entry, EntryKind
 from gateway.loyalty.calendar import expiry_for
+from gateway.loyalty.wire import to_text
 from gateway.store import Writer
 
 log = logging.getLogger(__name__)

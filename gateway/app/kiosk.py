@@ -20,7 +20,7 @@ from devices.kiosk.service import KioskService
 from devices.kiosk.transport import LinkConfig, MqttLink, Retained
 from gateway.app.keys import CENTRAL, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
 from gateway.app.supervisor import part_task
-from gateway.ledger.codec import to_text
+from gateway.loyalty.wire import to_text
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)

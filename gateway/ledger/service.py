@@ -15,17 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from gateway.hlc import HybridClock
 from gateway.ledger.cache import EntryCache
-from gateway.ledger.codec import (
-    COLUMNS,
-    entry_to_row,
-    row_to_entry,
-    row_to_json,
-    to_text,
-    tuple_to_entry,
-)
+from gateway.ledger.codec import COLUMNS, row_to_json, tuple_to_entry
 from gateway.loyalty import AccountState, Entry, JournalLine, LoyaltyRules, fold, fold_totals
+from gateway.loyalty.hlc import HybridClock
+from gateway.loyalty.wire import entry_from_wire, entry_to_wire, to_text
 from gateway.store import Reader, Writer
 
 T = TypeVar("T")
@@ -137,11 +131,11 @@ class Ledger:
         """Runs on the writer thread, inside the batch transaction."""
         existing = conn.execute(_SELECT_BY_ID, (entry.entry_id,)).fetchone()
         if existing is not None:
-            return Recorded(row_to_entry(dict(zip(COLUMNS, existing, strict=True))), True)
+            return Recorded(entry_from_wire(dict(zip(COLUMNS, existing, strict=True))), True)
         seq = _next_counter(conn, SEQ_COUNTER)
         stamped = entry.stamped(origin_site=self.site, origin_seq=seq,
                                 hlc=str(self.clock.stamp()), recorded_at=recorded_at)
-        row = entry_to_row(stamped)
+        row = entry_to_wire(stamped)
         conn.execute(_INSERT_VALUES, tuple(row.values()))
         conn.execute(
             "INSERT INTO outbox (event_id, event_type, account_id, payload, created_at) "
@@ -244,7 +238,7 @@ def insert_remote(conn: sqlite3.Connection, entries: Sequence[tuple[Entry, int |
         return 0
     # Set-wise: a snapshot brings its entries by the thousand.
     new = conn.executemany(_INSERT_VALUES + " ON CONFLICT DO NOTHING",
-                           [tuple(entry_to_row(entry).values()) for entry, _ in entries]).rowcount
+                           [tuple(entry_to_wire(entry).values()) for entry, _ in entries]).rowcount
     conn.executemany(
         "INSERT INTO ledger_sync (entry_id, server_seq, acked_at) VALUES (?, ?, ?) "
         "ON CONFLICT (entry_id) DO NOTHING",

@@ -1,6 +1,9 @@
 """The loyalty domain: pure functions over integer points and fen, no I/O.
 
-The central server imports this same package, so the edge and central count the same way.
+An entry's shared definition lives here too: its wire form (`wire`) and the hybrid
+logical clock that stamps it (`hlc`). The central server imports this package and nothing
+else of the gateway, so the edge and central count, encode and stamp the same way. It
+depends on the standard library only.
 """
 
 from gateway.loyalty.activities import (

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from gateway.ledger.codec import to_text
+from gateway.loyalty.wire import to_text
 from gateway.offers.model import Offer, OfferDefinition
 from gateway.offers.select import MemberFacts
 

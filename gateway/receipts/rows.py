@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from gateway.ledger.codec import COLUMNS, row_to_entry, to_text
+from gateway.ledger.codec import COLUMNS
 from gateway.loyalty import Entry, EntryKind, entry_id_for
+from gateway.loyalty.wire import entry_from_wire, to_text
 
 
 def utc_text(at: datetime) -> str:
@@ -33,7 +34,7 @@ def ledger_entry(conn: sqlite3.Connection, source_type: str, key: str,
                   kind: EntryKind) -> Entry | None:
     row = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE entry_id = ?",
                        (entry_id_for(source_type, key, kind),)).fetchone()
-    return row_to_entry(dict(zip(COLUMNS, row, strict=True))) if row else None
+    return entry_from_wire(dict(zip(COLUMNS, row, strict=True))) if row else None
 
 
 def refunds_of(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from cloud_api.server.app import STORAGE, create_central_app
 from cloud_api.server.storage import Storage
-from gateway.ledger.codec import entry_to_json
 from gateway.loyalty import Entry, EntryKind
+from gateway.loyalty.wire import entry_to_json
 from tests.conftest import free_port
 
 MALL = "test-mall"

@@ -12,9 +12,9 @@ import pytest
 
 from devices.kiosk.ops import IdentityKeys, Operations
 from devices.kiosk.protocol import decode_request, default_contract
-from gateway.hlc import HybridClock
 from gateway.ids import new_ulid
 from gateway.ledger import Ledger
+from gateway.loyalty.hlc import HybridClock
 from gateway.store import Reader, Writer
 from tests.loyalty.helpers import RULES, burn, earn
 

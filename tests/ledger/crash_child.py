@@ -13,9 +13,9 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 
-from gateway.hlc import HybridClock
 from gateway.ledger import Ledger
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules
+from gateway.loyalty.hlc import HybridClock
 from gateway.store import Reader, Writer
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.hlc import HybridClock
 from gateway.ledger import Ledger
 from gateway.ledger.cache import EntryCache
 from gateway.ledger.service import account_entries
+from gateway.loyalty.hlc import HybridClock
 from gateway.store import Reader, Writer
 from tests.loyalty.helpers import RULES, at, burn, earn
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from gateway.cli import main
-from gateway.hlc import HybridClock
 from gateway.ledger import Ledger
+from gateway.loyalty.hlc import HybridClock
 from gateway.settings import Settings
 from gateway.store import Reader, Writer
 from tests.loyalty.helpers import RULES, at, burn, earn

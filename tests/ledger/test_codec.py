@@ -1,4 +1,4 @@
-"""Ledger rows as JSON: the outbox payload central receives."""
+"""Ledger rows as JSON: the outbox payload central receives, the canonical wire text."""
 
 from __future__ import annotations
 

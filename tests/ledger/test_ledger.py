@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.hlc import HybridClock
 from gateway.ledger import Ledger, Recorded
 from gateway.loyalty import AccountState, Entry, fold
 from gateway.loyalty.activities import checkin_entry
 from gateway.loyalty.earn import sale_entries
+from gateway.loyalty.hlc import HybridClock
 from gateway.store import Reader, Writer
 from tests.loyalty.helpers import NORMAL, RULES, at, burn, earn, sale
 from tests.loyalty.test_properties import histories

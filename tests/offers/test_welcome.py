@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ledger.codec import to_text
 from gateway.loyalty.rules import LoyaltyRules
+from gateway.loyalty.wire import to_text
 from gateway.offers.store import (
     CLAIM_EVENT,
     VISIT_EVENT,

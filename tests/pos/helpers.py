@@ -10,9 +10,9 @@ from pathlib import Path
 
 from devices.pos.printouts import DEFAULT_TEMPLATE
 from devices.pos.reading import CaptureReader
-from gateway.hlc import HybridClock
 from gateway.ledger import Ledger
 from gateway.loyalty import LoyaltyRules
+from gateway.loyalty.hlc import HybridClock
 from gateway.receipts import ReceiptPipeline
 from gateway.settings.pos import PosPort, PosSettings, ReceiptTemplate
 from gateway.store import Reader, Writer

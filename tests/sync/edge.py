@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cloud_api.client import CentralClient
-from gateway.hlc import HybridClock
 from gateway.ledger import Ledger
 from gateway.loyalty import LoyaltyRules
+from gateway.loyalty.hlc import HybridClock
 from gateway.settings.sync import SyncSettings
 from gateway.store import Reader, Writer
 from sync.engine import SyncEngine

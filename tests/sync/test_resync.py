@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cloud_api.client import CentralClient
-from gateway.ledger.codec import to_text
+from gateway.loyalty.wire import to_text
 from sync.apply import apply_snapshot_lines
 from tests.cloud_api.central import MALL, Central
 from tests.sync.edge import Edge

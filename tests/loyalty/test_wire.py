@@ -1,4 +1,4 @@
-"""Entries as ledger rows: every column in table order, times as fixed-width UTC text."""
+"""Entries on the wire: every field in order, times as fixed-width UTC text, and back."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from typing import Any
 
 from hypothesis import given, settings
 
-from gateway.ledger.codec import COLUMNS, entry_to_row, to_text
 from gateway.loyalty import Entry
+from gateway.loyalty.wire import FIELDS, entry_from_json, entry_to_json, entry_to_wire, to_text
 from tests.loyalty.helpers import SHANGHAI
 from tests.loyalty.test_properties import histories
 from tests.scale import examples
 
 
-def reference_row(entry: Entry) -> dict[str, Any]:
-    """The row spelled generically: every column read off the entry by name."""
-    row: dict[str, Any] = {name: getattr(entry, name) for name in COLUMNS}
+def reference_object(entry: Entry) -> dict[str, Any]:
+    """The wire object spelled generically: every field read off the entry by name."""
+    row: dict[str, Any] = {name: getattr(entry, name) for name in FIELDS}
     row["kind"] = entry.kind.value
     for name in ("expires_at", "available_at", "effective_at", "recorded_at"):
         value = row[name]
@@ -27,13 +27,15 @@ def reference_row(entry: Entry) -> dict[str, Any]:
 
 @settings(max_examples=examples(100), deadline=None)
 @given(histories())
-def test_a_row_has_every_column_in_table_order(entries: list[Entry]) -> None:
+def test_the_wire_object_has_every_field_in_order_and_reads_back(entries: list[Entry]) -> None:
     for n, entry in enumerate(entries):
         stamped = entry.stamped(origin_site="gw-1", origin_seq=n + 1, hlc=f"h{n}",
                                 recorded_at=entry.effective_at + timedelta(seconds=n))
-        row = entry_to_row(stamped)
-        assert tuple(row) == COLUMNS
-        assert row == reference_row(stamped)
+        wire = entry_to_wire(stamped)
+        assert tuple(wire) == FIELDS
+        assert wire == reference_object(stamped)
+        back = entry_from_json(entry_to_json(stamped))
+        assert back == stamped and back.lot_id == stamped.lot_id
 
 
 def test_to_text_of_each_instant_is_its_own() -> None:

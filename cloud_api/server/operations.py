@@ -1,0 +1,358 @@
+"""Every storage operation once, for both backends: its logic and its SQL.
+
+An operation is a generator over `queries`: it yields each query it needs, is sent the
+rows back and returns its result. The backend decides only how a query runs (SQLite runs
+a whole operation on its writer thread in one hop, PostgreSQL awaits each query) and what
+the `Dialect` spells differently. Write operations run in one transaction; an exception
+rolls it back.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from cloud_api.server.activity import (
+    ACTIVITY_COLUMNS,
+    ACTIVITY_VIEW,
+    MEMBER_ACTIVITY_SHOWN,
+    Activity,
+)
+from cloud_api.server.batch import parse_event, plan_batch
+from cloud_api.server.codec import snapshot_line, view_json
+from cloud_api.server.grants import GrantThrottle, to_grant
+from cloud_api.server.ids import new_member_id
+from cloud_api.server.members import (
+    check_profile,
+    edge_view,
+    member_json,
+    member_state,
+    stored_profile,
+)
+from cloud_api.server.queries import (
+    Dialect,
+    Execute,
+    ExecuteMany,
+    Fetch,
+    FetchIn,
+    InsertNew,
+    Op,
+)
+from cloud_api.server.storage import (
+    CENTRAL_ORIGIN,
+    Change,
+    ChangePage,
+    CursorTooOld,
+    NotFound,
+    Principal,
+    Scope,
+    StorageError,
+    Verdict,
+    central_event,
+)
+from gateway.loyalty import Entry, LoyaltyRules, check_redemption, fold, offline_allowance
+from gateway.loyalty.wire import entry_from_json, to_text
+
+DOCUMENT_CHANGES = {"offer": "offer.upsert", "config": "config.version"}
+
+
+# -- credentials ----------------------------------------------------------------------
+def add_token(token_hash: str, mall_id: str, scope: Scope, gateway_id: str | None,
+              at: str) -> Op[None]:
+    yield Execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?)",
+                  (token_hash, mall_id, scope, gateway_id, at))
+
+
+def authenticate(token_hash: str) -> Op[Principal | None]:
+    rows = yield Fetch("SELECT mall_id, scope, gateway_id FROM tokens WHERE token_sha256 = ?",
+                       (token_hash,))
+    return Principal(*rows[0]) if rows else None
+
+
+# -- sequencing -----------------------------------------------------------------------
+def lock_mall(dialect: Dialect, mall_id: str) -> Op[int]:
+    """Take the mall's row until COMMIT and return its last `server_seq`.
+
+    Every write of a mall's ledger or change log goes through this row, so they take
+    turns: sequence numbers become visible in order (a change-feed reader never skips one
+    that commits late), and whatever the transaction read of the mall's ledger after it
+    stays true until it commits."""
+    yield Execute("INSERT INTO malls (mall_id) VALUES (?) ON CONFLICT (mall_id) DO NOTHING",
+                  (mall_id,))
+    rows = yield Fetch("SELECT seq FROM malls WHERE mall_id = ?" + dialect.row_lock,
+                       (mall_id,))
+    return int(rows[0][0])
+
+
+def log_change(mall_id: str, kind: str, key: str, *, payload: dict[str, Any], at: str,
+               account_id: str | None = None, origin: str = CENTRAL_ORIGIN) -> Op[int]:
+    """One change-log row under the mall's next `server_seq` (the increment takes the
+    mall's row until COMMIT)."""
+    rows = yield Fetch("INSERT INTO malls (mall_id, seq) VALUES (?, 1) ON CONFLICT (mall_id) "
+                       "DO UPDATE SET seq = malls.seq + 1 RETURNING seq", (mall_id,))
+    seq = int(rows[0][0])
+    yield Execute("INSERT INTO changes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                  (mall_id, seq, kind, key, origin, account_id,
+                   json.dumps(payload, ensure_ascii=False), at))
+    return seq
+
+
+# -- the gateways' events -------------------------------------------------------------
+def account_entries(mall_id: str, account_id: str) -> Op[list[Entry]]:
+    rows = yield Fetch("SELECT payload FROM ledger WHERE mall_id = ? AND account_id = ?",
+                       (mall_id, account_id))
+    return [entry_from_json(row[0]) for row in rows]
+
+
+def accept_batch(dialect: Dialect, mall_id: str, origin: str, events: list[dict[str, Any]],
+                 now: datetime) -> Op[list[Verdict]]:
+    """Apply each event alone, in one transaction: each event's ledger row, projection and
+    change-log row commit together, and one bad event never fails the others."""
+    parsed = [parse_event(event) for event in events]
+    seq = yield from lock_mall(dialect, mall_id)
+    rows = yield FetchIn("SELECT entry_id, server_seq FROM ledger WHERE entry_id {in}",
+                         [p.entry_id for p in parsed if isinstance(p, Entry)])
+    known = {str(r[0]): int(r[1]) for r in rows}
+    at = to_text(now) or ""
+    activities = yield from store_activities(
+        mall_id, origin, [p for p in parsed if isinstance(p, Activity)], at)
+    plan = plan_batch(parsed, known, seq, mall_id=mall_id, origin=origin, at=at,
+                      activity_verdicts=iter(activities))
+    yield ExecuteMany("INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      plan.ledger_rows)
+    yield ExecuteMany("INSERT INTO changes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", plan.change_rows)
+    yield ExecuteMany(
+        "INSERT INTO accounts VALUES (?, ?, ?, ?, ?) ON CONFLICT (mall_id, account_id) "
+        "DO UPDATE SET entries = accounts.entries + excluded.entries, "
+        "points_sum = accounts.points_sum + excluded.points_sum, "
+        "last_seq = excluded.last_seq", plan.account_rows)
+    yield Execute("UPDATE malls SET seq = ? WHERE mall_id = ?", (plan.seq, mall_id))
+    for burn in plan.burns:
+        yield from flag_debt(mall_id, burn, now, at)
+    return plan.verdicts
+
+
+def store_activities(mall_id: str, origin: str, items: list[Activity],
+                     at: str) -> Op[list[Verdict]]:
+    """Store the activity events central does not have yet; their verdicts in order. An
+    erased member's events are acknowledged and not kept."""
+    if not items:
+        return []
+    rows = yield FetchIn("SELECT member_id FROM members WHERE mall_id = ? AND "
+                         "erased_at IS NOT NULL AND member_id {in}",
+                         list({a.member_id for a in items}), (mall_id,))
+    erased = {r[0] for r in rows}
+    first: dict[str, Activity] = {}
+    for activity in items:
+        first.setdefault(activity.event_id, activity)
+    new_rows = [a.row(mall_id, origin, at) for a in first.values()
+                if a.member_id not in erased]
+    rows = (yield InsertNew("activity_events", ACTIVITY_COLUMNS, new_rows, "event_id")
+            ) if new_rows else []
+    stored = {r[0] for r in rows}
+    verdicts = []
+    for activity in items:
+        new = first.pop(activity.event_id, None) is not None and (
+            activity.event_id in stored or activity.member_id in erased)
+        verdicts.append(Verdict(activity.event_id, "accepted" if new else "duplicate"))
+    return verdicts
+
+
+def flag_debt(mall_id: str, burn: Entry, now: datetime, at: str) -> Op[None]:
+    """A burn that leaves the account in debt (an offline overdraft): flagged."""
+    state = fold((yield from account_entries(mall_id, burn.account_id)), now, journal=False)
+    if state.debt > 0:
+        yield Execute("INSERT INTO flagged_debts VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                      (burn.entry_id, mall_id, burn.account_id, state.debt, at))
+
+
+def raced_entry(entry_id: str) -> Op[Verdict]:
+    """The verdict of an entry whose insert met a copy committed meanwhile by another
+    worker under another mall's lock."""
+    rows = yield Fetch("SELECT server_seq FROM ledger WHERE entry_id = ?", (entry_id,))
+    if not rows:
+        return Verdict(entry_id, "rejected", code="conflict",
+                       message="natural key already used by another entry")
+    return Verdict(entry_id, "duplicate", server_seq=int(rows[0][0]))
+
+
+def redeem_online(dialect: Dialect, mall_id: str, burn: Entry, now: datetime) -> Op[Verdict]:
+    """Check the balance and record the burn under the mall's lock: a redemption racing
+    this one, in this worker or another, waits for the COMMIT and then folds a ledger that
+    has this burn. (The mall's row is the one lock: taking the account's row first would
+    deadlock with a batch, which holds the mall and then writes the account.)"""
+    yield from lock_mall(dialect, mall_id)
+    rows = yield Fetch("SELECT server_seq FROM ledger WHERE entry_id = ?", (burn.entry_id,))
+    if rows:
+        return Verdict(burn.entry_id, "duplicate", server_seq=int(rows[0][0]))
+    entries = yield from account_entries(mall_id, burn.account_id)
+    # As of the latest entry too: a burn another worker stamped a moment after `now` (or
+    # by a clock a little ahead) is spent all the same, and a fold as of `now` would not
+    # count it yet.
+    as_of = max([now, burn.effective_at, *(e.effective_at for e in entries)])
+    state = fold(entries, as_of, journal=False)
+    check_redemption(cost=-burn.points, available=state.available, online=True,
+                     allowance_left=None)
+    (verdict,) = yield from accept_batch(dialect, mall_id, CENTRAL_ORIGIN,
+                                         [central_event(burn)], now)
+    return verdict
+
+
+def changes(mall_id: str, after: int, limit: int, exclude_origin: str | None, *,
+            grants: GrantThrottle, rules: LoyaltyRules, now: datetime) -> Op[ChangePage]:
+    rows = yield Fetch("SELECT seq, purged_through FROM malls WHERE mall_id = ?", (mall_id,))
+    head, purged = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+    if after < purged:
+        raise CursorTooOld(after, purged)
+    rows = yield Fetch(
+        "SELECT server_seq, kind, key, origin, account_id, payload FROM changes "
+        "WHERE mall_id = ? AND server_seq > ? ORDER BY server_seq LIMIT ?",
+        (mall_id, after, limit))
+    page: list[Change] = []
+    others: set[str] = set()
+    own: set[str] = set()
+    for seq, kind, key, origin, account_id, payload in rows:
+        mine = kind == "ledger.entry" and origin == exclude_origin
+        if account_id:
+            (own if mine else others).add(account_id)
+        if mine:
+            continue  # the gateway's own entry: acknowledged in the push reply
+        page.append(Change(int(seq), kind, key, json.loads(payload)))
+    next_cursor = int(rows[-1][0]) if rows else max(after, 0)
+    allowances = {}
+    for account in grants.due(exclude_origin or "", to_grant(others, own, next_cursor >= head)):
+        state = fold((yield from account_entries(mall_id, account)), now, journal=False)
+        allowances[account] = offline_allowance(state.available, rules)
+    return ChangePage(page, next_cursor, head, allowances)
+
+
+def head(mall_id: str) -> Op[int]:
+    rows = yield Fetch("SELECT seq FROM malls WHERE mall_id = ?", (mall_id,))
+    return int(rows[0][0]) if rows else 0
+
+
+def heartbeat(mall_id: str, gateway_id: str, status: dict[str, Any], at: str) -> Op[None]:
+    yield Execute(
+        "INSERT INTO gateways VALUES (?, ?, ?, ?) ON CONFLICT (mall_id, gateway_id) "
+        "DO UPDATE SET status = excluded.status, last_seen_at = excluded.last_seen_at",
+        (mall_id, gateway_id, json.dumps(status), at))
+
+
+def snapshot_lines(dialect: Dialect, mall_id: str, kind: str, after_key: str,
+                   limit: int) -> Op[list[tuple[str, str]]]:
+    rows = yield Fetch(dialect.snapshot_page_sql[kind], (mall_id, after_key, limit))
+    if kind == "member":
+        return [(r[0], snapshot_line("member", r[0], r[1])) for r in rows]
+    return [(r[0], snapshot_line("ledger", r[0], r[1], int(r[2]))) for r in rows]
+
+
+# -- the back office --------------------------------------------------------------------
+def create_member(mall_id: str, body: dict[str, Any], at: str) -> Op[dict[str, Any]]:
+    profile = check_profile(body)
+    member_id = str(body.get("member_id") or new_member_id())
+    account_id = str(body.get("account_id") or member_id)
+    view = edge_view(member_id, account_id, profile, 1)
+    # An erased member's id stays taken: its ledger and tombstone still name it.
+    created = yield Fetch(
+        "INSERT INTO members (mall_id, member_id, account_id, profile, edge_view, version, "
+        "erased_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, NULL, ?) "
+        "ON CONFLICT (mall_id, member_id) DO NOTHING RETURNING member_id",
+        (mall_id, member_id, account_id, json.dumps(profile), view_json(view), at))
+    if not created:
+        raise StorageError("member_exists", f"member {member_id} exists", 409)
+    yield from log_change(mall_id, "member.upsert", member_id, payload=view, at=at,
+                          account_id=account_id)
+    return member_json(member_id, account_id, profile, 1)
+
+
+def _live_member(dialect: Dialect | None, mall_id: str,
+                 member_id: str) -> Op[tuple[str, str, int]]:
+    """`(account_id, profile JSON, version)` of a member not erased, or `NotFound`; with a
+    dialect, the row is locked for the transaction's change."""
+    rows = yield Fetch(
+        "SELECT account_id, profile, version FROM members WHERE mall_id = ? AND "
+        "member_id = ? AND erased_at IS NULL" + (dialect.row_lock if dialect else ""),
+        (mall_id, member_id))
+    if not rows:
+        raise NotFound(f"member {member_id}")
+    return str(rows[0][0]), str(rows[0][1]), int(rows[0][2])
+
+
+def update_member(dialect: Dialect, mall_id: str, member_id: str, body: dict[str, Any],
+                  at: str) -> Op[dict[str, Any]]:
+    """Central wins: the given fields replace the stored ones, the version goes up."""
+    changed = check_profile(body)
+    account_id, profile_text, version = yield from _live_member(dialect, mall_id, member_id)
+    account_id = str(body.get("account_id") or account_id)
+    profile = {**stored_profile(profile_text), **changed}
+    version += 1
+    view = edge_view(member_id, account_id, profile, version)
+    yield Execute("UPDATE members SET account_id = ?, profile = ?, edge_view = ?, "
+                  "version = ?, updated_at = ? WHERE mall_id = ? AND member_id = ?",
+                  (account_id, json.dumps(profile), view_json(view), version, at, mall_id,
+                   member_id))
+    yield from log_change(mall_id, "member.upsert", member_id, payload=view, at=at,
+                          account_id=account_id)
+    return member_json(member_id, account_id, profile, version)
+
+
+def get_member(mall_id: str, member_id: str, rules: LoyaltyRules,
+               now: datetime) -> Op[dict[str, Any]]:
+    account_id, profile_text, version = yield from _live_member(None, mall_id, member_id)
+    entries = yield from account_entries(mall_id, account_id)
+    flagged = yield Fetch("SELECT entry_id, debt, flagged_at FROM flagged_debts "
+                          "WHERE mall_id = ? AND account_id = ?", (mall_id, account_id))
+    activity = yield Fetch(
+        f"SELECT {ACTIVITY_VIEW} FROM activity_events WHERE mall_id = ? AND member_id = ? "
+        "ORDER BY occurred_at DESC, event_id LIMIT ?",
+        (mall_id, member_id, MEMBER_ACTIVITY_SHOWN))
+    member = member_json(member_id, account_id, stored_profile(profile_text), version)
+    return member_state(member, entries, flagged=flagged, activity=activity, now=now,
+                        rules=rules)
+
+
+def erase_member(dialect: Dialect, mall_id: str, member_id: str, at: str) -> Op[None]:
+    account_id, _, _ = yield from _live_member(dialect, mall_id, member_id)
+    # Personal data goes; the account's ledger stays (it is keyed by account).
+    yield Execute("UPDATE members SET profile = '{}', edge_view = '{}', erased_at = ?, "
+                  "updated_at = ? WHERE mall_id = ? AND member_id = ?",
+                  (at, at, mall_id, member_id))
+    yield Execute("UPDATE changes SET payload = '{}' WHERE mall_id = ? AND "
+                  "kind = 'member.upsert' AND key = ?", (mall_id, member_id))
+    yield from log_change(mall_id, "member.erased", member_id,
+                          payload={"member_id": member_id}, at=at, account_id=account_id)
+    # After `log_change` took the mall's row: a batch that stored this member's activity
+    # meanwhile has committed, and one still to come sees the erasure.
+    yield Execute("DELETE FROM activity_events WHERE mall_id = ? AND member_id = ?",
+                  (mall_id, member_id))
+
+
+def put_document(mall_id: str, kind: str, key: str, payload: dict[str, Any],
+                 at: str) -> Op[int]:
+    seq = yield from log_change(mall_id, DOCUMENT_CHANGES[kind], key,
+                                payload={"key": key, **payload}, at=at)
+    yield Execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?) ON CONFLICT "
+                  "(mall_id, kind, key) DO UPDATE SET payload = excluded.payload, "
+                  "server_seq = excluded.server_seq",
+                  (mall_id, kind, key, json.dumps(payload), seq))
+    return seq
+
+
+def mall_ids() -> Op[list[str]]:
+    rows = yield Fetch("SELECT mall_id FROM malls")
+    return [str(r[0]) for r in rows]
+
+
+def purge_changes(mall_id: str, cutoff: str) -> Op[int]:
+    """Drop the change-log rows created before `cutoff` (and any older by sequence)."""
+    rows = yield Fetch("SELECT max(server_seq), count(*) FROM changes "
+                       "WHERE mall_id = ? AND created_at < ?", (mall_id, cutoff))
+    through, count = rows[0]
+    if not count:
+        return 0
+    yield Execute("DELETE FROM changes WHERE mall_id = ? AND server_seq <= ?",
+                  (mall_id, through))
+    yield Execute("UPDATE malls SET purged_through = ? WHERE mall_id = ? AND "
+                  "purged_through < ?", (through, mall_id, through))
+    return int(count)
