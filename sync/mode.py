@@ -170,8 +170,8 @@ def describe(change: Change, last_error: str | None) -> tuple[int, str]:
     if new is Mode.OFFLINE:
         return logging.WARNING, f"sync with central offline: {last_error}"
     if new is Mode.AUTH_FAILED:
-        return logging.ERROR, (f"central refused this gateway's token ({last_error}): sync waits "
-                         "until it is fixed")
+        return logging.ERROR, (f"central refused this gateway's token ({last_error}): "
+                               "sync waits until it is fixed")
     if new is Mode.RESYNCING:
         return logging.INFO, "sync applying central's snapshot"
     return logging.INFO, f"sync {new}"
