@@ -35,7 +35,8 @@ def _print(status: SyncStatus) -> None:
 @sync_group.command("status")
 @_config
 def status(config_file: Path) -> None:
-    """Outbox depth, oldest pending event, cursor lag, last successes, dead letters."""
+    """Mode and last error of the running gateway, outbox depth, oldest pending event,
+    cursor lag, last successes, dead letters."""
     settings = load_or_exit(config_file, dict(os.environ))
 
     async def read() -> SyncStatus:

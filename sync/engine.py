@@ -5,6 +5,10 @@ transaction), the puller (long-poll `changes`, each page applied with its cursor
 transaction; a 410 switches it to a snapshot resync while the pusher carries on) and the
 heartbeat. Each loop retries failures with full-jitter backoff; nothing is lost across a
 crash because every step is durable before the next one and idempotent when repeated.
+
+The loops report central's answers and failures to the mode (`sync.mode`); a fourth loop
+looks at the evidence every second, so a silent central turns the stored mode offline
+even when no request failed. `online` never waits for that look.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from gateway.backoff import Backoff
 from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.wire import to_text
 from gateway.settings.sync import SyncSettings
-from gateway.store import Reader, Writer
+from gateway.store import Reader, StoreError, Writer
 from sync.apply import (
     SNAPSHOT_STATE,
     apply_changes,
@@ -40,8 +44,9 @@ from sync.apply import (
     resumable,
     set_state,
 )
+from sync.mode import Direction, Mode, SyncMode, describe
 from sync.outbox import OutboxEvent, Settled, all_final, dead_letter, next_batch, settle
-from sync.state import HEAD, LAST_PULL, LAST_PUSH, SyncStatus, read_status
+from sync.state import HEAD, LAST_PULL, LAST_PUSH, MODE, SyncStatus, read_status
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,9 @@ log = logging.getLogger(__name__)
 # more peak memory (the chunk being applied and the one being parsed).
 SNAPSHOT_CHUNK = 5000
 MIN_BATCH_BYTES = 4096
+# How often the engine compares the evidence with the clock, in seconds: a silent central
+# is logged and stored as offline within this of the bound (`online` itself is exact).
+WATCH_S = 1.0
 
 
 def utc_now() -> datetime:
@@ -69,24 +77,60 @@ class SyncEngine:
         self.settings = settings
         self.clock = clock
         self.now = now
-        self.mode = "stopped"
-        self.last_error: str | None = None
+        self.state = SyncMode(settings.online_fresh_s)
         self.counters: dict[str, int] = {"pushed": 0, "duplicates": 0, "rejected": 0,
                                          "unsettled": 0, "pulled": 0, "resyncs": 0}
         self._max_events = settings.batch_max_events
         self._max_bytes = settings.batch_max_bytes
         self._push_backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
         self._pull_backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
+        self._beat_backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
         self._wake_pusher = asyncio.Event()
 
     def _at(self) -> str:
         return to_text(self.now()) or ""
 
     @property
+    def mode(self) -> Mode:
+        return self.state.mode
+
+    @property
+    def last_error(self) -> str | None:
+        return self.state.last_error
+
+    @property
     def online(self) -> bool:
-        """Central answered the last push and pull: online redemptions may go ahead.
-        Other parts read it through the core's `CentralStatus` (app[CENTRAL])."""
-        return self.mode == "online"
+        """Central answered a push (or heartbeat) and a pull within `online_fresh_s`:
+        online redemptions may go ahead. Read at `now()`, so it turns false the moment the
+        evidence is too old, whatever the loops are doing. Other parts read it through the
+        core's `CentralStatus` (app[CENTRAL])."""
+        return self.state.online(self.now())
+
+    # -- the mode -----------------------------------------------------------------------
+    async def _enter(self, mode: Mode, error: str | None = None) -> None:
+        """The one way the mode changes: checked against `sync.mode.TRANSITIONS` (raises
+        `IllegalTransition`), logged once, and stored with its time and the last error so
+        `mallgate sync status` shows it. Nothing is written when the mode stays."""
+        change = self.state.move(mode, self.now(), error)
+        if change is None:
+            return
+        level, message = describe(change, self.state.last_error)
+        log.log(level, message)
+        at = to_text(change.at) or ""
+        record = {"mode": change.new.value, "since": at, "last_error": self.state.last_error}
+        await self.writer.submit(lambda c: set_state(c, MODE, record, at))
+
+    async def _answered(self, direction: Direction) -> None:
+        """Central answered in `direction`; online again if that was the missing piece."""
+        now = self.now()
+        self.state.answered(direction, now)
+        if self.state.mode is not Mode.ONLINE:
+            await self._review(now)
+
+    async def _review(self, now: datetime | None = None, *, resynced: bool = False) -> None:
+        due = self.state.due(now or self.now(), resynced=resynced)
+        if due is not None:
+            await self._enter(*due)
 
     def nudge(self) -> None:
         """New outbox rows: push now rather than at the next interval."""
@@ -154,6 +198,7 @@ class SyncEngine:
             except PayloadTooLarge as exc:
                 await self._too_large(batch, exc)
                 continue
+            await self._answered(Direction.PUSH)
             # After a 413 the limits were halved; grow them back as batches go through.
             self._max_events = min(self.settings.batch_max_events, self._max_events * 2)
             self._max_bytes = min(self.settings.batch_max_bytes, self._max_bytes * 2)
@@ -202,6 +247,7 @@ class SyncEngine:
                         cursor)
             await self.resync()
             return True
+        await self._answered(Direction.PULL)
         at = self._at()
 
         def commit(conn: sqlite3.Connection) -> Any:
@@ -219,7 +265,8 @@ class SyncEngine:
 
     async def resync(self) -> None:
         """Apply central's snapshot, resuming where an interrupted one stopped."""
-        self.mode = "resyncing"
+        if self.state.running:  # a one-off resync (`sync now`) is not the gateway's mode
+            await self._enter(Mode.RESYNCING)
         self.counters["resyncs"] += 1
         progress: Mapping[str, Any] = await self.reader.run(
             lambda c: get_state(c, SNAPSHOT_STATE)) or {}
@@ -248,6 +295,9 @@ class SyncEngine:
         finally:
             if applying is not None and not applying.done():
                 applying.cancel()
+        # The whole snapshot came: central answered the pull side.
+        self.state.answered(Direction.PULL, self.now())
+        await self._review(resynced=True)
 
     async def _apply_snapshot(self, lines: list[dict[str, Any]]) -> None:
         at = self._at()
@@ -259,44 +309,52 @@ class SyncEngine:
             "outbox_depth": status.outbox_depth, "oldest_pending_s": status.oldest_pending_s,
             "cursor": str(status.cursor or 0), "hlc": str(self.clock.stamp()),
         })
+        # The push side's evidence while the outbox is idle.
+        await self._answered(Direction.PUSH)
 
     async def sync_now(self) -> SyncStatus:
         """Push everything, then pull up to central's head; errors reach the caller."""
         await self.push()
         while await self.pull_once():
             pass
-        self.mode = "online"
         return await self.status()
 
     async def status(self) -> SyncStatus:
         now = self.now()
+        await self._review(now)  # the mode reported is the one the evidence supports now
         status = await self.reader.run(lambda c: read_status(c, now))
-        status.mode = self.mode
-        status.last_error = self.last_error
+        if self.state.running:  # newer than the store: the latest error, not the last change's
+            status.mode = self.mode.value
+            status.mode_since = to_text(self.state.since)
+            status.last_error = self.last_error
         status.clock_offset_ms = self.client.clock_offset_ms
         status.hlc_ahead_ms = self.clock.offset_ms()
         return status
 
     # -- the loops ----------------------------------------------------------------------
     async def run(self) -> None:
-        # Offline until central answers: a redemption in the first moments after a start
-        # must not count on a central that may be unreachable.
-        self.mode = "offline"
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._push_loop(), name="sync-push")
-            tasks.create_task(self._pull_loop(), name="sync-pull")
-            tasks.create_task(self._heartbeat_loop(), name="sync-heartbeat")
+        # Starting is not online: a redemption in the first moments after a start must not
+        # count on a central that may be unreachable. The first pull and the first
+        # heartbeat go at once, so a healthy central is online within a round trip.
+        await self._enter(Mode.STARTING)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._push_loop(), name="sync-push")
+                tasks.create_task(self._pull_loop(), name="sync-pull")
+                tasks.create_task(self._heartbeat_loop(), name="sync-heartbeat")
+                tasks.create_task(self._watch_loop(), name="sync-watch")
+        finally:
+            with contextlib.suppress(StoreError):  # the store closed first: nothing to keep
+                await self._enter(Mode.STOPPED)
 
     async def _push_loop(self) -> None:
         while True:
             try:
                 sent = await self.push()
             except CentralError as exc:
-                await asyncio.sleep(self._failed(exc, self._push_backoff))
+                await asyncio.sleep(await self._failed(exc, self._push_backoff, Direction.PUSH))
                 continue
             self._push_backoff.reset()
-            if sent and self.mode == "offline":
-                self.mode = "online"
             if not sent:
                 self._wake_pusher.clear()
                 with contextlib.suppress(TimeoutError):
@@ -304,35 +362,58 @@ class SyncEngine:
                                            self.settings.push_interval_s)
 
     async def _pull_loop(self) -> None:
-        wait_s = self.settings.long_poll_s
+        # A pull's answer is evidence only when it arrives, so a healthy long-poll in flight
+        # ages the pull side's evidence by up to `long_poll_s` (the settings keep the bound
+        # above that), and a stalled one ends at the client's timeout (`timeout_s` plus the
+        # wait) as a failure. With no fresh evidence, at start and after a failure, the
+        # pull asks for an answer at once (wait 0): a long-poll would leave a healthy
+        # central looking offline until its wait ran out.
+        wait_s = 0
         while True:
             try:
                 more = await self.pull_once(wait_s=wait_s)
             except CentralError as exc:
-                await asyncio.sleep(self._failed(exc, self._pull_backoff))
+                wait_s = 0
+                await asyncio.sleep(await self._failed(exc, self._pull_backoff, Direction.PULL))
                 continue
             self._pull_backoff.reset()
-            self.mode = "online"
+            wait_s = self.settings.long_poll_s
             if not more and wait_s == 0:
                 await asyncio.sleep(self.settings.push_interval_s)
 
     async def _heartbeat_loop(self) -> None:
+        # The first heartbeat goes at start: central sees the gateway at once, and an idle
+        # outbox still gets the push side's evidence. A failed one is retried with backoff,
+        # not after `heartbeat_s`, so a recovery is seen as soon as central answers.
         while True:
-            with contextlib.suppress(CentralError):
+            try:
                 await self.heartbeat()
+            except CentralError as exc:
+                await asyncio.sleep(await self._failed(exc, self._beat_backoff, Direction.PUSH))
+                continue
+            self._beat_backoff.reset()
             await asyncio.sleep(self.settings.heartbeat_s)
 
-    def _failed(self, exc: CentralError, backoff: Backoff) -> float:
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_S)
+            await self._review()
+
+    async def _failed(self, exc: CentralError, backoff: Backoff, direction: Direction,
+                      ) -> float:
+        """Record a loop's failure; returns how long the loop waits before its retry."""
         retry_after = exc.retry_after if isinstance(exc, CentralUnavailable) else None
-        if isinstance(exc, CentralAuthError):
-            self.mode = "auth_failed"
-            delay = backoff.max_s
-            log.error("central refused this gateway's token (%s): sync stopped until it "
-                      "is fixed; retrying in %.0f s", exc.status, delay)
-        else:
-            self.mode = "offline" if exc.retryable else self.mode
-            delay = backoff.next_delay(retry_after)
-            if backoff.failures == 1:  # once per outage, not once per retry
-                log.warning("sync with central failing: %s", exc)
-        self.last_error = str(exc)
+        refused = isinstance(exc, CentralAuthError)
+        # No answer, a 5xx or a 429: central is not serving this side. Events left without
+        # a verdict, or a request refused for good, were answered: sync is not offline.
+        silent = isinstance(exc, CentralUnavailable) and exc.code != "unsettled"
+        delay = backoff.max_s if refused else backoff.next_delay(retry_after)
+        self.state.note(str(exc))
+        if refused or silent:
+            self.state.failed(direction)
+            mode = self.state.after_failure(refused=refused)
+            if mode is not None:
+                await self._enter(mode)  # logged when the mode changes, not per retry
+        elif backoff.failures == 1:  # once per run of failures, not once per retry
+            log.warning("sync with central failing: %s", exc)
         return delay

@@ -14,11 +14,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from gateway.store import StoreError
 from sync.engine import SyncEngine
+from sync.mode import Mode
 from sync.state import SyncStatus
 
 # Often enough for a dashboard's one-minute view, cheap enough to be unnoticeable.
 REFRESH_S = 5.0
-MODES = ("online", "offline", "auth_failed", "resyncing", "stopped")
 
 
 class SyncMetrics:
@@ -36,9 +36,14 @@ class SyncMetrics:
         status = self.last
         mode = GaugeMetricFamily("mallgate_sync_mode", "Sync mode: 1 for the current one.",
                                  labels=["mode"])
-        for name in MODES:
-            mode.add_metric([name], 1.0 if self.engine.mode == name else 0.0)
+        for name in Mode:
+            mode.add_metric([name.value], 1.0 if self.engine.mode is name else 0.0)
         yield mode
+        # Read now, not from the last refresh: it turns 0 the moment central's answers
+        # are too old, as kiosks see it.
+        yield GaugeMetricFamily("mallgate_sync_online", "1 while central answered both a "
+                                "push and a pull recently enough to count as online.",
+                                value=1.0 if self.engine.online else 0.0)
         if status is None:
             return
         yield GaugeMetricFamily("mallgate_sync_outbox_depth", "Events not yet settled with "

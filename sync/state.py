@@ -1,7 +1,9 @@
 """The sync engine's state as operators see it: queue depth, lag, last successes.
 
 `read_status` reads only the store, so `mallgate sync status` works beside a running
-gateway, and the engine adds what only it knows (mode, last error, clock offset).
+gateway: the running engine stores its mode, when it took it and the last error each time
+the mode changes. The engine's own status adds what only it knows (the latest error, clock
+offset).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from sync.outbox import DEAD_LETTER_SOURCE
 LAST_PUSH = "last_push_ok"
 LAST_PULL = "last_pull_ok"
 HEAD = "central_head"
+MODE = "mode"  # {"mode", "since", "last_error"}, written at each change of mode
 
 
 @dataclass(slots=True)
 class SyncStatus:
-    # online | offline | auth_failed | resyncing; None when read from the store alone
+    # A `sync.mode.Mode` value; None when no engine ever ran on this store.
     mode: str | None = None
+    mode_since: str | None = None
     outbox_depth: int = 0
     oldest_pending_s: float | None = None
     failing_events: int = 0
@@ -48,7 +52,10 @@ def read_status(conn: sqlite3.Connection, now: datetime) -> SyncStatus:
                            "replayed_at IS NULL", (DEAD_LETTER_SOURCE,)).fetchone()
     cursor = load_cursor(conn)
     head = get_state(conn, HEAD)
+    recorded = get_state(conn, MODE) or {}
     return SyncStatus(
+        mode=recorded.get("mode"), mode_since=recorded.get("since"),
+        last_error=recorded.get("last_error"),
         outbox_depth=int(depth),
         oldest_pending_s=(now - datetime.fromisoformat(oldest)).total_seconds()
         if oldest else None,

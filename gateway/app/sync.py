@@ -55,5 +55,5 @@ async def sync_context(app: web.Application) -> AsyncIterator[None]:
 def _offline(engine: SyncEngine) -> str | None:
     if engine.online:
         return None
-    reason = f"central {engine.mode}"
+    reason = f"central {engine.mode.value}"
     return f"{reason}: {engine.last_error}" if engine.last_error else reason

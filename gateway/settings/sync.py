@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class SyncSettings(BaseModel):
@@ -52,3 +52,21 @@ class SyncSettings(BaseModel):
         description="How often the gateway reports its status (outbox depth, lag, clock) "
         "to central, in seconds.",
     )
+    online_fresh_s: float = Field(
+        default=45.0, gt=0, le=7200, allow_inf_nan=False,
+        description="Central counts as online while it answered both a push (or heartbeat) "
+        "and a pull within this many seconds; older answers mean offline, and kiosk "
+        "redemptions keep to the offline allowance. Must be more than `heartbeat_s` and "
+        "`long_poll_s`, which a healthy gateway waits between answers.",
+    )
+
+    @model_validator(mode="after")
+    def _fresh_outlasts_the_waits(self) -> SyncSettings:
+        # An idle gateway hears central once per heartbeat and once per long-poll: a bound
+        # shorter than either would call a healthy central offline between two answers.
+        if self.online_fresh_s <= max(self.heartbeat_s, self.long_poll_s):
+            raise ValueError(
+                f"online_fresh_s ({self.online_fresh_s:g}) must be more than heartbeat_s "
+                f"({self.heartbeat_s:g}) and long_poll_s ({self.long_poll_s}): a healthy "
+                "central would look offline between two answers")
+        return self

@@ -6,6 +6,7 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ from gateway.loyalty import LoyaltyRules
 from gateway.loyalty.hlc import HybridClock
 from gateway.settings.sync import SyncSettings
 from gateway.store import Reader, Writer
-from sync.engine import SyncEngine
+from sync.engine import SyncEngine, utc_now
 
 T = TypeVar("T")
 FAST = SyncSettings(long_poll_s=0, push_interval_s=0.05, backoff_initial_s=0.01,
@@ -40,11 +41,11 @@ class Edge:
 @contextlib.asynccontextmanager
 async def open_edge(path: Path, url: str, token: str, *, gateway_id: str = "gw-test",
                     settings: SyncSettings = FAST, timeout_s: float = 5.0,
-                    ) -> AsyncIterator[Edge]:
+                    now: Callable[[], datetime] = utc_now) -> AsyncIterator[Edge]:
     clock = HybridClock(gateway_id)
     async with Writer(path) as writer, Reader(path) as reader, \
             CentralClient(url, token, timeout_s=timeout_s) as client:
         ledger = Ledger(writer, reader, site=gateway_id, clock=clock, rules=LoyaltyRules())
         engine = SyncEngine(client, writer, reader, gateway_id=gateway_id, settings=settings,
-                            clock=clock)
+                            clock=clock, now=now)
         yield Edge(writer, reader, ledger, client, engine)

@@ -100,3 +100,43 @@ def withhold_verdicts(event_ids: set[str], times: list[int]) -> Callable[
         times[0] -= 1
         return web.json_response({**body, "verdicts": kept})
     return withhold
+
+
+@dataclass
+class Blackout:
+    """Central stops answering: while `dark`, every gateway request is held unanswered
+    (no error, no timeout the test did not choose); `lift` lets the held ones through.
+    `asked` lists every gateway request as (last path segment, its `wait` parameter)."""
+
+    dark: bool = False
+    asked: list[tuple[str, str | None]] = field(default_factory=list)
+    held: collections.Counter[str] = field(default_factory=collections.Counter)
+    _light: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def cut(self) -> None:
+        self.dark = True
+        self._light.clear()
+
+    def lift(self) -> None:
+        self.dark = False
+        self._light.set()
+
+    def holding(self, *paths: str) -> bool:
+        """A request to each of `paths` is being held."""
+        return all(self.held[path] > 0 for path in paths)
+
+    def middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+        @web.middleware
+        async def hold(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if "/gateways/" not in request.path:
+                return await handler(request)
+            path = request.path.rsplit("/", 1)[-1]
+            self.asked.append((path, request.query.get("wait")))
+            if self.dark:
+                self.held[path] += 1
+                try:
+                    await self._light.wait()
+                finally:
+                    self.held[path] -= 1
+            return await handler(request)
+        return hold

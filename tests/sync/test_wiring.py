@@ -122,6 +122,7 @@ async def test_central_and_gateway_sync_a_mall_both_ways(tmp_path: Path) -> None
                 async def scraped() -> bool:
                     text = app[METRICS].render().decode()
                     return ('mallgate_sync_mode{mode="online"} 1.0' in text
+                            and "mallgate_sync_online 1.0" in text
                             and "mallgate_sync_outbox_depth 0.0" in text
                             and "mallgate_sync_cursor_lag 0.0" in text)
                 await until(scraped)
