@@ -16,14 +16,9 @@ from dataclasses import dataclass
 
 from devices.ble.eid import IdentityKeyError, MemberKey
 from devices.ble.identity import Identifier, parse_ble_key
+from gateway.members import ble_key_count, ble_keys_changed_since
 
 log = logging.getLogger(__name__)
-
-_CHANGED = (
-    "SELECT m.id, m.updated_at, i.value FROM members m "
-    "LEFT JOIN member_identifiers i ON i.member_id = m.id AND i.kind = 'ble_key' "
-    "WHERE m.updated_at >= ? ORDER BY m.id"
-)
 
 
 @dataclass(slots=True)
@@ -51,14 +46,13 @@ class Keyring:
         members) happens here too."""
         self.stats.refreshes += 1
         held = self._held
-        in_store = conn.execute("SELECT count(*) FROM member_identifiers "
-                                "WHERE kind = 'ble_key'").fetchone()[0]
+        in_store = ble_key_count(conn)
         full = in_store != held and self._since != ""
         since = "" if full else self._since
         seen: set[str] = set()
         changed = 0
         # a member may have several keys (a phone and a legacy card): rows come by member
-        for member_id, rows in itertools.groupby(conn.execute(_CHANGED, (since,)),
+        for member_id, rows in itertools.groupby(ble_keys_changed_since(conn, since),
                                                  key=lambda row: str(row[0])):
             values = []
             for _, updated_at, value in rows:

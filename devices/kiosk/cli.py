@@ -13,10 +13,10 @@ from pathlib import Path
 
 import click
 
-from devices.kiosk.identity import make_qr_token
 from devices.kiosk.protocol import Topics
 from devices.kiosk.sim import run_sessions
 from gateway.demo import demo_ids
+from gateway.members import make_qr_token
 from gateway.settings.cli import load_or_exit
 
 _CONFIG = click.option("--config", "config_file", required=True,

@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from devices.kiosk.const import MAX_PAYLOAD_BYTES
+from gateway.operations.model import OperationRequest, Refused, Replies
 
 PREFIX = "lty/v1"
 _REQUEST_ADDRESS = re.compile(r"^lty/v1/\{site\}/kiosk/\{kid\}/req/([a-z.]+)$")
@@ -79,6 +80,11 @@ class Request:
     def key(self) -> str:
         """The idempotency key: ids are unique per kiosk, so the kiosk is part of the key."""
         return f"{self.kid}/{self.id}"
+
+    def operation(self) -> OperationRequest:
+        """The request as the gateway's operations take it."""
+        return OperationRequest(op=self.op, key=self.key, id=self.id, data=self.data,
+                                kiosk=self.kid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,12 +309,16 @@ def ok_reply(request_id: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"v": 1, "re": request_id, "status": "ok", "data": data}
 
 
-def error_reply(request_id: str | None, error: KioskError) -> dict[str, Any]:
+def error_reply(request_id: str | None, error: KioskError | Refused) -> dict[str, Any]:
     reply: dict[str, Any] = {"v": 1, "re": request_id, "status": "error",
                              "error": {"code": error.code, "msg": error.msg[:512]}}
     if error.data:
         reply["data"] = error.data
     return reply
+
+
+# How the gateway's operations word their answers to a kiosk.
+REPLIES = Replies(ok=ok_reply, refused=error_reply)
 
 
 def encode(message: dict[str, Any]) -> bytes:

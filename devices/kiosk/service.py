@@ -25,7 +25,6 @@ from typing import Any
 
 from devices.kiosk import const
 from devices.kiosk.limits import RateLimiter
-from devices.kiosk.ops import Operations, Reply
 from devices.kiosk.protocol import (
     Contract,
     KioskError,
@@ -40,6 +39,8 @@ from devices.kiosk.protocol import (
 from devices.kiosk.transport import Inbound, MqttLink
 from gateway.ids import new_ulid
 from gateway.loyalty.wire import to_text
+from gateway.operations.model import Reply
+from gateway.operations.service import Operations
 from gateway.store import Writer
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class KioskService:
             self._reply(kid, error_reply(bad.request_id, bad), message.correlation)
             return
         try:
-            reply, retry = await self.ops.handle(request)
+            reply, retry = await self.ops.handle(request.operation())
         except Exception as exc:
             log.exception("kiosk %s %s failed", kid, op)
             reply, retry = error_reply(request.id, KioskError(

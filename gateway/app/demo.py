@@ -18,13 +18,20 @@ from aiohttp import web
 
 from devices.ble.demo import demo_key
 from devices.ble.identity import ble_key_value
-from devices.kiosk.identity import phone_hash
 from gateway.app.keys import LEDGER, SETTINGS, WRITER
 from gateway.demo import DEMO_SOURCE, WELCOME_POINTS, demo_ids
 from gateway.ledger import Ledger
 from gateway.loyalty import Entry, EntryKind
 from gateway.loyalty.calendar import expiry_for
 from gateway.loyalty.wire import to_text
+from gateway.members import (
+    NewMember,
+    add_members,
+    give_identifiers,
+    has_members,
+    members_without,
+    phone_hash,
+)
 from gateway.store import Writer
 
 log = logging.getLogger(__name__)
@@ -51,30 +58,15 @@ DEMO_OFFERS: dict[str, dict[str, Any]] = {
 async def seed_demo_members(writer: Writer, ledger: Ledger, count: int, *, now: datetime,
                             phone_key: bytes | None) -> int:
     """Create `count` demo members if the store has no members yet; how many were made."""
-    def has_members(conn: sqlite3.Connection) -> bool:
-        return conn.execute("SELECT 1 FROM members LIMIT 1").fetchone() is not None
     if await writer.submit(has_members):
         return 0
     tiers = [tier.code for tier in ledger.rules.tiers.tiers]
-    stamp = to_text(now)
+    stamp = str(to_text(now))
     for start in range(1, count + 1, _CHUNK):
         numbers = range(start, min(count, start + _CHUNK - 1) + 1)
 
         def insert(conn: sqlite3.Connection, numbers: range = numbers) -> None:
-            for n in numbers:
-                member, account, card, phone = demo_ids(n)
-                conn.execute("INSERT INTO accounts (id, owner_member_id, updated_at) "
-                             "VALUES (?, ?, ?)", (account, member, stamp))
-                conn.execute(
-                    "INSERT INTO members (id, account_id, display_name_masked, tier, "
-                    "updated_at) VALUES (?, ?, ?, ?, ?)",
-                    (member, account, f"Demo *{n % 100:02d}", tiers[n % len(tiers)], stamp))
-                conn.execute("INSERT INTO member_identifiers (kind, value, member_id) "
-                             "VALUES ('card', ?, ?)", (card, member))
-                if phone_key is not None:
-                    conn.execute("INSERT INTO member_identifiers (kind, value, member_id) "
-                                 "VALUES ('phone_hash', ?, ?)",
-                                 (phone_hash(phone_key, phone), member))
+            add_members(conn, (demo_member(n, tiers, phone_key) for n in numbers), stamp)
         await writer.submit(insert)
         rules = ledger.rules
         await ledger.record_many([
@@ -85,6 +77,15 @@ async def seed_demo_members(writer: Writer, ledger: Ledger, count: int, *, now: 
                   rule_version=rules.version, actor="demo")
             for n in numbers])
     return count
+
+
+def demo_member(n: int, tiers: list[str], phone_key: bytes | None) -> NewMember:
+    member, account, card, phone = demo_ids(n)
+    identifiers = [("card", card)]
+    if phone_key is not None:
+        identifiers.append(("phone_hash", phone_hash(phone_key, phone)))
+    return NewMember(id=member, account_id=account, display_name=f"Demo *{n % 100:02d}",
+                     tier=tiers[n % len(tiers)], identifiers=tuple(identifiers))
 
 
 def seed_demo_offers(conn: sqlite3.Connection, now: datetime) -> int:
@@ -102,15 +103,10 @@ async def seed_demo_ble(writer: Writer, now: datetime) -> int:
     """Beacon keys for the demo members that lack one (the keys `mallgate sim ble` derives
     too) and the demo offers; how many keys were added."""
     def seed(conn: sqlite3.Connection) -> int:
-        members = [row[0] for row in conn.execute(
-            "SELECT id FROM members WHERE id LIKE 'm-demo-%' AND id NOT IN "
-            "(SELECT member_id FROM member_identifiers WHERE kind = 'ble_key')")]
-        conn.executemany(
-            "INSERT INTO member_identifiers (kind, value, member_id) VALUES ('ble_key', ?, ?)",
-            [(ble_key_value(demo_key(member)), member) for member in members])
-        # a member's keys count as changed when the member row is
-        conn.executemany("UPDATE members SET updated_at = ? WHERE id = ?",
-                         [(to_text(now), member) for member in members])
+        members = members_without(conn, "ble_key", id_prefix="m-demo-")
+        give_identifiers(conn, "ble_key",
+                         {member: ble_key_value(demo_key(member)) for member in members},
+                         str(to_text(now)))
         seed_demo_offers(conn, now)
         return len(members)
     return await writer.submit(seed)

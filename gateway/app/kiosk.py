@@ -14,13 +14,14 @@ from devices.kiosk import const
 from devices.kiosk.broker import Mosquitto
 from devices.kiosk.limits import RateLimiter
 from devices.kiosk.metrics import kiosk_families
-from devices.kiosk.ops import IdentityKeys, Operations
-from devices.kiosk.protocol import Topics, default_contract, gateway_status
+from devices.kiosk.protocol import REPLIES, Topics, default_contract, gateway_status
 from devices.kiosk.service import KioskService
 from devices.kiosk.transport import LinkConfig, MqttLink, Retained
 from gateway.app.keys import CENTRAL, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
 from gateway.app.supervisor import part_task
 from gateway.loyalty.wire import to_text
+from gateway.members import IdentityKeys
+from gateway.operations.service import Operations
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
         service = KioskService(
             link=link, topics=topics, contract=default_contract(), writer=writer,
             ops=Operations(ledger=ledger, reader=app[READER], writer=writer,
-                           keys=identity_keys(settings),
+                           keys=identity_keys(settings), replies=REPLIES,
                            central_online=app[CENTRAL].online,
                            claim_days=settings.pos.claim_days,
                            site=settings.site.gateway_id,

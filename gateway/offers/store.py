@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from gateway.loyalty.wire import to_text
+from gateway.members import profile
 from gateway.offers.model import Offer, OfferDefinition
 from gateway.offers.select import MemberFacts
 
@@ -56,22 +57,13 @@ def load_offers(conn: sqlite3.Connection) -> tuple[list[Offer], list[tuple[str, 
 
 
 def member_facts(conn: sqlite3.Connection, member_id: str) -> MemberFacts | None:
-    row = conn.execute(
-        "SELECT id, account_id, display_name_masked, tier, birth_month, birth_day, tags, "
-        "opt_outs FROM members WHERE id = ?", (member_id,)).fetchone()
-    if row is None:
+    found = profile(conn, member_id)
+    if found is None:
         return None
-    return MemberFacts(member_id=row[0], account_id=row[1], display_name=row[2] or "",
-                       tier=row[3], birth_month=row[4], birth_day=row[5],
-                       tags=frozenset(_strings(row[6])), opt_outs=frozenset(_strings(row[7])))
-
-
-def _strings(text: str | None) -> list[str]:
-    try:
-        value = json.loads(text or "[]")
-    except ValueError:
-        return []
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+    return MemberFacts(member_id=found.member_id, account_id=found.account_id,
+                       display_name=found.display_name, tier=found.tier,
+                       birth_month=found.birth_month, birth_day=found.birth_day,
+                       tags=found.tags, opt_outs=found.opt_outs)
 
 
 # -- arrivals -------------------------------------------------------------------------------

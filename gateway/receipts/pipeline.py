@@ -39,6 +39,7 @@ from gateway.loyalty import (
 )
 from gateway.loyalty.earn import SALE_SOURCE
 from gateway.loyalty.rules import Tier
+from gateway.members import find_by_code
 from gateway.receipts.model import ParsedReceipt, ReceiptKind, UnreadableReceipt, sale_key
 from gateway.receipts.rows import ledger_entry, receipt_row, refunds_of, utc_text
 from gateway.store import Reader
@@ -397,9 +398,5 @@ def _insert_receipt(conn: sqlite3.Connection, capture: Capture, receipt: ParsedR
 def _member(conn: sqlite3.Connection, code: str | None) -> _Member | None:
     if not code:
         return None
-    row = conn.execute(
-        "SELECT m.id, m.account_id, m.tier FROM members m WHERE m.id = ? UNION ALL "
-        "SELECT m.id, m.account_id, m.tier FROM member_identifiers i JOIN members m "
-        "ON m.id = i.member_id WHERE i.kind IN ('card', 'qr_token') AND i.value = ? LIMIT 1",
-        (code, code)).fetchone()
-    return _Member(*row) if row else None
+    found = find_by_code(conn, code)
+    return _Member(found.id, found.account_id, found.tier) if found else None

@@ -19,11 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
-from devices.kiosk.ops import Operations
-from devices.kiosk.protocol import Request
 from devices.kiosk.transport import Inbound, MqttLink
 from gateway.app import create_app
 from gateway.app.keys import KIOSK
+from gateway.operations.model import OperationRequest
+from gateway.operations.service import Operations
 from gateway.settings import Settings
 
 
@@ -35,7 +35,7 @@ def arm(mode: str) -> None:
     if mode == "before-commit":
         handle = Operations.handle
 
-        async def handle_then_die(self: Operations, request: Request) -> Any:
+        async def handle_then_die(self: Operations, request: OperationRequest) -> Any:
             if request.op == "redeem":
                 die()
             return await handle(self, request)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from devices.kiosk.ops import IdentityKeys, Operations
-from devices.kiosk.protocol import decode_request, default_contract
+from devices.kiosk.protocol import REPLIES, decode_request, default_contract
 from gateway.ids import new_ulid
 from gateway.ledger import Ledger
 from gateway.loyalty.hlc import HybridClock
+from gateway.members import IdentityKeys
+from gateway.operations.service import Operations
 from gateway.store import Reader, Writer
 from tests.loyalty.helpers import RULES, burn, earn
 
@@ -30,14 +31,16 @@ async def ops(tmp_path: Path) -> AsyncIterator[Operations]:
             "INSERT INTO members (id, account_id, tier, updated_at) "
             "VALUES ('M1', 'A1', 'normal', '2026-01-01T00:00:00.000000+00:00')"))
         yield Operations(ledger=ledger, reader=reader, writer=writer,
-                         keys=IdentityKeys(None, None, 30), central_online=lambda: True,
+                         keys=IdentityKeys(None, None, 30), replies=REPLIES,
+                         central_online=lambda: True,
                          claim_days=7, site="gw-1")
 
 
 async def request(ops: Operations, op: str, data: dict[str, object]) -> dict[str, object]:
     payload = json.dumps({"v": 1, "id": new_ulid(), "ts": "2026-03-01T04:00:00.000Z",
                           "boot": 1, "seq": 1, "data": data}).encode()
-    reply, retry = await ops.handle(decode_request(default_contract(), "k1", op, payload))
+    reply, retry = await ops.handle(
+        decode_request(default_contract(), "k1", op, payload).operation())
     assert not retry
     return reply
 

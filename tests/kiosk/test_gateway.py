@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devices.kiosk.broker import Mosquitto
-from devices.kiosk.identity import make_qr_token
 from devices.kiosk.protocol import default_contract
 from gateway.app.keys import KIOSK, LEDGER, METRICS, WRITER
 from gateway.ids import new_ulid
+from gateway.members import make_qr_token
 from gateway.receipts import Capture, ParsedReceipt, ReceiptKind, ReceiptPipeline
 from tests.conftest import free_port
 from tests.kiosk.helpers import (

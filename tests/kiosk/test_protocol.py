@@ -14,6 +14,7 @@ from paho.mqtt.properties import Properties
 from devices.kiosk.properties import publish_properties
 from devices.kiosk.protocol import (
     EVENT_SCHEMAS,
+    REPLIES,
     ErrorCode,
     KioskError,
     KioskTopic,
@@ -27,6 +28,7 @@ from devices.kiosk.protocol import (
     error_reply,
     ok_reply,
 )
+from gateway.operations.model import RefusalCode, Refused
 from tests.scale import examples
 
 CONTRACT = default_contract()
@@ -187,6 +189,13 @@ def test_status_birth_will_and_cleared() -> None:
 def test_error_codes_in_code_and_contract_agree() -> None:
     enum = CONTRACT.document["components"]["schemas"]["ErrorCode"]["enum"]
     assert sorted(enum) == sorted(get_args(ErrorCode))
+
+
+def test_every_refusal_of_the_operations_is_a_kiosk_error_code() -> None:
+    assert set(get_args(RefusalCode)) <= set(get_args(ErrorCode))
+    reply = REPLIES.refused(ID, Refused("insufficient_points", "why", data={"available": 3}))
+    assert reply == error_reply(ID, KioskError("insufficient_points", "why",
+                                               data={"available": 3}))
 
 
 def test_error_replies_conform_to_the_contract() -> None:

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from gateway.members import erase_member, upsert_member, upsert_members
 from gateway.store.db import open_memory
 from gateway.store.migrations import migrate
-from sync.apply import apply_changes, erase_member, upsert_member, upsert_members
+from sync.apply import apply_changes
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cloud_api.client import CentralClient
+from gateway.members import upsert_member
 from gateway.store.db import open_memory
 from gateway.store.migrations import migrate
 from sync.apply import (
@@ -20,7 +21,6 @@ from sync.apply import (
     apply_snapshot_lines,
     get_state,
     set_state,
-    upsert_member,
 )
 from tests.cloud_api.central import MALL, Central
 from tests.sync.children import run_child

@@ -1,13 +1,13 @@
-"""How a kiosk names a member, checked without I/O: QR tokens, card numbers, phone numbers.
+"""How a member names themself, checked without I/O: QR tokens, card numbers, phone numbers.
 
 The member app shows a QR code holding a short-lived token that central signs:
 `v1.{member_id}.{expires_unix}.{signature}`, where the signature is the unpadded base64url
 HMAC-SHA256 of everything before the last dot under the key central shares with the
-gateway. A copied or photographed QR code therefore stops working within minutes, and the
-kiosk never handles a member id it could forge.
+gateway. A copied or photographed QR code therefore stops working within minutes, and a
+channel never handles a member id it could forge.
 
 Phone numbers never reach the store: central keeps a keyed hash of each, and the gateway
-looks the member up by the same hash of the number typed at the kiosk.
+looks the member up by the same hash of the number typed in.
 """
 
 from __future__ import annotations
@@ -18,18 +18,40 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
-
-from devices.kiosk.protocol import KioskError
+from typing import Literal
 
 _QR = re.compile(r"^v1\.(?P<member>[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,63})\.(?P<exp>\d{1,12})"
                  r"\.(?P<sig>[A-Za-z0-9_-]{43})$")
+
+# The codes are those a kiosk gets in its reply (docs/kiosk.md).
+IdentityCode = Literal["invalid_token", "token_expired", "invalid_payload"]
+# `member` is a member id itself; the others are `member_identifiers` kinds.
+LookupKind = Literal["member", "card", "phone_hash", "qr_token", "ble_key"]
+
+
+class IdentityError(Exception):
+    """A member identity that cannot be used: a bad or expired token, a malformed number."""
+
+    def __init__(self, code: IdentityCode, msg: str) -> None:
+        super().__init__(msg)
+        self.code: IdentityCode = code
+        self.msg = msg
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityKeys:
+    """The keys central shares for identities: QR token signatures and phone hashes."""
+
+    qr_key: bytes | None
+    phone_key: bytes | None
+    skew_s: int  # a token this long past its expiry still passes (clocks differ)
 
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """Where to find the member: a direct member id, or an identifier row of that kind."""
 
-    kind: str  # "member" | "card" | "phone_hash"
+    kind: LookupKind
     value: str
 
 
@@ -45,17 +67,17 @@ def make_qr_token(key: bytes, member_id: str, expires: datetime) -> str:
 
 
 def verify_qr_token(key: bytes | None, token: str, now: datetime, skew_s: int) -> str:
-    """The member id of a valid, unexpired token; `KioskError` otherwise."""
+    """The member id of a valid, unexpired token; `IdentityError` otherwise."""
     if key is None:
-        raise KioskError("invalid_token", "QR identification is not configured here")
+        raise IdentityError("invalid_token", "QR identification is not configured here")
     match = _QR.match(token)
     if match is None:
-        raise KioskError("invalid_token", "not a member QR token")
+        raise IdentityError("invalid_token", "not a member QR token")
     body = token[: token.rindex(".")]
     if not hmac.compare_digest(_sign(key, body), match["sig"]):
-        raise KioskError("invalid_token", "QR token signature does not match")
+        raise IdentityError("invalid_token", "QR token signature does not match")
     if int(match["exp"]) + skew_s < now.timestamp():
-        raise KioskError("token_expired", "QR token has expired; refresh it in the app")
+        raise IdentityError("token_expired", "QR token has expired; refresh it in the app")
     return match["member"]
 
 
@@ -63,7 +85,7 @@ def normalise_phone(number: str) -> str:
     """Digits only, without the +86 / 0086 country prefix of mainland numbers."""
     digits = re.sub(r"[\s()+-]", "", number)
     if not digits.isdigit() or not 5 <= len(digits) <= 20:
-        raise KioskError("invalid_payload", "a phone number is 5 to 20 digits")
+        raise IdentityError("invalid_payload", "a phone number is 5 to 20 digits")
     for prefix in ("0086", "86"):
         if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
             return digits[len(prefix):]
@@ -75,12 +97,12 @@ def phone_hash(key: bytes, number: str) -> str:
     return hmac.new(key, normalise_phone(number).encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def lookup_for(by: str, value: str, *, qr_key: bytes | None, phone_key: bytes | None,
-               now: datetime, skew_s: int) -> Lookup:
+def lookup_for(by: str, value: str, keys: IdentityKeys, now: datetime) -> Lookup:
+    """Where to find the member a channel names `by` ("qr", "card" or "phone") `value`."""
     if by == "qr":
-        return Lookup("member", verify_qr_token(qr_key, value, now, skew_s))
+        return Lookup("member", verify_qr_token(keys.qr_key, value, now, keys.skew_s))
     if by == "card":
         return Lookup("card", value)
-    if phone_key is None:
-        raise KioskError("invalid_token", "identification by phone is not configured here")
-    return Lookup("phone_hash", phone_hash(phone_key, value))
+    if keys.phone_key is None:
+        raise IdentityError("invalid_token", "identification by phone is not configured here")
+    return Lookup("phone_hash", phone_hash(keys.phone_key, value))

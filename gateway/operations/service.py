@@ -1,0 +1,287 @@
+"""The member operations: identify, balance, check-in, redeem, answered from the local store.
+
+The reply of every operation that changes something (check-in, redeem, offer claim) is
+stored under the request's key in the same transaction as the points it moves. That
+transaction is one writer op, which also looks for a stored reply, finds the member and
+checks the balance. So a retried request gets the stored reply and is never applied twice,
+and a crash before the commit leaves nothing to undo: the channel redelivers the
+unacknowledged request and it runs afresh. Reads (identify, balance) change nothing and are
+answered afresh on a retry, which costs no write (no fsync) per scan; their refusals (an
+unknown member, a bad token) are stored like any other refusal.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, datetime
+from typing import cast, get_args
+
+from gateway.ledger import Ledger
+from gateway.ledger.allowance import allowance_left as left_offline
+from gateway.ledger.service import Balance, Recorded
+from gateway.loyalty import (
+    Entry,
+    RedemptionRefused,
+    check_redemption,
+    checkin_entry,
+    redemption_entry,
+)
+from gateway.loyalty.calendar import local_date
+from gateway.loyalty.rules import Tier
+from gateway.loyalty.wire import to_text
+from gateway.members import IdentityError, IdentityKeys, Lookup, Member, find_member, lookup_for
+from gateway.offers.store import OfferClaimError, claim_offer
+from gateway.operations.model import (
+    STORED_ERRORS,
+    OperationRequest,
+    RefusalCode,
+    Refused,
+    Replies,
+    Reply,
+)
+from gateway.operations.stored import store_reply, stored_reply
+from gateway.receipts import ReceiptClaimError, claim_receipt
+from gateway.store import Reader, Writer
+
+# The account's entries, read with the member for the reads that answer with a balance.
+Entries = list[tuple[Entry, bool]]
+# A read operation: the member and, for those in _READS_WITH_BALANCE, their entries.
+ReadOp = Callable[[OperationRequest, Member, Entries | None, datetime], Awaitable[Reply]]
+# A write operation: runs inside one writer op, returns its answer (or refusal) and the
+# entries it recorded.
+WriteOp = Callable[[sqlite3.Connection, OperationRequest, Member, datetime, bool],
+                   tuple[Reply | Refused, list[Recorded]]]
+
+_READS_WITH_BALANCE = frozenset({"member.identify", "balance.query"})
+_CODES: frozenset[str] = frozenset(get_args(RefusalCode))
+
+
+def _refusal_code(code: str) -> RefusalCode:
+    """A refusal's code as the operations give it: one they know, else `internal`."""
+    return cast(RefusalCode, code) if code in _CODES else "internal"
+
+
+class Operations:
+    def __init__(self, *, ledger: Ledger, reader: Reader, writer: Writer, keys: IdentityKeys,
+                 replies: Replies, central_online: Callable[[], bool], claim_days: int,
+                 site: str = "", offer_claim_s: int = 3600) -> None:
+        self.ledger = ledger
+        self.reader = reader
+        self.writer = writer
+        self.keys = keys
+        self.replies = replies
+        self.central_online = central_online
+        self.claim_days = claim_days
+        self.site = site
+        self.offer_claim_s = offer_claim_s
+        self._reads: dict[str, ReadOp] = {
+            "member.identify": self._identify,
+            "balance.query": self._balance,
+            "receipt.claim": self._receipt_claim,
+        }
+        # Each of these is one writer op: its stored reply, the member, the balance check
+        # and what it allows are read and written in one transaction. The single writer
+        # orders them, so two redemptions of one account cannot both pass the check, and a
+        # request costs one hop to the writer thread rather than reads and then a write.
+        self._writes: dict[str, WriteOp] = {
+            "checkin": self._checkin,
+            "redeem": self._redeem,
+            "offer.claim": self._offer_claim,
+        }
+
+    @property
+    def ops(self) -> frozenset[str]:
+        return frozenset(self._reads) | frozenset(self._writes)
+
+    async def handle(self, request: OperationRequest) -> tuple[Reply, bool]:
+        """The reply to `request` (durable when it returns) and whether it was a retry."""
+        now = self.ledger.now()
+        refusal: Refused | None = None
+        lookup: Lookup | None = None
+        try:
+            lookup = self._lookup(request, now)
+        except IdentityError as refused:
+            refusal = Refused(refused.code, refused.msg)
+        if lookup is not None and request.op in self._writes:
+            return await self._write(request, lookup, now)
+        # One read for all: a retry must get its stored reply even if, say, its QR token
+        # has expired since; and the reads that answer with a balance get the account's
+        # entries in the same read. A few point lookups: read right here, on the loop.
+        with_entries = request.op in _READS_WITH_BALANCE
+        stored, member, entries = self.reader.run_here(lambda conn: self._first_read(
+            conn, request.key, lookup, with_entries=with_entries))
+        if stored is not None:
+            return stored, True
+        outcome = refusal if refusal is not None else await self._run(
+            request, member, entries, now)
+        if isinstance(outcome, Refused):
+            return await self._refuse(request, outcome, now), False
+        return outcome, False
+
+    async def _run(self, request: OperationRequest, member: Member | None,
+                   entries: Entries | None, now: datetime) -> Reply | Refused:
+        if member is None:
+            return Refused("unknown_member", "no member with this identity here")
+        try:
+            return await self._reads[request.op](request, member, entries, now)
+        except Refused as refused:
+            return refused
+
+    async def _write(self, request: OperationRequest, lookup: Lookup,
+                     now: datetime) -> tuple[Reply, bool]:
+        write = self._writes[request.op]
+        online = self.central_online()
+        refused_reply = self.replies.refused
+
+        def op(conn: sqlite3.Connection) -> tuple[Reply, bool, list[Recorded]]:
+            stored = stored_reply(conn, request.key)
+            if stored is not None:
+                return stored, True, []
+            member = find_member(conn, lookup)
+            outcome: Reply | Refused
+            recorded: list[Recorded] = []
+            if member is None:
+                outcome = Refused("unknown_member", "no member with this identity here")
+            else:
+                outcome, recorded = write(conn, request, member, now, online)
+            if isinstance(outcome, Refused):
+                reply = refused_reply(request.id, outcome)
+                if outcome.code not in STORED_ERRORS:
+                    return reply, False, recorded
+                outcome = reply
+            return store_reply(conn, request, outcome, now), False, recorded
+
+        reply, retry, recorded = await self.writer.submit(op)
+        self.ledger.count(recorded)
+        return reply, retry
+
+    def _balance_in_write(self, conn: sqlite3.Connection, member: Member, now: datetime,
+                          recorded: Sequence[Recorded] = ()) -> Balance:
+        entries = self.ledger.entries_in_write(conn, member.account_id, recorded)
+        return self.ledger.balance_of(member.account_id, entries, now)
+
+    async def _refuse(self, request: OperationRequest, refusal: Refused,
+                      now: datetime) -> Reply:
+        reply = self.replies.refused(request.id, refusal)
+        if refusal.code in STORED_ERRORS:
+            return await self.writer.submit(lambda conn: store_reply(conn, request, reply, now))
+        return reply
+
+    def _lookup(self, request: OperationRequest, now: datetime) -> Lookup:
+        if request.op == "member.identify":
+            return lookup_for(request.data["by"], request.data["value"], self.keys, now)
+        return Lookup("member", request.data["member_id"])
+
+    def _first_read(self, conn: sqlite3.Connection, key: str, lookup: Lookup | None, *,
+                    with_entries: bool) -> tuple[Reply | None, Member | None, Entries | None]:
+        """The stored reply, else the member, with its account's entries when asked."""
+        stored = stored_reply(conn, key)
+        if stored is not None or lookup is None:
+            return stored, None, None
+        member = find_member(conn, lookup)
+        if member is not None and with_entries:
+            return None, member, self.ledger.entries_in(conn, member.account_id)
+        return None, member, None
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def _read_balance(self, member: Member, entries: Entries | None,
+                            now: datetime) -> Balance:
+        if entries is None:
+            return await self.ledger.balance(member.account_id, now)
+        return self.ledger.balance_of(member.account_id, entries, now)
+
+    async def _identify(self, request: OperationRequest, member: Member,
+                        entries: Entries | None, now: datetime) -> Reply:
+        balance = await self._read_balance(member, entries, now)
+        return self.replies.ok(request.id, {
+            "member_id": member.id, "display_name": member.display_name,
+            "tier": member.tier, "available": balance.available})
+
+    async def _balance(self, request: OperationRequest, member: Member,
+                       entries: Entries | None, now: datetime) -> Reply:
+        b = await self._read_balance(member, entries, now)
+        return self.replies.ok(request.id, {
+            "member_id": member.id, "available": b.available, "confirmed": b.confirmed,
+            "pending": b.pending, "locked": b.locked, "debt": b.debt})
+
+    def _checkin(self, conn: sqlite3.Connection, request: OperationRequest, member: Member,
+                 now: datetime, online: bool) -> tuple[Reply | Refused, list[Recorded]]:
+        rules = self.ledger.rules
+        day = local_date(now, rules.tz).isoformat()
+        entry = checkin_entry(account_id=member.account_id, member_id=member.id, at=now,
+                              rules=rules)
+        recorded = self.ledger.insert_in(conn, [entry], now)
+        if recorded[0].duplicate:
+            return Refused("already_checked_in", f"already checked in on {day}"), recorded
+        available = self._balance_in_write(conn, member, now, recorded).available
+        return self.replies.ok(request.id, {
+            "member_id": member.id, "date": day, "points": entry.points,
+            "available": available}), recorded
+
+    def _redeem(self, conn: sqlite3.Connection, request: OperationRequest, member: Member,
+                now: datetime, online: bool) -> tuple[Reply | Refused, list[Recorded]]:
+        data = request.data
+        cost: int = data["points"]
+        balance = self._balance_in_write(conn, member, now)
+        # Offline: central's grant at the last sync, minus what it has not seen spent since.
+        allowance_left = None if online else left_offline(conn, member.account_id)
+        try:
+            check_redemption(cost=cost, available=balance.available, online=online,
+                             allowance_left=allowance_left)
+        except RedemptionRefused as refused:
+            return Refused(_refusal_code(refused.code), str(refused),
+                           data={"available": balance.available}), []
+        entry = redemption_entry(
+            account_id=member.account_id, member_id=member.id, request_id=request.key,
+            cost=cost, item=f"{data['kind']} {data['item']}", at=now, rules=self.ledger.rules)
+        recorded = self.ledger.insert_in(conn, [entry], now)
+        return self.replies.ok(request.id, {
+            "member_id": member.id, "redemption_id": recorded[0].entry.entry_id,
+            "kind": data["kind"], "item": data["item"], "points": cost,
+            "available": balance.available - cost}), recorded
+
+    async def _receipt_claim(self, request: OperationRequest, member: Member,
+                             entries: Entries | None, now: datetime) -> Reply:
+        """Credit an unclaimed sale; the receipt pipeline makes the claim itself idempotent,
+        so a crash between its commit and the stored reply only makes the retry a duplicate
+        claim with the same points."""
+        data = request.data
+        try:
+            business_date = date.fromisoformat(data["business_date"])
+        except ValueError:
+            raise Refused("invalid_payload", "data/business_date: not a date") from None
+        try:
+            result = await claim_receipt(
+                self.ledger, store_id=data["store_id"], pos_id=data["pos_id"],
+                receipt_no=data["receipt_no"], business_date=business_date,
+                member_id=member.id, account_id=member.account_id, tier=self._tier(member),
+                now=now, claim_days=self.claim_days)
+        except ReceiptClaimError as refused:
+            raise Refused(_refusal_code(refused.code), str(refused)) from None
+        balance = await self.ledger.balance(member.account_id, now)
+        reply = self.replies.ok(request.id, {"member_id": member.id, "points": result.points,
+                                             "available": balance.available})
+        return await self.writer.submit(lambda conn: store_reply(conn, request, reply, now))
+
+    def _offer_claim(self, conn: sqlite3.Connection, request: OperationRequest,
+                     member: Member, now: datetime,
+                     online: bool) -> tuple[Reply | Refused, list[Recorded]]:
+        """The coupon of a welcome offer shown to this member; the coupon, its event for sync
+        and this reply commit together, so a retry gets the same coupon."""
+        offer_id = request.data["offer_id"]
+        try:
+            claimed = claim_offer(conn, site=self.site, member_id=member.id,
+                                  account_id=member.account_id, offer_id=offer_id,
+                                  kiosk_id=request.kiosk, claim_s=self.offer_claim_s, now=now)
+        except OfferClaimError as refused:
+            return Refused(refused.code, str(refused)), []
+        return self.replies.ok(request.id, {
+            "member_id": member.id, "offer_id": offer_id, "title": claimed.title,
+            "description": claimed.description, "coupon_code": claimed.coupon_code,
+            "expires_at": to_text(claimed.expires_at)}), []
+
+    def _tier(self, member: Member) -> Tier:
+        tiers = self.ledger.rules.tiers.tiers
+        return next((tier for tier in tiers if tier.code == member.tier), tiers[0])
