@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from gateway.settings.base import SettingsModel
 
 
-class SyncSettings(BaseModel):
+class SyncSettings(SettingsModel):
     """Two-way sync with central (needs `[central] url`): batches, long-poll, retries."""
 
     # As SettingsModel (model.py imports this module, so it cannot be imported from here).
