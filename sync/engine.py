@@ -15,7 +15,7 @@ import logging
 import random
 import sqlite3
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cloud_api.client import CentralClient, Verdict
@@ -27,6 +27,7 @@ from cloud_api.errors import (
     PayloadTooLarge,
 )
 from gateway.backoff import Backoff
+from gateway.clock import utc_now
 from gateway.hlc import HybridClock
 from gateway.ledger.codec import to_text
 from gateway.settings.sync import SyncSettings
@@ -50,10 +51,6 @@ log = logging.getLogger(__name__)
 # more peak memory (the chunk being applied and the one being parsed).
 SNAPSHOT_CHUNK = 5000
 MIN_BATCH_BYTES = 4096
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SyncEngine:

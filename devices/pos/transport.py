@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import serial
 import serial_asyncio_fast
@@ -38,6 +38,7 @@ from devices.pos.framing import (
     line_nak,
 )
 from devices.pos.jobs import Job, Splitter
+from gateway.clock import Clock, utc_now
 from gateway.receipts import ReceiptPipeline
 from gateway.settings.pos import PosPort
 
@@ -85,11 +86,13 @@ async def open_port(path: str, port: PosPort) -> tuple[asyncio.StreamReader,
 class PortSupervisor:
     def __init__(self, port: PosPort, pipeline: ReceiptPipeline, *, reopen_max: float = 30.0,
                  idle_gap: float = const.IDLE_GAP_S,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, now: Clock = utc_now,
+                 ) -> None:
         self.port = port
         self.pipeline = pipeline
         self.reopen_max = reopen_max
         self.monotonic = monotonic
+        self.now = now  # outage times shown in the dashboard
         self.state = PortState(port.path, port.store_id, port.pos_id, port.mode)
         # The splitter outlives a reconnect: a job interrupted by an outage continues.
         self._splitter = Splitter(port.encoding, idle_gap=idle_gap)
@@ -125,7 +128,7 @@ class PortSupervisor:
                 await asyncio.sleep(backoff(0, self.reopen_max))
 
     def _up(self) -> None:
-        self.state.up, self.state.since = True, datetime.now(UTC)
+        self.state.up, self.state.since = True, self.now()
         if self.state.outages:
             log.info("POS port %s is back", self.port.path)
         else:
@@ -136,7 +139,7 @@ class PortSupervisor:
             # One line per outage: repeated failures to reopen stay quiet.
             log.warning("POS port %s down: %s", self.port.path, reason)
             self.state.outages += 1
-            self.state.up, self.state.since = False, datetime.now(UTC)
+            self.state.up, self.state.since = False, self.now()
         self.state.last_error = reason
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

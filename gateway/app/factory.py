@@ -30,10 +30,10 @@ from gateway.app.keys import (
 )
 from gateway.app.supervisor import part_task
 from gateway.central import CentralStatus
+from gateway.clock import utc_now
 from gateway.hlc import HybridClock
 from gateway.http import health, metrics
 from gateway.ledger import Ledger
-from gateway.ledger.service import utc_now
 from gateway.parts import DEFAULT_RESTARTS, Parts, Policy, Restarts
 from gateway.settings import Settings
 from gateway.store import Reader, Writer

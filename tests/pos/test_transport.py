@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -152,14 +152,18 @@ async def test_a_port_that_does_not_exist_is_retried(tmp_path: Path) -> None:
     port = PosPort(path=str(pair.gateway), store_id="S01", pos_id="P1", mode="jsonl")
     clock = Clock(datetime(2026, 11, 22, 16, 0, tzinfo=RULES.tz))
     async with open_pipeline(tmp_path / "gw.db", clock, pos_settings((port,))) as pipeline:
-        supervisor = PortSupervisor(port, pipeline, reopen_max=0.2)
+        wall = Clock(datetime(2026, 11, 22, 8, 0, tzinfo=UTC))
+        supervisor = PortSupervisor(port, pipeline, reopen_max=0.2, now=wall)
         task = asyncio.create_task(supervisor.run())
         try:
             await until(lambda: "cannot open" in supervisor.state.last_error)
             assert not supervisor.state.up
+            assert supervisor.state.since == wall.now  # outage times come from the clock seam
+            wall.now += timedelta(minutes=5)
             await pair.start()
             await until(lambda: supervisor.state.up)
             assert supervisor.state.outages == 1
+            assert supervisor.state.as_dict()["since"] == "2026-11-22T08:05:00+00:00"
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
