@@ -23,7 +23,7 @@ COMMANDS: Lazy = {
                 "The reference central member API (the cloud side of sync)."),
     "config": ("gateway.settings.cli:config_group",
                "Validate and describe the configuration file."),
-    "deadletters": ("devices.pos.cli:deadletters_group",
+    "deadletters": ("gateway.deadletters.cli:deadletters_group",
                     "Input the gateway could not process, kept raw with the reason."),
     "kiosk": ("devices.kiosk.cli:kiosk_group",
               "Kiosks over MQTT: broker credentials and demo QR tokens."),

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum, StrEnum
+
+from gateway.clock import Clock, utc_now
 
 
 class PartState(StrEnum):
@@ -59,15 +61,11 @@ class PartStatus:
                 "since": self.since.isoformat(), "restarts": self.restarts}
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Part:
     """One part's state. The supervisor moves the task's state; `check` is the part's."""
 
     def __init__(self, name: str, *, check: Check | None = None,
-                 now: Callable[[], datetime] = _utc_now) -> None:
+                 now: Clock = utc_now) -> None:
         self.name = name
         self.check = check
         self._now = now
@@ -113,7 +111,7 @@ class Part:
 class Parts:
     """Every part the configuration enabled, in the order they were added."""
 
-    def __init__(self, *, now: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, *, now: Clock = utc_now) -> None:
         self._parts: dict[str, Part] = {}
         self._now = now
 

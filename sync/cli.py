@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from cloud_api.errors import CentralError
+from gateway.clock import utc_now
 from gateway.loyalty.hlc import HybridClock
 from gateway.settings.cli import load_or_exit
 from gateway.store import Reader, Writer
@@ -41,7 +41,7 @@ def status(config_file: Path) -> None:
 
     async def read() -> SyncStatus:
         async with Reader(settings.store.path) as reader:
-            now = datetime.now(UTC)
+            now = utc_now()
             return await reader.run(lambda c: read_status(c, now))
 
     if not settings.store.path.exists():

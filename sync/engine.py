@@ -19,7 +19,7 @@ import logging
 import random
 import sqlite3
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cloud_api.client import CentralClient, Verdict
@@ -31,6 +31,7 @@ from cloud_api.errors import (
     PayloadTooLarge,
 )
 from gateway.backoff import Backoff
+from gateway.clock import utc_now
 from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.wire import to_text
 from gateway.settings.sync import SyncSettings
@@ -58,10 +59,6 @@ MIN_BATCH_BYTES = 4096
 # How often the engine compares the evidence with the clock, in seconds: a silent central
 # is logged and stored as offline within this of the bound (`online` itself is exact).
 WATCH_S = 1.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SyncEngine:

@@ -8,12 +8,12 @@ inside one store transaction each.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from cloud_api.client import Verdict, event_json
+from gateway.deadletters import keep
 
 DEAD_LETTER_SOURCE = "sync.push"
 
@@ -123,11 +123,8 @@ def settle(conn: sqlite3.Connection, batch: Sequence[OutboxEvent],
 def dead_letter(conn: sqlite3.Connection, event: OutboxEvent, code: str, message: str,
                 at: str) -> None:
     """Keep a refused event raw with why, out of the queue, replayable after a fix."""
-    conn.execute(
-        "INSERT INTO dead_letters (source, raw, error_code, error, context, received_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (DEAD_LETTER_SOURCE, event.payload.encode(), code, message,
-         json.dumps({"event_id": event.event_id, "event_type": event.event_type,
-                     "outbox_seq": event.seq}), at))
+    keep(conn, source=DEAD_LETTER_SOURCE, raw=event.payload, code=code, error=message,
+         context={"event_id": event.event_id, "event_type": event.event_type,
+                  "outbox_seq": event.seq}, at=at)
     conn.execute("DELETE FROM outbox WHERE seq = ?", (event.seq,))
     conn.execute("DELETE FROM sync_failures WHERE event_id = ?", (event.event_id,))

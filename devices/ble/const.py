@@ -82,8 +82,7 @@ MAX_SAMPLES = 256
 # hand takes longer, and 30 s lost at a mall entrance is a handful of sightings.
 SCANNER_RETRY_FIRST_S = 1.0
 SCANNER_RETRY_MAX_S = 30.0
-# Each wait is drawn from [(1 - jitter) x, x] so several adapters do not retry in step.
-SCANNER_RETRY_JITTER = 0.5
+# Each wait has full jitter (`gateway.backoff`) so several adapters do not retry in step.
 # A running scanner asks bluetoothd for its adapter this often: signals tell of a removed
 # adapter or a restarted daemon at once, this catches what no signal announced (a daemon
 # that hung).

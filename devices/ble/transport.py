@@ -45,6 +45,7 @@ from dbus_fast.aio import MessageBus
 
 from devices.ble import const
 from devices.ble.protocol import Advertisement
+from gateway.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +123,11 @@ def advertisement_of(data: AdvertisementData) -> Advertisement:
     )
 
 
-def retry_delay(attempt: int, *, first: float = const.SCANNER_RETRY_FIRST_S,
-                cap: float = const.SCANNER_RETRY_MAX_S,
-                rng: Callable[[], float] = random.random) -> float:
-    """Wait before restart attempt `attempt` (0-based): doubling from `first` up to `cap`,
-    drawn from [(1 - jitter) x, x]."""
-    ceiling = min(cap, first * float(2 ** min(attempt, 30)))
-    return ceiling * (1 - const.SCANNER_RETRY_JITTER * rng())
+def restart_backoff(first: float = const.SCANNER_RETRY_FIRST_S,
+                    cap: float = const.SCANNER_RETRY_MAX_S,
+                    rand: Callable[[float, float], float] = random.uniform) -> Backoff:
+    """The waits between scanner restarts: doubling from `first` up to `cap`."""
+    return Backoff(first, cap, rand)
 
 
 class ScannerReceiver:
@@ -151,7 +150,7 @@ class ScannerReceiver:
         retry_max_s: float = const.SCANNER_RETRY_MAX_S,
         probe_interval_s: float = const.SCANNER_PROBE_INTERVAL_S,
         call_timeout_s: float = const.SCANNER_CALL_TIMEOUT_S,
-        rng: Callable[[], float] = random.random,
+        rand: Callable[[float, float], float] = random.uniform,
     ) -> None:
         if scanning_mode == "passive" and not or_patterns:
             raise ValueError("passive scanning needs at least one or-pattern")
@@ -165,7 +164,7 @@ class ScannerReceiver:
         self.retry_max_s = retry_max_s
         self.probe_interval_s = probe_interval_s
         self.call_timeout_s = call_timeout_s
-        self.rng = rng
+        self.backoff = restart_backoff(retry_first_s, retry_max_s, rand)
         self.health = ScannerHealth(adapter, zone, scanning_mode)
         self.adapter_path = f"/org/bluez/{adapter}"
         self._bus: MessageBus | None = None
@@ -200,22 +199,19 @@ class ScannerReceiver:
 
     async def run(self) -> None:
         """Scan until cancelled, restarting the scanner whenever it is lost."""
-        attempt = 0
         try:
             while True:
                 self._lost.clear()
                 self._wake.clear()
                 try:
                     reason = await self._scan()
-                    attempt = 0
+                    self.backoff.reset()  # it was scanning: start again from the first wait
                 except _OUTAGE_ERRORS as error:
                     reason = _describe(error)
                     if self.health.state != "scanning":
                         self.health.failed_starts += 1
                 self._down(reason)
-                delay = retry_delay(attempt, first=self.retry_first_s, cap=self.retry_max_s,
-                                    rng=self.rng)
-                attempt += 1
+                delay = self.backoff.next_delay()
                 try:
                     async with asyncio.timeout(delay):
                         await self._wake.wait()

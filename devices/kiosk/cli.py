@@ -8,13 +8,14 @@ import secrets
 import shutil
 import statistics
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from devices.kiosk.protocol import Topics
 from devices.kiosk.sim import run_sessions
+from gateway.clock import utc_now
 from gateway.demo import demo_ids
 from gateway.members import make_qr_token
 from gateway.settings.cli import load_or_exit
@@ -73,7 +74,7 @@ def qr_token(config_file: Path, member_id: str, minutes: int) -> None:
     settings = load_or_exit(config_file, dict(os.environ))
     if settings.kiosk.qr_key is None:
         raise click.ClickException("[kiosk] qr_key is not set in this configuration")
-    expires = datetime.now(UTC) + timedelta(minutes=minutes)
+    expires = utc_now() + timedelta(minutes=minutes)
     click.echo(make_qr_token(settings.kiosk.qr_key.get_secret_value().encode(), member_id,
                              expires))
 

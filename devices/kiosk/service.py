@@ -37,6 +37,7 @@ from devices.kiosk.protocol import (
     error_reply,
 )
 from devices.kiosk.transport import Inbound, MqttLink
+from gateway.deadletters import keep_with
 from gateway.ids import new_ulid
 from gateway.loyalty.wire import to_text
 from gateway.operations.model import Reply
@@ -211,15 +212,9 @@ class KioskService:
     async def _dead_letter(self, message: Inbound, error: KioskError, now: datetime) -> None:
         self.stats.dead_letters += 1
         self.stats.rejected[error.code] += 1
-        context = json.dumps({"topic": message.topic[:512]})
-
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO dead_letters (source, raw, error_code, error, context, "
-                "received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (DEAD_LETTER_SOURCE, message.payload, error.code, error.msg, context,
-                 to_text(now)))
-        await self.writer.submit(insert)
+        await keep_with(self.writer, source=DEAD_LETTER_SOURCE, raw=message.payload,
+                        code=error.code, error=error.msg, context={"topic": message.topic},
+                        at=to_text(now) or "")
         log.warning("kiosk message on %s refused: %s %s", message.topic[:200], error.code,
                     error.msg)
 

@@ -1,32 +1,18 @@
-"""`mallgate sim pos` (a POS on a serial port) and `mallgate deadletters list|replay`."""
+"""`mallgate sim pos`: a POS terminal printing receipts on a serial port."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import cast
 from zoneinfo import ZoneInfo
 
 import click
 
 from devices.pos import sim
-from devices.pos.reading import CaptureReader
-from gateway.ledger import Ledger
-from gateway.loyalty.hlc import HybridClock
-from gateway.receipts import DEAD_LETTER_SOURCE, Outcome, ReceiptPipeline
-from gateway.settings import Settings
-from gateway.settings.cli import load_or_exit
-from gateway.store import Reader, Writer
-
-CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("config/demo.toml"), show_default=True, help="The gateway's configuration.",
-)
 
 
 @click.command("pos")
@@ -68,63 +54,3 @@ def sim_pos(*, path: str, mode: str, rate: float, count: int, store_id: str, pos
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         click.echo(f"receipt->ACK latency: p50 {statistics.median(lat) * 1000:.1f} ms, "
                    f"p99 {p99 * 1000:.1f} ms")
-
-
-@click.group("deadletters")
-def deadletters_group() -> None:
-    """Input the gateway could not process, kept raw with the reason."""
-
-
-def _store_or_exit(settings: Settings) -> Path:
-    if not settings.store.path.exists():
-        raise click.ClickException(f"no store at {settings.store.path}: has the gateway run?")
-    return settings.store.path
-
-
-@deadletters_group.command("list")
-@CONFIG_OPTION
-@click.option("--all", "show_all", is_flag=True, help="Include those already replayed.")
-def list_dead_letters(config_file: Path, show_all: bool) -> None:
-    """List dead letters: id, source, when, error code and reason."""
-    settings = load_or_exit(config_file, dict(os.environ))
-    path = _store_or_exit(settings)
-    where = "" if show_all else "WHERE replayed_at IS NULL"
-
-    async def read() -> list[tuple[object, ...]]:
-        async with Reader(path, connections=1) as reader:
-            return await reader.run(lambda conn: conn.execute(
-                "SELECT id, source, received_at, error_code, error, length(raw), "
-                f"replay_result FROM dead_letters {where} ORDER BY id").fetchall())
-
-    rows = asyncio.run(read())
-    for row_id, source, at, code, error, size, result in rows:
-        replayed = f"  replayed: {result}" if result else ""
-        click.echo(f"{row_id:>6} {source:<6} {at} {code:<14} {size:>6} B  {error}{replayed}")
-    click.echo(f"{len(rows)} dead letter(s)")
-
-
-@deadletters_group.command("replay")
-@CONFIG_OPTION
-@click.argument("ids", nargs=-1, type=int)
-def replay_dead_letters(config_file: Path, ids: tuple[int, ...]) -> None:
-    """Run POS dead letters (all pending, or IDS) through the current templates again.
-
-    Safe while the gateway runs: receipts are credited once whatever runs them.
-    """
-    settings = load_or_exit(config_file, dict(os.environ))
-    path = _store_or_exit(settings)
-
-    async def replay() -> list[Outcome]:
-        async with Writer(path) as writer, Reader(path, connections=1) as reader:
-            ledger = Ledger(writer, reader, site=settings.site.gateway_id,
-                            clock=HybridClock(settings.site.gateway_id), rules=settings.loyalty)
-            pipeline = ReceiptPipeline(ledger, CaptureReader(settings.pos, settings.loyalty.tz))
-            return await pipeline.replay_dead_letters(ids)
-
-    outcomes = asyncio.run(replay())
-    for outcome in outcomes:
-        detail = outcome.reason or outcome.receipt_no
-        click.echo(f"capture {outcome.capture_id}: {outcome.status} {detail}".rstrip())
-    fixed = sum(1 for o in outcomes if o.status != "dead")
-    click.echo(f"{fixed} of {len(outcomes)} {DEAD_LETTER_SOURCE} dead letter(s) processed; "
-               f"{len(outcomes) - fixed} still unreadable")

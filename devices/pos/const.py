@@ -29,10 +29,10 @@ INTER_BYTE_TIMEOUT_S = 0.2
 MAX_JSON_LINE = MAX_FRAME_PAYLOAD + 64
 
 # Port supervision: the first reopen is quick (a replugged adapter is back within a second
-# or two), then the wait doubles up to the configured cap; jitter keeps many ports that
-# failed together (a USB hub reset) from retrying in lockstep.
+# or two), then the wait doubles up to the configured cap (`[pos] reopen_max_s`). Full
+# jitter (`gateway.backoff`) keeps many ports that failed together (a USB hub reset) from
+# retrying in lockstep.
 REOPEN_FIRST_S = 0.2
-REOPEN_JITTER = 0.5  # each wait is drawn from [(1 - jitter) x, x]
 # How often an idle port checks its job and frame timers.
 TICK_S = 0.05
 READ_CHUNK = 4096

@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import serial
 import serial_asyncio_fast
@@ -38,6 +38,8 @@ from devices.pos.framing import (
     line_nak,
 )
 from devices.pos.jobs import Job, Splitter
+from gateway.backoff import Backoff
+from gateway.clock import Clock, utc_now
 from gateway.receipts import ReceiptPipeline
 from gateway.settings.pos import PosPort
 
@@ -68,10 +70,10 @@ class PortState:
                 "outages": self.outages, "last_error": self.last_error}
 
 
-def backoff(attempt: int, cap: float, rng: Callable[[], float] = random.random) -> float:
-    """Wait before reopen attempt `attempt` (0-based): doubling, capped, with jitter."""
-    ceiling = min(cap, const.REOPEN_FIRST_S * float(2 ** min(attempt, 30)))
-    return float(ceiling * (1 - const.REOPEN_JITTER * rng()))
+def reopen_backoff(cap: float, rand: Callable[[float, float], float] = random.uniform,
+                   ) -> Backoff:
+    """The waits between reopen attempts: doubling from `const.REOPEN_FIRST_S` to `cap`."""
+    return Backoff(const.REOPEN_FIRST_S, cap, rand)
 
 
 async def open_port(path: str, port: PosPort) -> tuple[asyncio.StreamReader,
@@ -85,11 +87,14 @@ async def open_port(path: str, port: PosPort) -> tuple[asyncio.StreamReader,
 class PortSupervisor:
     def __init__(self, port: PosPort, pipeline: ReceiptPipeline, *, reopen_max: float = 30.0,
                  idle_gap: float = const.IDLE_GAP_S,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, now: Clock = utc_now,
+                 rand: Callable[[float, float], float] = random.uniform) -> None:
         self.port = port
         self.pipeline = pipeline
         self.reopen_max = reopen_max
+        self.backoff = reopen_backoff(reopen_max, rand)
         self.monotonic = monotonic
+        self.now = now  # outage times shown in the dashboard
         self.state = PortState(port.path, port.store_id, port.pos_id, port.mode)
         # The splitter outlives a reconnect: a job interrupted by an outage continues.
         self._splitter = Splitter(port.encoding, idle_gap=idle_gap)
@@ -99,7 +104,6 @@ class PortSupervisor:
 
     async def run(self) -> None:
         """Supervise the port until cancelled."""
-        attempt = 0
         async with asyncio.TaskGroup() as group:
             if self.port.mode == "escpos":
                 group.create_task(self._commit_jobs(), name=f"pos-jobs:{self.port.path}")
@@ -108,10 +112,9 @@ class PortSupervisor:
                     reader, writer = await open_port(self.port.path, self.port)
                 except (serial.SerialException, OSError, ValueError) as exc:
                     self._down(f"cannot open: {exc}")
-                    await asyncio.sleep(backoff(attempt, self.reopen_max))
-                    attempt += 1
+                    await asyncio.sleep(self.backoff.next_delay())
                     continue
-                attempt = 0
+                self.backoff.reset()
                 self._up()
                 try:
                     await self._serve(reader, writer)
@@ -122,10 +125,11 @@ class PortSupervisor:
                     writer.close()
                     with contextlib.suppress(Exception):
                         await writer.wait_closed()
-                await asyncio.sleep(backoff(0, self.reopen_max))
+                # Lost after it was up: the first, short wait before reopening.
+                await asyncio.sleep(self.backoff.next_delay())
 
     def _up(self) -> None:
-        self.state.up, self.state.since = True, datetime.now(UTC)
+        self.state.up, self.state.since = True, self.now()
         if self.state.outages:
             log.info("POS port %s is back", self.port.path)
         else:
@@ -136,7 +140,7 @@ class PortSupervisor:
             # One line per outage: repeated failures to reopen stay quiet.
             log.warning("POS port %s down: %s", self.port.path, reason)
             self.state.outages += 1
-            self.state.up, self.state.since = False, datetime.now(UTC)
+            self.state.up, self.state.since = False, self.now()
         self.state.last_error = reason
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -31,9 +31,9 @@ from gateway.app.keys import (
 )
 from gateway.app.supervisor import part_task
 from gateway.central import CentralStatus
+from gateway.clock import utc_now
 from gateway.http import health, metrics
 from gateway.ledger import Ledger
-from gateway.ledger.service import utc_now
 from gateway.loyalty.hlc import HybridClock
 from gateway.parts import DEFAULT_RESTARTS, Parts, Policy, Restarts
 from gateway.settings import Settings

@@ -16,6 +16,8 @@ from devices.pos.transport import PortSupervisor
 from gateway.app.keys import LEDGER, METRICS, POS, READER, SETTINGS
 from gateway.app.supervisor import part_task
 from gateway.receipts import ReceiptPipeline
+from gateway.receipts.pipeline import Parser
+from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +29,17 @@ def _port_check(supervisor: PortSupervisor) -> str | None:
     return f"port {state.path} closed: {state.last_error or 'not opened yet'}"
 
 
+def receipt_parser(settings: Settings) -> Parser:
+    """How the POS part reads a capture: its ports' protocols and the stores' templates.
+
+    The running gateway and `mallgate deadletters replay` parse with the same one."""
+    return CaptureReader(settings.pos, settings.loyalty.tz)
+
+
 async def pos_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     pos = settings.pos
-    pipeline = ReceiptPipeline(app[LEDGER], CaptureReader(pos, settings.loyalty.tz),
-                               reader=app[READER])
+    pipeline = ReceiptPipeline(app[LEDGER], receipt_parser(settings), reader=app[READER])
     recovered = await pipeline.recover()
     if recovered:
         log.info("processed %s POS captures left from the last run", len(recovered))

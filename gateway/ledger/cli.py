@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from gateway.ledger.service import account_entries, utc_now
+from gateway.clock import utc_now
+from gateway.ledger.service import account_entries
 from gateway.loyalty import AccountState, fold
 from gateway.settings.cli import load_or_exit
 from gateway.store import Reader

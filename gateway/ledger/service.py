@@ -12,9 +12,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
+from gateway.clock import utc_now
 from gateway.ledger.cache import EntryCache
 from gateway.ledger.codec import COLUMNS, row_to_json, tuple_to_entry
 from gateway.loyalty import AccountState, Entry, JournalLine, LoyaltyRules, fold, fold_totals
@@ -59,10 +60,6 @@ class LedgerStats:
     recorded: int = 0
     duplicates: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Ledger:

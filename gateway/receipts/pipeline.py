@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from gateway.deadletters import keep, reword
 from gateway.ledger import Ledger, Recorded
 from gateway.loyalty import (
     Entry,
@@ -296,23 +297,19 @@ class ReceiptPipeline:
 
         def store(conn: sqlite3.Connection, _: list[Recorded]) -> int:
             capture_id = _ensure_capture(conn, capture)
-            context = json.dumps({"capture_id": capture_id, "store_id": capture.store_id,
-                                  "pos_id": capture.pos_id, "mode": capture.mode})
             pending = conn.execute(
                 "SELECT id FROM dead_letters WHERE source = ? AND replayed_at IS NULL AND "
                 "json_extract(context, '$.capture_id') = ?",
                 (DEAD_LETTER_SOURCE, capture_id)).fetchone()
             if pending is not None:  # a replay that failed again: update its reason
-                conn.execute("UPDATE dead_letters SET error_code = ?, error = ? WHERE id = ?",
-                             (code, reason, pending[0]))
+                reword(conn, pending[0], code=code, error=reason)
                 return capture_id
-            cursor = conn.execute(
-                "INSERT INTO dead_letters (source, raw, error_code, error, context, "
-                "received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (DEAD_LETTER_SOURCE, capture.raw, code, reason, context, capture.received_at
-                 or now))
+            letter_id = keep(conn, source=DEAD_LETTER_SOURCE, raw=capture.raw, code=code,
+                             error=reason, at=capture.received_at or now,
+                             context={"capture_id": capture_id, "store_id": capture.store_id,
+                                      "pos_id": capture.pos_id, "mode": capture.mode})
             conn.execute("UPDATE pos_captures SET status = 'dead', dead_letter_id = ? "
-                         "WHERE id = ?", (cursor.lastrowid, capture_id))
+                         "WHERE id = ?", (letter_id, capture_id))
             return capture_id
 
         _, capture_id = await self.ledger.record_with([], store)

@@ -6,19 +6,15 @@ import uuid
 from datetime import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from gateway.loyalty.calendar import HH_MM_PATTERN
+from gateway.settings.base import SettingsModel
 
 _SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
 
 
-class _Model(BaseModel):
-    # As SettingsModel (model.py imports this module, so it cannot be imported from here).
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
-
-
-class BleZone(_Model):
+class BleZone(SettingsModel):
     """An area where members are detected: an entrance, a store front, the atrium."""
 
     id: str = Field(pattern=_SLUG, description="Zone id (lower-case slug); required.")
@@ -41,7 +37,7 @@ class BleZone(_Model):
     )
 
 
-class BleAdapter(_Model):
+class BleAdapter(SettingsModel):
     """A Bluetooth adapter of this machine, scanning for one zone."""
 
     name: str = Field(pattern=r"^hci[0-9]{1,2}$", description='BlueZ adapter, e.g. "hci0".')
@@ -53,7 +49,7 @@ class BleAdapter(_Model):
     )
 
 
-class BleReceiver(_Model):
+class BleReceiver(SettingsModel):
     """A remote receiver (e.g. an ESP32 node) forwarding sightings over MQTT."""
 
     id: str = Field(pattern=_SLUG,
@@ -61,7 +57,7 @@ class BleReceiver(_Model):
     zone: str = Field(pattern=_SLUG, description="Zone the receiver hears; required.")
 
 
-class WelcomeSettings(_Model):
+class WelcomeSettings(SettingsModel):
     """When a detected member gets a welcome offer on the zone's kiosks."""
 
     enabled: bool = Field(default=True, description="Show welcome offers on arrival.")
@@ -105,7 +101,7 @@ class WelcomeSettings(_Model):
         return time.fromisoformat(self.quiet_start), time.fromisoformat(self.quiet_end)
 
 
-class BleSettings(_Model):
+class BleSettings(SettingsModel):
     """BLE proximity: which receivers hear which zones, and welcome offers on arrival."""
 
     enabled: bool = Field(

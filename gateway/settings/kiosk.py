@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
+
+from gateway.settings.base import SettingsModel
 
 
-class KioskSettings(BaseModel):
+class KioskSettings(SettingsModel):
     """Kiosks over MQTT (lty/v1/{site}/kiosk/...): broker, credentials, limits, identity keys."""
-
-    # As SettingsModel (model.py imports this module, so it cannot be imported from here).
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
 
     enabled: bool = Field(
         default=False,

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeGuard, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 
 from gateway.loyalty.rules import LoyaltyRules
+from gateway.settings.base import SettingsModel
 from gateway.settings.ble import BleSettings
 from gateway.settings.kiosk import KioskSettings
 from gateway.settings.pos import PosSettings
@@ -32,12 +33,6 @@ from gateway.settings.sync import SyncSettings
 # Mall and gateway ids appear in MQTT topics (`lty/v1/{site}/...`) and in central's URLs,
 # so they are lower-case slugs: no `/`, `+`, `#` or spaces.
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
-
-
-class SettingsModel(BaseModel):
-    """Frozen, strict, closed: an unknown key or a wrong type is an error, not a guess."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
 
 
 class SiteSettings(SettingsModel):

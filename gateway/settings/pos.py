@@ -6,19 +6,16 @@ import codecs
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from gateway.settings.base import SettingsModel
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
 _FIELD_NAMES = ("receipt_no", "occurred_at", "total", "payment", "points_used",
                 "member_code", "original_no")
 
 
-class _Model(BaseModel):
-    # As SettingsModel (model.py imports this module, so it cannot be imported from here).
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
-
-
-class PosPort(_Model):
+class PosPort(SettingsModel):
     """One serial line from a POS terminal (or from the line between a POS and its printer)."""
 
     path: str = Field(
@@ -63,7 +60,7 @@ class PosPort(_Model):
         return value
 
 
-class ReceiptTemplate(_Model):
+class ReceiptTemplate(SettingsModel):
     """How to read one store's printed receipts: a regular expression per field."""
 
     store_id: str = Field(pattern=_ID, description="The store whose receipts this reads.")
@@ -116,7 +113,7 @@ class ReceiptTemplate(_Model):
         return self
 
 
-class PosSettings(_Model):
+class PosSettings(SettingsModel):
     """POS terminals over serial: ports, receipt templates, unclaimed receipts."""
 
     ports: tuple[PosPort, ...] = Field(default=(), description="The POS serial lines.")

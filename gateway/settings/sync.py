@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from gateway.settings.base import SettingsModel
 
 
-class SyncSettings(BaseModel):
+class SyncSettings(SettingsModel):
     """Two-way sync with central (needs `[central] url`): batches, long-poll, retries."""
-
-    # As SettingsModel (model.py imports this module, so it cannot be imported from here).
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
 
     enabled: bool = Field(
         default=True,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from bleak.backends.scanner import AdvertisementData
 
+from devices.ble import const
 from devices.ble.const import APPLE_COMPANY_ID, EDDYSTONE_SERVICE_UUID
 from devices.ble.eid import EidResolver, MemberKey, ephemeral_id
 from devices.ble.identity import Identifier
@@ -33,7 +34,7 @@ from devices.ble.transport import (
     ScannerState,
     ScanningMode,
     advertisement_of,
-    retry_delay,
+    restart_backoff,
 )
 from tests.ble.bluez import FakeBlueZ, running
 
@@ -344,8 +345,12 @@ def test_advertisement_of_copies_bleak_fields() -> None:
         service_uuids=(EDDYSTONE_SERVICE_UUID,), local_name="x", rssi=-42, tx_power=-7)
 
 
-def test_retry_delay_doubles_to_the_cap_with_jitter_below() -> None:
-    assert [retry_delay(n, first=1.0, cap=30.0, rng=lambda: 0.0) for n in range(7)] == [
-        1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-    assert retry_delay(3, first=1.0, cap=30.0, rng=lambda: 1.0) == 4.0
-    assert retry_delay(10_000, first=1.0, cap=30.0, rng=lambda: 0.0) == 30.0
+def test_restart_waits_double_to_the_cap_with_full_jitter() -> None:
+    highest = restart_backoff(rand=lambda low, high: high)
+    assert [highest.next_delay() for _ in range(7)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert (const.SCANNER_RETRY_FIRST_S, const.SCANNER_RETRY_MAX_S) == (1.0, 30.0)
+    for _ in range(10_000):
+        highest.next_delay()
+    assert highest.next_delay() == 30.0
+    lowest = restart_backoff(1.0, 30.0, rand=lambda low, high: low)
+    assert lowest.next_delay() == 0.0  # full jitter: from zero up to the doubling cap

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from devices.pos.jobs import Splitter
 from devices.pos.printouts import DEFAULT_TEMPLATE
 from gateway.cli import main
+from gateway.deadletters import keep
 from tests.pos.fixtures import own
 from tests.pos.helpers import RULES, Clock, open_pipeline, pos_settings
 
@@ -117,3 +118,42 @@ def test_deadletters_list_and_replay_after_a_template_fix(tmp_path: Path) -> Non
     after = runner.invoke(main, ["deadletters", "list", "--config", str(fixed)],
                           env=CLEAN_ENV)
     assert "0 dead letter(s)" in after.output
+
+
+def test_deadletters_replay_reports_each_id_typed_and_fails_on_those_it_cannot_replay(
+        tmp_path: Path) -> None:
+    unreadable = own("gb18030-chinese-mode.bin").replace("合计".encode("gb18030"),
+                                                          "总计".encode("gb18030"))
+
+    async def ingest() -> None:
+        clock = Clock(datetime(2026, 11, 22, 16, 0, tzinfo=RULES.tz))
+        async with open_pipeline(tmp_path / "gw.db", clock, pos_settings()) as pipeline:
+            outcome = await pipeline.ingest(store_id="S01", pos_id="P1", mode="escpos",
+                                            raw=unreadable)
+            assert outcome.status == "dead"
+            await pipeline.ledger.record_with([], lambda conn, _: keep(
+                conn, source="kiosk", raw=b"{", code="bad_json", error="not JSON",
+                context={"topic": "t"}, at="2026-11-22T08:00:00Z"))
+
+    asyncio.run(ingest())
+    runner = CliRunner()
+    fixed = _config(tmp_path, r"[合总]计[:\uff1a]\s*(?P<total>[¥￥]?[\d,]+\.\d{2})")
+    unknown = runner.invoke(main, ["deadletters", "replay", "--config", str(fixed), "9999"],
+                            env=CLEAN_ENV)
+    assert unknown.exit_code != 0
+    assert "dead letter 9999: no such dead letter" in unknown.output
+    assert "0 of 0 pos dead letter(s) processed" in unknown.output
+
+    mixed = runner.invoke(main, ["deadletters", "replay", "--config", str(fixed),
+                                 "2", "1", "9999", "1"], env=CLEAN_ENV)
+    assert mixed.exit_code != 0
+    assert "dead letter 1 (capture 1): sale 20261122-0001" in mixed.output
+    assert "dead letter 2: not replayable (source kiosk" in mixed.output
+    assert "dead letter 9999: no such dead letter" in mixed.output
+    assert "1 of 1 pos dead letter(s) processed" in mixed.output
+    assert "2 of the 3 id(s) given could not be replayed" in mixed.output
+
+    again = runner.invoke(main, ["deadletters", "replay", "--config", str(fixed), "1"],
+                          env=CLEAN_ENV)
+    assert again.exit_code != 0
+    assert "dead letter 1: not replayable (already replayed: sale)" in again.output

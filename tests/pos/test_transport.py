@@ -4,14 +4,15 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from devices.pos import const
 from devices.pos.framing import ACK, encode_frame, encode_line
 from devices.pos.printouts import Printout
-from devices.pos.transport import PortSupervisor, backoff
+from devices.pos.transport import PortSupervisor, reopen_backoff
 from gateway.receipts import ReceiptPipeline
 from gateway.settings.pos import PosPort
 from tests.pos.fixtures import own
@@ -152,14 +153,18 @@ async def test_a_port_that_does_not_exist_is_retried(tmp_path: Path) -> None:
     port = PosPort(path=str(pair.gateway), store_id="S01", pos_id="P1", mode="jsonl")
     clock = Clock(datetime(2026, 11, 22, 16, 0, tzinfo=RULES.tz))
     async with open_pipeline(tmp_path / "gw.db", clock, pos_settings((port,))) as pipeline:
-        supervisor = PortSupervisor(port, pipeline, reopen_max=0.2)
+        wall = Clock(datetime(2026, 11, 22, 8, 0, tzinfo=UTC))
+        supervisor = PortSupervisor(port, pipeline, reopen_max=0.2, now=wall)
         task = asyncio.create_task(supervisor.run())
         try:
             await until(lambda: "cannot open" in supervisor.state.last_error)
             assert not supervisor.state.up
+            assert supervisor.state.since == wall.now  # outage times come from the clock seam
+            wall.now += timedelta(minutes=5)
             await pair.start()
             await until(lambda: supervisor.state.up)
             assert supervisor.state.outages == 1
+            assert supervisor.state.as_dict()["since"] == "2026-11-22T08:05:00+00:00"
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -167,11 +172,22 @@ async def test_a_port_that_does_not_exist_is_retried(tmp_path: Path) -> None:
             await pair.stop()
 
 
-def test_backoff_is_capped_with_jitter() -> None:
-    assert backoff(0, 30, rng=lambda: 0.0) == pytest.approx(0.2)
-    assert backoff(3, 30, rng=lambda: 0.0) == pytest.approx(1.6)
-    assert backoff(50, 30, rng=lambda: 0.0) == 30
-    assert backoff(50, 30, rng=lambda: 1.0) == 15
+def test_reopen_waits_double_from_the_first_to_the_cap_with_full_jitter() -> None:
+    highest = reopen_backoff(30, rand=lambda low, high: high)
+    waits = [highest.next_delay() for _ in range(12)]
+    assert waits[:4] == pytest.approx([const.REOPEN_FIRST_S * 2 ** n for n in range(4)])
+    assert waits[-1] == 30
+    highest.reset()  # the port was open again: the next outage starts from the first wait
+    assert highest.next_delay() == pytest.approx(const.REOPEN_FIRST_S)
+    drawn: list[tuple[float, float]] = []
+
+    def lowest(low: float, high: float) -> float:
+        drawn.append((low, high))
+        return low
+
+    jittered = reopen_backoff(30, rand=lowest)
+    assert jittered.next_delay() == 0.0
+    assert drawn == [(0.0, const.REOPEN_FIRST_S)]  # full jitter: anywhere from zero
 
 
 async def test_inline_pass_through_relays_both_ways_and_prints_what_it_cannot_parse(

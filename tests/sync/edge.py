@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cloud_api.client import CentralClient
+from gateway.clock import utc_now
 from gateway.ledger import Ledger
 from gateway.loyalty import LoyaltyRules
 from gateway.loyalty.hlc import HybridClock
 from gateway.settings.sync import SyncSettings
 from gateway.store import Reader, Writer
-from sync.engine import SyncEngine, utc_now
+from sync.engine import SyncEngine
 
 T = TypeVar("T")
 FAST = SyncSettings(long_poll_s=0, push_interval_s=0.05, backoff_initial_s=0.01,
