@@ -29,8 +29,8 @@ from devices.ble.remote import (
     decode_receiver_status,
 )
 from devices.ble.transport import ScannerReceiver
-from devices.kiosk.protocol import Contract
-from devices.kiosk.transport import Inbound
+from devices.mqtt.contract import Contract
+from devices.mqtt.transport import Inbound
 from gateway.ledger.codec import to_text
 from gateway.offers.welcome import Decision, Welcome
 from gateway.settings.ble import BleSettings

@@ -27,17 +27,17 @@ from devices.kiosk import const
 from devices.kiosk.limits import RateLimiter
 from devices.kiosk.ops import Operations, Reply
 from devices.kiosk.protocol import (
-    Contract,
+    KioskContract,
     KioskError,
     ProtocolError,
     Topics,
     decode_event,
     decode_request,
     decode_status,
-    encode,
     error_reply,
 )
-from devices.kiosk.transport import Inbound, MqttLink
+from devices.mqtt.contract import encode
+from devices.mqtt.transport import Inbound, MqttLink
 from gateway.ids import new_ulid
 from gateway.ledger.codec import to_text
 from gateway.store import Writer
@@ -71,7 +71,8 @@ Route = Callable[[Inbound], Awaitable[bool]]
 
 
 class KioskService:
-    def __init__(self, *, link: MqttLink, ops: Operations, topics: Topics, contract: Contract,
+    def __init__(self, *, link: MqttLink, ops: Operations, topics: Topics,
+                 contract: KioskContract,
                  writer: Writer, limiter: RateLimiter, max_payload_bytes: int) -> None:
         self.link = link
         self.ops = ops

@@ -11,13 +11,14 @@ from aiohttp import web
 
 from devices.ble.remote import ReceiverTopics
 from devices.kiosk import const
-from devices.kiosk.broker import Mosquitto
 from devices.kiosk.limits import RateLimiter
 from devices.kiosk.metrics import kiosk_families
 from devices.kiosk.ops import IdentityKeys, Operations
-from devices.kiosk.protocol import Topics, default_contract, gateway_status
+from devices.kiosk.protocol import Topics, default_contract
 from devices.kiosk.service import KioskService
-from devices.kiosk.transport import LinkConfig, MqttLink, Retained
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.contract import gateway_status
+from devices.mqtt.transport import LinkConfig, MqttLink, Retained
 from gateway.app.keys import CENTRAL, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
 from gateway.app.supervisor import part_task
 from gateway.ledger.codec import to_text

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from devices.ble.demo import DEMO_MALL_UUID
-from devices.kiosk.broker import Mosquitto
+from devices.mqtt.broker import Mosquitto
 from gateway.app import create_app
 from gateway.app.keys import BLE, KIOSK, PARTS, READER
 from gateway.settings import Settings

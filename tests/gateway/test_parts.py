@@ -19,7 +19,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from cloud_api.server.sqlite_store import SqliteStorage
-from devices.kiosk.broker import Mosquitto
+from devices.mqtt.broker import Mosquitto
 from gateway.app import create_app
 from gateway.app.keys import CENTRAL, PARTS, WRITER
 from gateway.parts import PartState, PartStatus, Restarts

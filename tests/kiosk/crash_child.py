@@ -21,7 +21,7 @@ from aiohttp import web
 
 from devices.kiosk.ops import Operations
 from devices.kiosk.protocol import Request
-from devices.kiosk.transport import Inbound, MqttLink
+from devices.mqtt.transport import Inbound, MqttLink
 from gateway.app import create_app
 from gateway.app.keys import KIOSK
 from gateway.settings import Settings

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devices.kiosk.broker import Mosquitto
 from devices.kiosk.identity import make_qr_token
 from devices.kiosk.protocol import default_contract
+from devices.mqtt.broker import Mosquitto
 from gateway.app.keys import KIOSK, LEDGER, METRICS, WRITER
 from gateway.ids import new_ulid
 from gateway.receipts import Capture, ParsedReceipt, ReceiptKind, ReceiptPipeline

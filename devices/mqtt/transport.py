@@ -33,9 +33,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from devices.kiosk import const
-from devices.kiosk.properties import publish_properties
-from devices.kiosk.socketbuf import BufferedSocket
+from devices.mqtt import const
+from devices.mqtt.properties import publish_properties
+from devices.mqtt.socketbuf import BufferedSocket
 
 log = logging.getLogger(__name__)
 
