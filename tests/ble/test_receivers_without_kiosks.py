@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
 from devices.ble.demo import DEMO_MALL_UUID
@@ -46,7 +45,6 @@ async def started(settings: Settings) -> AsyncIterator[web.Application]:
         await runner.cleanup()
 
 
-@pytest.mark.xfail(strict=True, reason="remote receivers ride on the kiosk service's link")
 async def test_a_receiver_gives_arrivals_and_visits_without_kiosks(tmp_path: Path) -> None:
     async with (Mosquitto(free_port(), tmp_path / "broker") as broker,
                 started(receivers_only(tmp_path, broker.port)) as app):
