@@ -9,15 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 class KioskSettings(BaseModel):
-    """Kiosks over MQTT (lty/v1/{site}/kiosk/...): broker, credentials, limits, identity keys."""
+    """Kiosks over MQTT (lty/v1/{site}/kiosk/...): broker, credentials, limits, identity keys.
+
+    The broker settings here are those of the gateway's one MQTT link, which BLE remote
+    receivers share."""
 
     # As SettingsModel (model.py imports this module, so it cannot be imported from here).
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
 
     enabled: bool = Field(
         default=False,
-        description="Serve kiosk requests over MQTT. Off: the gateway does not connect to a "
-        "broker.",
+        description="Serve kiosk requests over MQTT. Off: the gateway connects to the broker "
+        "below only for BLE remote receivers ([[ble.receivers]]).",
     )
     broker: Literal["embedded", "external"] = Field(
         default="external",
