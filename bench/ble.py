@@ -47,8 +47,8 @@ from devices.ble.proximity import ProximityTracker
 from devices.ble.remote import ReceiverTopics, RemoteAdvert, encode_batch
 from devices.ble.scenario import eid_ad
 from devices.ble.sim import receiver_link_config
-from devices.kiosk.broker import Mosquitto
-from devices.kiosk.transport import Inbound, LinkConfig, MqttLink
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.transport import Inbound, LinkConfig, MqttLink
 from gateway.app import create_app
 from gateway.app.keys import BLE, KIOSK
 from gateway.settings import Settings

@@ -36,10 +36,10 @@ from typing import Any
 
 from benchlib import cpu_seconds, emit, free_port, percentile
 
-from devices.kiosk.broker import Mosquitto
 from devices.kiosk.protocol import Topics
 from devices.kiosk.sim import KioskClient
-from devices.kiosk.transport import MqttLink
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.transport import MqttLink
 from gateway.demo import DEMO_SOURCE, demo_ids
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules
 from gateway.loyalty.wire import entry_to_wire

@@ -77,8 +77,6 @@ def device_of(path_or_module: str) -> str | None:
     return parts[1] if parts[0] == "devices" and len(parts) > 1 else None
 
 
-@pytest.mark.xfail(strict=True, reason="BLE remote receivers still use the kiosk package's "
-                   "MQTT link; it moves to devices/mqtt")
 def test_no_device_package_imports_another_but_the_shared_mqtt_layer() -> None:
     found = []
     for path in modules("devices"):

@@ -2,12 +2,12 @@
 
 A remote receiver (e.g. an ESP32 node) publishes what it heard as batches of raw
 advertising data on `lty/v1/{site}/receiver/{rid}/adv`. `decode_batch` checks a batch
-against the contract (`asyncapi.yaml` next to this module, compiled by the kiosk side's
-`Contract`), splits every advert into bleak's fields with `advertisement_from_ad` and stamps
+against the contract (`asyncapi.yaml` next to this module, compiled by the shared MQTT
+layer's `Contract`), splits every advert into bleak's fields with `advertisement_from_ad` and stamps
 it with the gateway's receive time minus the advert's age: receivers need no clock.
 
 Nothing here touches a socket or the event loop; a bad batch raises `ReceiverPayloadError`
-(a kiosk `ProtocolError`, so the same `except` and counters apply) with its reason.
+(a `PayloadError` of the MQTT layer, with its code and reason).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from typing import Any, Literal
 from jsonschema.exceptions import ValidationError
 
 from devices.ble.protocol import Advertisement, advertisement_from_ad
-from devices.kiosk.protocol import PREFIX, SLUG, Contract, ErrorCode, ProtocolError, encode
+from devices.mqtt.contract import Contract, PayloadError, PayloadErrorCode, encode
+from devices.mqtt.topics import SLUG, site_base, slug
 
 # --- contract limits (asserted equal to asyncapi.yaml by the tests) ---------------------
 
@@ -62,10 +63,10 @@ _ADVERT_REQUIRED = frozenset({"ad", "rssi", "age_ms"})
 ReceiverTopicKind = Literal["adv", "status"]
 
 
-class ReceiverPayloadError(ProtocolError):
+class ReceiverPayloadError(PayloadError):
     """A receiver's message that cannot be used: not JSON, not the schema, too big."""
 
-    def __init__(self, code: ErrorCode, msg: str, *, rid: str) -> None:
+    def __init__(self, code: PayloadErrorCode, msg: str, *, rid: str) -> None:
         super().__init__(code, msg)
         self.rid = rid
 
@@ -102,10 +103,8 @@ class ReceiverTopics:
     """The receiver part of one mall's topic tree."""
 
     def __init__(self, site: str) -> None:
-        if not SLUG.match(site):
-            raise ValueError(f"site {site!r} is not a lower-case slug")
+        self.base = f"{site_base(site)}/receiver"
         self.site = site
-        self.base = f"{PREFIX}/{site}/receiver"
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -113,9 +112,7 @@ class ReceiverTopics:
         return (f"{self.base}/+/adv", f"{self.base}/+/status")
 
     def receiver(self, rid: str) -> str:
-        if not SLUG.match(rid):
-            raise ValueError(f"receiver id {rid!r} is not a lower-case slug")
-        return f"{self.base}/{rid}"
+        return f"{self.base}/{slug(rid, 'receiver id')}"
 
     def adv(self, rid: str) -> str:
         return f"{self.receiver(rid)}/adv"

@@ -29,8 +29,9 @@ from devices.ble.remote import (
     decode_receiver_status,
 )
 from devices.ble.transport import ScannerReceiver
-from devices.kiosk.protocol import Contract
-from devices.kiosk.transport import Inbound
+from devices.mqtt.contract import Contract
+from devices.mqtt.router import Router
+from devices.mqtt.transport import Inbound
 from gateway.loyalty.wire import to_text
 from gateway.offers.welcome import Decision, Welcome
 from gateway.settings.ble import BleSettings
@@ -43,7 +44,8 @@ REFUSAL_LOG_INTERVAL_S = 60.0
 
 
 class Commands(Protocol):
-    """Where `cmd/...` messages to kiosks go (the kiosk service)."""
+    """Where `cmd/...` messages to kiosks go: the kiosk service, handed in by the gateway's
+    composition root (this package never imports the kiosk one)."""
 
     def command(self, kid: str, name: str, data: dict[str, Any], *, expiry_s: int) -> str: ...
 
@@ -104,23 +106,27 @@ class BleService:
             else:
                 self._exited(event)
 
-    async def route(self, message: Inbound) -> bool:
-        """A message from the MQTT link: takes the remote receivers' topics."""
+    def register(self, router: Router) -> None:
+        """Take the remote receivers' batches and statuses from the shared MQTT link (QoS 0:
+        a lost batch is replaced by the next)."""
+        for topic_filter in self.topics.subscriptions:
+            router.add("ble", topic_filter, 0, self.handle)
+
+    async def handle(self, message: Inbound) -> None:
+        """A message on a remote receiver's topic."""
         where = self.topics.parse(message.topic)
-        if where is None:
-            return False
-        rid, kind = where
-        state = self.receivers.get(rid)
-        if state is None:
+        state = self.receivers.get(where[0]) if where is not None else None
+        if where is None or state is None:
             self.stats.unknown_receivers += 1
-            return True  # the ACL lets only configured receivers publish; nothing to keep
+            return  # the ACL lets only configured receivers publish; nothing to keep
+        rid, kind = where
         now = self.clock()
         state.last_seen = now
         try:
             if kind == "status":
                 state.online = decode_receiver_status(self.contract, rid,
                                                       message.payload).online
-                return True
+                return
             batch = decode_batch(self.contract, rid, message.payload, received_at=now)
         except ReceiverPayloadError as bad:
             state.rejected += 1
@@ -130,12 +136,11 @@ class BleService:
                 state.warned_at = now
                 log.warning("receiver %s: message refused (%s so far): %s %s", rid,
                             state.rejected, bad.code, bad.msg)
-            return True
+            return
         state.batches += 1
         state.adverts += len(batch.sightings)
         for advertisement, at in batch.sightings:
             self.feed(advertisement, state.zone, at)
-        return True
 
     # -- loops ----------------------------------------------------------------------------
 

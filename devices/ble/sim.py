@@ -29,7 +29,7 @@ from devices.ble.scenario import (
     eid_ad,
     ibeacon_ad,
 )
-from devices.kiosk.transport import LinkConfig, MqttLink, Retained
+from devices.mqtt.transport import LinkConfig, MqttLink, Retained
 
 # The simulator's whole surface in one place: the scenario's pieces are re-exported.
 __all__ = [

@@ -1,1 +1,1 @@
-"""Kiosks over MQTT: the contract, the sans-io protocol, the paho adapter and the operations."""
+"""Kiosks over MQTT: the contract, the sans-io protocol, the service and the operations."""

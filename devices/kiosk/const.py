@@ -10,30 +10,12 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 # replaced by the next).
 QOS_REQUEST = 1
 QOS_REPLY = 1
-QOS_STATUS = 1
 
 # A reply nobody reads within this many seconds is useless to the kiosk's screen; it
 # expires in the broker instead of piling up for an offline kiosk.
 REPLY_EXPIRY_S = 30
 # Commands such as "show this offer" are stale after this long.
 COMMAND_EXPIRY_S = 20
-
-# The gateway's persistent session outlives a day of broker-side queueing, so a gateway
-# restart or a long upgrade loses no queued request.
-GATEWAY_SESSION_EXPIRY_S = 86_400
-# Keepalive 30 s: the broker fires the Will about 1.5 x keepalive after a power cut.
-GATEWAY_KEEPALIVE_S = 30
-# How many unacknowledged QoS 1 requests the broker may hand the gateway at once; with
-# manual acks this bounds the gateway's in-memory backlog.
-RECEIVE_MAXIMUM = 256
-
-# Reconnect backoff: start fast (a broker restart takes about a second), cap low enough
-# that kiosks are served soon after the broker returns; full jitter spreads reconnects.
-RECONNECT_MIN_S = 0.5
-RECONNECT_MAX_S = 30.0
-
-# How often paho's housekeeping (keepalive pings, retries) runs when driven from asyncio.
-MISC_INTERVAL_S = 1.0
 
 # Stored replies are kept at least this long so a kiosk retry within a day is answered
 # from the store rather than applied again.

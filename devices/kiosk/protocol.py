@@ -11,25 +11,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, Literal, cast
 
-import fastjsonschema
-import orjson
-import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
 from devices.kiosk.const import MAX_PAYLOAD_BYTES
+from devices.mqtt.contract import Contract
+from devices.mqtt.topics import SLUG, gateway_status_topic, site_base, slug
 from gateway.operations.model import OperationRequest, Refused, Replies
 
-PREFIX = "lty/v1"
 _REQUEST_ADDRESS = re.compile(r"^lty/v1/\{site\}/kiosk/\{kid\}/req/([a-z.]+)$")
-# Site, kiosk and receiver ids: lower-case slugs, as MQTT usernames and topic levels.
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 
 ErrorCode = Literal[
     "invalid_payload", "payload_too_large", "unknown_op", "unknown_member", "invalid_token",
@@ -98,14 +90,12 @@ class Topics:
     """The topic tree of one mall."""
 
     def __init__(self, site: str) -> None:
-        if not SLUG.match(site):
-            raise ValueError(f"site {site!r} is not a lower-case slug")
+        self.base = site_base(site)
         self.site = site
-        self.base = f"{PREFIX}/{site}"
 
     @property
     def gateway_status(self) -> str:
-        return f"{self.base}/gateway/status"
+        return gateway_status_topic(self.site)
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -114,9 +104,7 @@ class Topics:
         return (f"{kiosks}/req/+", f"{kiosks}/evt/+", f"{kiosks}/status")
 
     def kiosk(self, kid: str) -> str:
-        if not SLUG.match(kid):
-            raise ValueError(f"kiosk id {kid!r} is not a lower-case slug")
-        return f"{self.base}/kiosk/{kid}"
+        return f"{self.base}/kiosk/{slug(kid, 'kiosk id')}"
 
     def request(self, kid: str, op: str) -> str:
         return f"{self.kiosk(kid)}/req/{op}"
@@ -146,11 +134,11 @@ class Topics:
         return None
 
 
-class Contract:
-    """The AsyncAPI document's schemas, compiled: one validator per message."""
+class KioskContract(Contract):
+    """The kiosk contract: which schema each request and its reply must follow, by op."""
 
     def __init__(self, document: dict[str, Any]) -> None:
-        self.document = document
+        super().__init__(document)
         self.request_schemas: dict[str, str] = {}
         self.reply_schemas: dict[str, str] = {}
         for channel_name, channel in document["channels"].items():
@@ -159,89 +147,26 @@ class Contract:
                 continue
             op = match.group(1)
             (message_ref,) = (m["$ref"] for m in channel["messages"].values())
-            self.request_schemas[op] = self._payload_schema(message_ref)
+            self.request_schemas[op] = self.payload_schema(message_ref)
             operation = document["operations"][channel_name]
             for reply_ref in operation["reply"]["messages"]:
-                message = self._resolve(reply_ref["$ref"])
-                schema = self._payload_schema(message["$ref"])
+                message = self.resolve(reply_ref["$ref"])
+                schema = self.payload_schema(message["$ref"])
                 if not schema.endswith("/ErrorReply"):
                     self.reply_schemas[op] = schema
-        self._validators: dict[str, Draft202012Validator] = {}
-        self._fast: dict[str, Callable[[object], object]] = {}
-
-    @classmethod
-    def from_yaml(cls, text: str) -> Contract:
-        return cls(yaml.safe_load(text))
 
     @property
     def ops(self) -> frozenset[str]:
         return frozenset(self.request_schemas)
 
-    def _resolve(self, ref: str) -> Any:
-        node: Any = self.document
-        for part in ref.removeprefix("#/").split("/"):
-            node = node[part]
-        return node
-
-    def _payload_schema(self, message_ref: str) -> str:
-        payload = self._resolve(message_ref)["payload"]
-        return str(payload["schema"]["$ref"])
-
-    def validator(self, schema_ref: str) -> Draft202012Validator:
-        validator = self._validators.get(schema_ref)
-        if validator is None:
-            # References resolved once here rather than on every message: validation is on
-            # every request's path, and a registry lookup per `$ref` doubled its cost.
-            schema = self._inline(self._resolve(schema_ref))
-            Draft202012Validator.check_schema(schema)
-            validator = Draft202012Validator(
-                schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-            self._validators[schema_ref] = validator
-        return validator
-
-    def _inline(self, node: Any) -> Any:
-        """`node` with every local `$ref` replaced by its target (the contract has no cycles)."""
-        if isinstance(node, dict):
-            if set(node) == {"$ref"} and str(node["$ref"]).startswith("#/"):
-                return self._inline(self._resolve(node["$ref"]))
-            return {key: self._inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [self._inline(value) for value in node]
-        return node
-
-    def schema_error(self, schema_ref: str, value: object) -> str | None:
-        """The first reason `value` breaks the schema, or None if it conforms.
-
-        Every inbound message is checked, so a schema compiled to plain Python by
-        fastjsonschema answers first (about 15x faster); whatever it does not accept goes to
-        jsonschema, which decides and names the reason. fastjsonschema only ever speeds up
-        an acceptance (tests/kiosk/test_protocol.py holds it to that).
-        """
-        fast = self._fast.get(schema_ref)
-        if fast is None:
-            fast = self._fast[schema_ref] = fastjsonschema.compile(
-                self._inline(self._resolve(schema_ref)))
-        try:
-            fast(value)
-        except fastjsonschema.JsonSchemaException:
-            pass
-        else:
-            return None
-        error: ValidationError | None = next(
-            iter(self.validator(schema_ref).iter_errors(value)), None)
-        if error is None:
-            return None
-        where = "/".join(str(p) for p in error.absolute_path) or "(message)"
-        return f"{where}: {error.message}"[:400]
-
 
 @cache
-def default_contract() -> Contract:
+def default_contract() -> KioskContract:
     text = resources.files("devices.kiosk").joinpath("asyncapi.yaml").read_text("utf-8")
-    return Contract.from_yaml(text)
+    return KioskContract.from_yaml(text)
 
 
-def decode_request(contract: Contract, kid: str, op: str, payload: bytes,
+def decode_request(contract: KioskContract, kid: str, op: str, payload: bytes,
                    *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Request:
     """A validated request, or `ProtocolError` with the code and reason for the kiosk."""
     if len(payload) > max_bytes:
@@ -319,12 +244,3 @@ def error_reply(request_id: str | None, error: KioskError | Refused) -> dict[str
 
 # How the gateway's operations word their answers to a kiosk.
 REPLIES = Replies(ok=ok_reply, refused=error_reply)
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON (what `json.dumps` with no spaces and no escaping gives)."""
-    return orjson.dumps(message)
-
-
-def gateway_status(online: bool, ts: str) -> bytes:
-    return encode({"online": online, "ts": ts})

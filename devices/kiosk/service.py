@@ -1,7 +1,8 @@
 """The gateway side of the kiosk link: messages in, validated, served, replied, then acked.
 
 For each request: rate limit, validate against the contract, run the operation (its reply
-committed with its effect), publish the reply, and only then send the PUBACK. If the
+committed with its effect), publish the reply, and only then return to the router, which
+sends the PUBACK. If the
 gateway dies anywhere before the PUBACK, the broker redelivers the request and the stored
 reply answers it, so the effect happens exactly once. Input that fails validation is kept
 raw in `dead_letters` with its reason, answered with a clear error, and the service keeps
@@ -17,7 +18,6 @@ import re
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -26,17 +26,18 @@ from typing import Any
 from devices.kiosk import const
 from devices.kiosk.limits import RateLimiter
 from devices.kiosk.protocol import (
-    Contract,
+    KioskContract,
     KioskError,
     ProtocolError,
     Topics,
     decode_event,
     decode_request,
     decode_status,
-    encode,
     error_reply,
 )
-from devices.kiosk.transport import Inbound, MqttLink
+from devices.mqtt.contract import encode
+from devices.mqtt.router import Router
+from devices.mqtt.transport import Inbound, MqttLink
 from gateway.deadletters import keep_with
 from gateway.ids import new_ulid
 from gateway.loyalty.wire import to_text
@@ -68,12 +69,9 @@ class KioskStats:
     commands: int = 0  # commands published to kiosks (offer.show, ...)
 
 
-# Takes an MQTT message outside the kiosk tree; True if it was its to handle.
-Route = Callable[[Inbound], Awaitable[bool]]
-
-
 class KioskService:
-    def __init__(self, *, link: MqttLink, ops: Operations, topics: Topics, contract: Contract,
+    def __init__(self, *, link: MqttLink, ops: Operations, topics: Topics,
+                 contract: KioskContract,
                  writer: Writer, limiter: RateLimiter, max_payload_bytes: int) -> None:
         self.link = link
         self.ops = ops
@@ -84,10 +82,13 @@ class KioskService:
         self.max_payload_bytes = max_payload_bytes
         self.kiosks: dict[str, KioskState] = {}
         self.stats = KioskStats()
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Other parts reading from the same link (BLE receivers): each gets the messages
-        # outside the kiosk tree first and says whether it took them.
-        self.routes: list[Route] = []
+
+    def register(self, router: Router) -> None:
+        """Take every kiosk's requests, events and status from the shared link, and keep
+        what no part claims as a dead letter."""
+        for topic_filter in self.topics.subscriptions:
+            router.add("kiosk", topic_filter, const.QOS_REQUEST, self.handle)
+        router.unclaimed = self.unclaimed
 
     def command(self, kid: str, name: str, data: dict[str, Any], *, expiry_s: int) -> str:
         """Publish command `name` (e.g. "offer.show") to kiosk `kid`, QoS 1 with a message
@@ -101,18 +102,8 @@ class KioskService:
         return command_id
 
     async def run(self) -> None:
-        """Serve until cancelled; each message runs in its own task so writes group-commit."""
-        pruner = asyncio.create_task(self._prune_replies(), name="kiosk-reply-pruner")
-        try:
-            while True:
-                message = await self.link.receive()
-                task = asyncio.create_task(self._serve(message), name="kiosk-message")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        finally:
-            pruner.cancel()
-            for task in list(self._tasks):
-                task.cancel()
+        """Prune stored replies until cancelled (messages come from the router)."""
+        await self._prune_replies()
 
     async def _prune_replies(self) -> None:
         """Forget stored replies after the retention: a retry that late is a new request,
@@ -124,24 +115,12 @@ class KioskService:
                 log.info("forgot %s kiosk replies older than %s", removed, cutoff)
             await asyncio.sleep(const.PRUNE_INTERVAL_S)
 
-    async def _serve(self, message: Inbound) -> None:
-        try:
-            await self._dispatch(message)
-        except Exception:
-            # Not acked: the broker redelivers it after the next reconnect.
-            log.exception("kiosk message on %s failed", message.topic)
-            return
-        self.link.ack(message)
-
-    async def _dispatch(self, message: Inbound) -> None:
+    async def handle(self, message: Inbound) -> None:
+        """One message of the kiosk tree; the router acknowledges it once this returns."""
         where = self.topics.parse(message.topic)
         now = self.ops.ledger.now()
         if where is None:
-            for route in self.routes:
-                if await route(message):
-                    return
-            await self._dead_letter(message, ProtocolError(
-                "invalid_payload", f"not a kiosk topic: {message.topic[:200]}"), now)
+            await self.unclaimed(message)
             return
         if where.kind == "status":
             await self._status(where.kid, message, now)
@@ -203,6 +182,12 @@ class KioskService:
             self.kiosks[kid] = KioskState(status.online, status.boot, now, now)
         else:
             previous.boot, previous.last_seen = status.boot, now
+
+    async def unclaimed(self, message: Inbound) -> None:
+        """A message outside the kiosk tree that no other part took: a dead letter."""
+        await self._dead_letter(message, ProtocolError(
+            "invalid_payload", f"not a kiosk topic: {message.topic[:200]}"),
+            self.ops.ledger.now())
 
     def _seen(self, kid: str, now: datetime) -> None:
         state = self.kiosks.get(kid)

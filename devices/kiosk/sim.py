@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devices.kiosk import const
-from devices.kiosk.protocol import Topics, encode
-from devices.kiosk.transport import LinkConfig, MqttLink, Retained
+from devices.kiosk.protocol import Topics
+from devices.mqtt.contract import encode
+from devices.mqtt.transport import LinkConfig, MqttLink, Retained
 from gateway.ids import new_ulid
 
 

@@ -18,7 +18,7 @@ from devices.ble.proximity import ProximityConfig, ProximityTracker
 from devices.ble.remote import ReceiverTopics, default_receiver_contract
 from devices.ble.service import BleService
 from devices.ble.transport import ScannerReceiver
-from gateway.app.keys import BLE, KIOSK, LEDGER, METRICS, READER, SETTINGS, WRITER
+from gateway.app.keys import BLE, KIOSK, LEDGER, METRICS, MQTT, READER, SETTINGS, WRITER
 from gateway.app.supervisor import part_task
 from gateway.offers.welcome import Welcome
 from gateway.settings.ble import BleSettings
@@ -50,10 +50,11 @@ def _receivers_check(service: BleService) -> str | None:
 async def ble_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     ble = settings.ble
+    # The kiosk service, when there is one, is what shows offers: passed in as `Commands`.
     kiosks = app.get(KIOSK)
-    if kiosks is None and (ble.receivers or any(zone.kiosks for zone in ble.zones)):
-        log.warning("[ble] remote receivers and welcome offers need [kiosk] enabled: "
-                    "only local adapters run, and no offer is shown")
+    if kiosks is None and any(zone.kiosks for zone in ble.zones):
+        log.warning("[ble] welcome offers need [kiosk] enabled: arrivals and visits are "
+                    "recorded, and no offer is shown")
     writer, reader = app[WRITER], app[READER]
     pipeline = make_pipeline(ble)
     welcome = Welcome(writer=writer, reader=reader, site=settings.site.gateway_id,
@@ -64,20 +65,16 @@ async def ble_context(app: web.Application) -> AsyncIterator[None]:
                          contract=default_receiver_contract())
     app[BLE] = service
     app[METRICS].add(lambda: ble_families(service))
-    if kiosks is not None:
-        kiosks.routes.append(service.route)
+    if ble.receivers:
+        service.register(app[MQTT].router)
     service.scanners = [
         ScannerReceiver(adapter.name, adapter.zone, service.feed, scanning_mode=adapter.mode)
         for adapter in ble.adapters]
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            for scanner in service.scanners:
-                await stack.enter_async_context(part_task(
-                    app, f"ble-adapter:{scanner.adapter}", scanner.run,
-                    check=partial(_scanner_check, scanner)))
+    async with contextlib.AsyncExitStack() as stack:
+        for scanner in service.scanners:
             await stack.enter_async_context(part_task(
-                app, "ble", service.run, check=partial(_receivers_check, service)))
-            yield
-    finally:
-        if kiosks is not None:
-            kiosks.routes.remove(service.route)
+                app, f"ble-adapter:{scanner.adapter}", scanner.run,
+                check=partial(_scanner_check, scanner)))
+        await stack.enter_async_context(part_task(
+            app, "ble", service.run, check=partial(_receivers_check, service)))
+        yield

@@ -82,6 +82,11 @@ def _writer_check(writer: Writer) -> str | None:
     return None
 
 
+def _needs_mqtt(settings: Settings) -> bool:
+    """Whether any part talks over MQTT: kiosks, or BLE remote receivers."""
+    return settings.kiosk.enabled or (settings.ble.enabled and bool(settings.ble.receivers))
+
+
 class _Stopper:
     """What `app[STOP]` calls: remembers the first reason and wakes the serving loop."""
 
@@ -112,12 +117,20 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = utc_now,
     if settings.kiosk.demo_members:
         from gateway.app.demo import demo_context  # noqa: PLC0415
         app.cleanup_ctx.append(demo_context)
+    # Kiosks and BLE receivers share one MQTT link: made before them, connected after
+    # they have registered what they read.
+    if mqtt := _needs_mqtt(settings):
+        from gateway.app.mqtt import mqtt_context  # noqa: PLC0415
+        app.cleanup_ctx.append(mqtt_context)
     if settings.kiosk.enabled:
         from gateway.app.kiosk import kiosk_context  # noqa: PLC0415
         app.cleanup_ctx.append(kiosk_context)
     if settings.ble.enabled:
         from gateway.app.ble import ble_context  # noqa: PLC0415
         app.cleanup_ctx.append(ble_context)
+    if mqtt:
+        from gateway.app.mqtt import mqtt_link_context  # noqa: PLC0415
+        app.cleanup_ctx.append(mqtt_link_context)
     if settings.pos.ports:
         from gateway.app.pos import pos_context  # noqa: PLC0415
         app.cleanup_ctx.append(pos_context)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from devices.ble.service import BleService
     from devices.kiosk.service import KioskService
     from devices.pos.service import PosService
+    from gateway.app.mqtt import Mqtt
     from sync.engine import SyncEngine
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -33,6 +34,9 @@ PARTS = web.AppKey("parts", Parts)
 RESTARTS = web.AppKey("restarts", Restarts)
 # Asks the running application to stop, with the reason (a part whose policy says so).
 STOP: web.AppKey[Callable[[str], None]] = web.AppKey("stop")
+# The shared MQTT link and its router exist only with [kiosk] enabled or BLE remote
+# receivers configured: look them up with `app.get(MQTT)`.
+MQTT: web.AppKey[Mqtt] = web.AppKey("mqtt")
 # The kiosk service exists only with [kiosk] enabled: look it up with `app.get(KIOSK)`.
 KIOSK: web.AppKey[KioskService] = web.AppKey("kiosk")
 # The POS ports exist only with [[pos.ports]] configured: look them up with `app.get(POS)`.

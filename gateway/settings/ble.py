@@ -106,8 +106,9 @@ class BleSettings(SettingsModel):
 
     enabled: bool = Field(
         default=False,
-        description="Track members' phones and BLE cards in the zones below. Needs [kiosk] "
-        "enabled for remote receivers and welcome offers (they travel over MQTT).",
+        description="Track members' phones and BLE cards in the zones below. Remote "
+        "receivers use the [kiosk] broker settings, even with [kiosk] disabled; welcome "
+        "offers need [kiosk] enabled.",
     )
     mall_uuid: uuid.UUID | None = Field(
         default=None,

@@ -11,12 +11,15 @@ from gateway.settings.base import SettingsModel
 
 
 class KioskSettings(SettingsModel):
-    """Kiosks over MQTT (lty/v1/{site}/kiosk/...): broker, credentials, limits, identity keys."""
+    """Kiosks over MQTT (lty/v1/{site}/kiosk/...): broker, credentials, limits, identity keys.
+
+    The broker settings here are those of the gateway's one MQTT link, which BLE remote
+    receivers share."""
 
     enabled: bool = Field(
         default=False,
-        description="Serve kiosk requests over MQTT. Off: the gateway does not connect to a "
-        "broker.",
+        description="Serve kiosk requests over MQTT. Off: the gateway connects to the broker "
+        "below only for BLE remote receivers ([[ble.receivers]]).",
     )
     broker: Literal["embedded", "external"] = Field(
         default="external",

@@ -33,7 +33,8 @@ from devices.ble.remote import (
 )
 from devices.ble.remote import _plainly_valid as plainly_valid
 from devices.kiosk.const import MAX_PAYLOAD_BYTES
-from devices.kiosk.protocol import ProtocolError, default_contract
+from devices.kiosk.protocol import default_contract
+from devices.mqtt.contract import PayloadError
 from tests.scale import examples
 
 CONTRACT = default_receiver_contract()
@@ -142,7 +143,7 @@ def test_broken_batches_are_refused_whole_with_a_reason(payload: bytes, code: st
     assert caught.value.code == code
     assert reason in caught.value.msg
     assert caught.value.rid == "rx-1"
-    assert isinstance(caught.value, ProtocolError)
+    assert isinstance(caught.value, PayloadError)
 
 
 def test_the_shortest_and_longest_ad_are_accepted() -> None:
@@ -224,10 +225,10 @@ def test_ordinary_batches_take_the_fast_check() -> None:
 
 @settings(max_examples=examples(300), deadline=None)
 @given(payload=st.binary(max_size=300) | _BATCH_LIKE)
-def test_fuzzed_batches_decode_or_raise_protocol_error_only(payload: bytes) -> None:
+def test_fuzzed_batches_decode_or_raise_payload_error_only(payload: bytes) -> None:
     try:
         got = decode_batch(CONTRACT, "rx-1", payload, received_at=100.0)
-    except ProtocolError as error:
+    except PayloadError as error:
         assert error.code in ("invalid_payload", "payload_too_large")
     else:
         assert isinstance(got, ReceiverBatch)

@@ -37,8 +37,8 @@ from devices.ble.remote import (
 )
 from devices.ble.scenario import Scenario, ScenarioConfig, SimReceiver, Visit
 from devices.ble.sim import Pacer, publish_scenario, rfc3339
-from devices.kiosk.broker import Mosquitto
-from devices.kiosk.transport import LinkConfig, MqttLink
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.transport import LinkConfig, MqttLink
 from gateway.cli import main
 from gateway.demo import demo_ids
 from tests.conftest import free_port

@@ -19,9 +19,9 @@ from devices.ble.eid import ephemeral_id
 from devices.ble.remote import ReceiverTopics, RemoteAdvert, encode_batch
 from devices.ble.scenario import eid_ad
 from devices.ble.sim import receiver_link_config
-from devices.kiosk.broker import Mosquitto
 from devices.kiosk.protocol import default_contract
-from devices.kiosk.transport import Inbound, LinkConfig, MqttLink
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.transport import Inbound, LinkConfig, MqttLink
 from gateway.app.keys import BLE, METRICS, READER
 from gateway.ids import new_ulid
 from gateway.settings import Settings

@@ -19,7 +19,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from cloud_api.server.sqlite_store import SqliteStorage
-from devices.kiosk.broker import Mosquitto
+from devices.mqtt.broker import Mosquitto
 from gateway.app import create_app
 from gateway.app.keys import CENTRAL, PARTS, WRITER
 from gateway.parts import PartState, PartStatus, Restarts
@@ -89,7 +89,7 @@ async def test_killing_each_part_shows_it_down_and_sync_down_means_offline_rules
         app = create_app(settings, restarts=SLOW_RESTARTS)
         client = await aiohttp_client(app)
         # sync first: the kiosk service must still be there to show what its death means
-        names = ["store", "sync", "ble", "pos:" + str(pair.gateway), "kiosk"]
+        names = ["store", "sync", "ble", "pos:" + str(pair.gateway), "kiosk", "mqtt"]
         assert sorted(part.name for part in app[PARTS]) == sorted(names)
 
         async def ready() -> tuple[int, dict[str, Any]]:
@@ -162,5 +162,5 @@ async def test_an_unreachable_broker_and_central_make_the_gateway_not_ready(
     reply = await client.get("/readyz")
     assert reply.status == 503
     failing = (await reply.json())["failing"]
-    assert failing["kiosk"].startswith("degraded: MQTT broker 127.0.0.1:")
+    assert failing["mqtt"].startswith("degraded: MQTT broker 127.0.0.1:")
     assert failing["sync"].startswith("degraded: central")

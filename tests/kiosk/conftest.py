@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.kiosk.broker import Mosquitto
+from devices.mqtt.broker import Mosquitto
 from tests.conftest import free_port
 
 

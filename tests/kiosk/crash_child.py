@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from devices.kiosk.transport import Inbound, MqttLink
+from devices.mqtt.transport import Inbound, MqttLink
 from gateway.app import create_app
 from gateway.app.keys import KIOSK
 from gateway.operations.model import OperationRequest

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from devices.kiosk.protocol import Topics
 from devices.kiosk.sim import KioskClient
-from devices.kiosk.transport import MqttLink
+from devices.mqtt.transport import MqttLink
 from gateway.app import create_app
 from gateway.app.keys import KIOSK
 from gateway.settings import Settings

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from devices.kiosk.broker import Mosquitto
-from devices.kiosk.transport import LinkConfig, MqttLink
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.transport import LinkConfig, MqttLink
 from gateway.cli import main
 from tests.conftest import free_port
 from tests.kiosk.helpers import eventually

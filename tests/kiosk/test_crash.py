@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from devices.kiosk.broker import Mosquitto
-from devices.kiosk.transport import LinkConfig, MqttLink
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.transport import LinkConfig, MqttLink
 from gateway.ids import new_ulid
 from tests.kiosk.helpers import TOPICS, kiosk, kiosk_settings_data
 from tests.scale import rounds

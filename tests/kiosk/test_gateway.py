@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devices.kiosk.broker import Mosquitto
 from devices.kiosk.protocol import default_contract
+from devices.mqtt.broker import Mosquitto
 from gateway.app.keys import KIOSK, LEDGER, METRICS, WRITER
 from gateway.ids import new_ulid
 from gateway.members import make_qr_token

@@ -8,10 +8,7 @@ from typing import Any, get_args
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
-from devices.kiosk.properties import publish_properties
 from devices.kiosk.protocol import (
     EVENT_SCHEMAS,
     REPLIES,
@@ -24,10 +21,10 @@ from devices.kiosk.protocol import (
     decode_request,
     decode_status,
     default_contract,
-    encode,
     error_reply,
     ok_reply,
 )
+from devices.mqtt.contract import encode
 from gateway.operations.model import RefusalCode, Refused
 from tests.scale import examples
 
@@ -207,19 +204,6 @@ def test_error_replies_conform_to_the_contract() -> None:
         "v": 1, "re": ID, "status": "ok", "data": {"a": "点"}}
 
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12)
-
-
-@given(st.dictionaries(st.text(), JSON_VALUES, max_size=6))
-@settings(max_examples=examples(200))
-def test_encode_gives_the_bytes_of_compact_json_dumps(message: dict[str, Any]) -> None:
-    assert encode(message) == json.dumps(
-        message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
 def test_every_request_channel_has_qos1_expiry_and_a_reply() -> None:
     operations = CONTRACT.document["operations"]
     for channel, body in CONTRACT.document["channels"].items():
@@ -270,19 +254,3 @@ def test_every_schema_of_the_contract_is_valid_json_schema_2020_12() -> None:
         CONTRACT.validator(f"#/components/schemas/{name}")  # check_schema raises if not
     for message in CONTRACT.document["components"]["messages"].values():
         assert message["payload"]["schemaFormat"].endswith("draft-2020-12")
-
-
-@pytest.mark.parametrize(("expiry_s", "correlation"), [
-    (30, b"01J0000000000000000000000A"), (None, b"x"), (86_400, None),
-    (1, b"\x00" * 300),  # a property length past one byte
-])
-def test_packed_publish_properties_are_the_bytes_paho_packs(
-        expiry_s: int | None, correlation: bytes | None) -> None:
-    reference = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    if expiry_s is not None:
-        reference.MessageExpiryInterval = expiry_s
-    reference.ContentType = "application/json"
-    if correlation is not None:
-        reference.CorrelationData = correlation
-    packed = publish_properties(expiry_s=expiry_s, correlation=correlation)
-    assert packed.pack() == reference.pack()  # type: ignore[no-untyped-call]

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from devices.kiosk.broker import Mosquitto
 from devices.kiosk.sim import KioskClient
-from devices.kiosk.transport import MqttLink
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.transport import MqttLink
 from gateway.cli import main
 from gateway.settings import Settings
 from tests.conftest import free_port

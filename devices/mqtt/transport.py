@@ -21,7 +21,7 @@ import random
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self, cast
@@ -33,9 +33,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from devices.kiosk import const
-from devices.kiosk.properties import publish_properties
-from devices.kiosk.socketbuf import BufferedSocket
+from devices.mqtt import const
+from devices.mqtt.properties import publish_properties
+from devices.mqtt.socketbuf import BufferedSocket
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,12 @@ class LinkStats:
 class MqttLink:
     """One MQTT v5 client, connected and reconnected for as long as the context is open."""
 
-    def __init__(self, config: LinkConfig, *, on_connect: Callable[[], None] | None = None) -> None:
+    def __init__(self, config: LinkConfig, *, on_connect: Callable[[], None] | None = None,
+                 subscriptions: Callable[[], Sequence[tuple[str, int]]] | None = None) -> None:
         self.config = config
+        # Asked on every connect, after `config.subscriptions`: the gateway's router, whose
+        # routes are registered after the link is made and before it connects.
+        self._subscriptions = subscriptions
         self.stats = LinkStats()
         self.connected = asyncio.Event()
         self._on_connect_hook = on_connect
@@ -244,7 +248,8 @@ class MqttLink:
         self._generation += 1
         self.stats.connects += 1
         self._was_up = True
-        for topic, qos in self.config.subscriptions:
+        extra = self._subscriptions() if self._subscriptions is not None else ()
+        for topic, qos in (*self.config.subscriptions, *extra):
             client.subscribe(topic, options=SubscribeOptions(qos=qos, noLocal=True))
         if self.config.birth is not None:
             client.publish(self.config.birth.topic, self.config.birth.payload,

@@ -7,8 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from devices.kiosk.broker import Mosquitto
-from devices.kiosk.transport import Inbound, LinkConfig, MqttLink, Retained
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.transport import Inbound, LinkConfig, MqttLink, Retained
 from tests.kiosk.helpers import eventually
 
 REQ = "lty/v1/t/kiosk/k1/req/checkin"

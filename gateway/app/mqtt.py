@@ -1,0 +1,87 @@
+"""The shared MQTT part: the demo broker, one link and the router that kiosks and BLE
+receivers register with.
+
+Opened when `[kiosk]` is enabled or `[ble]` has remote receivers, with the broker settings
+of `[kiosk]` (host, port, credentials, TLS, the embedded demo broker). It opens in two
+steps around the devices' wiring: `mqtt_context` starts the broker and makes the link and
+the router; the devices register their topics and handlers; `mqtt_link_context` then
+connects, subscribing what they registered, and dispatches messages as the supervised part
+`mqtt`, healthy while the broker is connected. Nothing is dispatched before every device
+has registered, so a request queued in the persistent session is never taken for a stray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.contract import gateway_status
+from devices.mqtt.router import Router
+from devices.mqtt.topics import gateway_status_topic
+from devices.mqtt.transport import LinkConfig, MqttLink, Retained
+from gateway.app.keys import LEDGER, MQTT, SETTINGS
+from gateway.app.supervisor import part_task
+from gateway.loyalty.wire import to_text
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def link_config(settings: Settings, now_text: str) -> LinkConfig:
+    k = settings.kiosk
+    tls = ssl.create_default_context(cafile=k.ca_file) if k.tls else None
+    status = gateway_status_topic(settings.site.mall_id)
+    return LinkConfig(
+        host="127.0.0.1" if k.broker == "embedded" else k.host, port=k.port,
+        client_id=k.client_id or f"mallgate-{settings.site.gateway_id}",
+        username=k.username,
+        password=k.password.get_secret_value() if k.password else None,
+        tls=tls, keepalive_s=k.keepalive_s, session_expiry_s=k.session_expiry_s,
+        birth=Retained(status, gateway_status(True, now_text)),
+        will=Retained(status, gateway_status(False, now_text)),
+    )
+
+
+class Mqtt:
+    """What the devices' wiring reaches through `app[MQTT]`: the link to publish on and
+    the router to register with."""
+
+    def __init__(self, link: MqttLink, router: Router) -> None:
+        self.link = link
+        self.router = router
+
+
+def _link_check(link: MqttLink) -> str | None:
+    if link.connected.is_set():
+        return None
+    return f"MQTT broker {link.config.host}:{link.config.port} not connected"
+
+
+async def mqtt_context(app: web.Application) -> AsyncIterator[None]:
+    """Before the devices: the demo broker, the link (not yet connected) and the router."""
+    settings = app[SETTINGS]
+    k = settings.kiosk
+    async with contextlib.AsyncExitStack() as stack:
+        if k.broker == "embedded":
+            await stack.enter_async_context(Mosquitto(k.port, k.embedded_dir.resolve()))
+        router = Router()
+        link = MqttLink(link_config(settings, str(to_text(app[LEDGER].now()))),
+                        subscriptions=lambda: router.subscriptions)
+        app[MQTT] = Mqtt(link, router)
+        yield
+
+
+async def mqtt_link_context(app: web.Application) -> AsyncIterator[None]:
+    """After the devices: connect, subscribe what they registered, dispatch to them."""
+    mqtt = app[MQTT]
+    if not mqtt.router.routes:
+        log.warning("MQTT link opened with no part to serve")
+    async with (mqtt.link,
+                part_task(app, "mqtt", lambda: mqtt.router.run(mqtt.link),
+                          check=lambda: _link_check(mqtt.link))):
+        yield

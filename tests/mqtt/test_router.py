@@ -1,0 +1,129 @@
+"""The router against a real mosquitto: subscriptions from what devices registered, each
+message to the handler whose filter matches, acknowledged only after its handler returns,
+and what nobody claims counted and kept."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from devices.mqtt.broker import Mosquitto
+from devices.mqtt.router import Router
+from devices.mqtt.transport import Inbound, LinkConfig, MqttLink
+from tests.kiosk.helpers import eventually
+
+SITE = "lty/v1/t"
+
+
+def config(broker: Mosquitto, client_id: str) -> LinkConfig:
+    return LinkConfig(host="127.0.0.1", port=broker.port, client_id=client_id,
+                      keepalive_s=5, reconnect_min_s=0.05, reconnect_max_s=0.5)
+
+
+@asynccontextmanager
+async def serving(broker: Mosquitto, router: Router) -> AsyncIterator[MqttLink]:
+    """The gateway's side: one link subscribing what `router` holds, dispatched by it."""
+    async with MqttLink(config(broker, "gw"), subscriptions=lambda: router.subscriptions) as link:
+        await asyncio.wait_for(link.connected.wait(), 10)
+        task = asyncio.create_task(router.run(link))
+        try:
+            yield link
+        finally:
+            task.cancel()
+
+
+@asynccontextmanager
+async def device(broker: Mosquitto, client_id: str) -> AsyncIterator[MqttLink]:
+    async with MqttLink(config(broker, client_id)) as link:
+        await asyncio.wait_for(link.connected.wait(), 10)
+        yield link
+
+
+async def send(link: MqttLink, topic: str, payload: bytes) -> None:
+    await asyncio.wait_for(link.published(link.publish(topic, payload, qos=1)), 10)
+
+
+class Handled:
+    def __init__(self) -> None:
+        self.messages: list[Inbound] = []
+        self.fail = False
+
+    async def __call__(self, message: Inbound) -> None:
+        if self.fail:
+            raise RuntimeError("not durable")
+        self.messages.append(message)
+
+
+def test_registrations_are_checked_and_become_the_subscriptions() -> None:
+    router = Router()
+    router.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, Handled())
+    router.add("ble", f"{SITE}/receiver/#", 0, Handled())
+    assert router.subscriptions == ((f"{SITE}/kiosk/+/req/+", 1), (f"{SITE}/receiver/#", 0))
+    with pytest.raises(ValueError, match="already routed"):
+        router.add("ble", f"{SITE}/receiver/#", 0, Handled())
+    with pytest.raises(ValueError, match="not an MQTT topic filter"):
+        router.add("ble", f"{SITE}/#/adv", 0, Handled())
+    with pytest.raises(ValueError, match="QoS"):
+        router.add("ble", f"{SITE}/x", 2, Handled())
+
+
+def test_the_first_matching_filter_takes_a_topic() -> None:
+    kiosk, ble, rest = Handled(), Handled(), Handled()
+    router = Router()
+    router.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, kiosk)
+    router.add("ble", f"{SITE}/receiver/+/adv", 0, ble)
+    router.add("other", f"{SITE}/#", 0, rest)
+    assert router.handler_for(f"{SITE}/kiosk/k1/req/checkin") is kiosk
+    assert router.handler_for(f"{SITE}/receiver/rx-1/adv") is ble
+    assert router.handler_for(f"{SITE}/receiver/rx-1/status") is rest
+    assert router.handler_for("lty/v1/elsewhere/kiosk/k1/req/checkin") is None
+
+
+async def test_each_device_gets_its_messages_and_acks_follow_the_handler(
+        broker: Mosquitto) -> None:
+    kiosks, receivers, kept = Handled(), Handled(), Handled()
+    router = Router(unclaimed=kept)
+    router.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, kiosks)
+    router.add("ble", f"{SITE}/receiver/+/adv", 0, receivers)
+    async with device(broker, "k1") as k1, device(broker, "rx-1") as rx:
+        async with serving(broker, router) as link:
+            await send(k1, f"{SITE}/kiosk/k1/req/checkin", b"one")
+            rx.publish(f"{SITE}/receiver/rx-1/adv", b"batch", qos=0)
+            await eventually(lambda: len(kiosks.messages) == 1 and len(receivers.messages) == 1)
+            assert kiosks.messages[0].payload == b"one"
+            assert receivers.messages[0].payload == b"batch"
+            await eventually(lambda: link.stats.acked == 1)  # QoS 0 needs none
+
+            kiosks.fail = True  # not durable: left unacknowledged
+            await send(k1, f"{SITE}/kiosk/k1/req/checkin", b"two")
+            await eventually(lambda: router.stats.failed == 1)
+            assert link.stats.acked == 1
+        kiosks.fail = False
+        async with serving(broker, router):  # the broker owes us "two"
+            await eventually(lambda: [m.payload for m in kiosks.messages] == [b"one", b"two"])
+        assert kept.messages == []
+        assert router.stats.unclaimed == 0
+
+
+async def test_what_no_device_claims_is_counted_kept_and_acknowledged(
+        broker: Mosquitto) -> None:
+    kiosks, kept = Handled(), Handled()
+    earlier = Router()  # an earlier configuration left a subscription in the session
+    earlier.add("ble", f"{SITE}/receiver/+/adv", 1, Handled())
+    async with serving(broker, earlier):
+        pass
+    router = Router(unclaimed=kept)
+    router.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, kiosks)
+    async with device(broker, "rx-1") as rx, serving(broker, router) as link:
+        await send(rx, f"{SITE}/receiver/rx-1/adv", b"stray")
+        await eventually(lambda: router.stats.unclaimed == 1)
+        assert [m.payload for m in kept.messages] == [b"stray"]
+        await eventually(lambda: link.stats.acked == 1)
+    logged_only = Router()
+    async with device(broker, "rx-1") as rx, serving(broker, logged_only) as link:
+        await send(rx, f"{SITE}/receiver/rx-1/adv", b"stray again")
+        await eventually(lambda: logged_only.stats.unclaimed == 1)
+        await eventually(lambda: link.stats.acked == 1)
