@@ -10,7 +10,9 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 
+from gateway.loyalty.calendar import birthday_in
 from gateway.members.identity import Lookup
 
 
@@ -36,6 +38,12 @@ class Profile:
     birth_day: int | None
     tags: frozenset[str]
     opt_outs: frozenset[str]
+
+    def birthday_on(self, day: date) -> bool:
+        """29 February falls on 28 February in common years, as for the birthday gift."""
+        if self.birth_month is None or self.birth_day is None:
+            return False
+        return birthday_in(day.year, self.birth_month, self.birth_day) == day
 
 
 _BY_ID = "SELECT id, account_id, display_name_masked, tier FROM members WHERE id = ?"

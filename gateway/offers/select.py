@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import Literal
 
-from gateway.loyalty.calendar import birthday_in
+from gateway.members.lookup import Profile
 from gateway.offers.model import Offer, Targeting
 
 # Opt-outs a member can set (central syncs them in `members.opt_outs`):
@@ -26,22 +26,8 @@ Skip = Literal["unknown_member", "opted_out", "quiet_hours", "cooldown", "no_off
                "disabled", "no_kiosk"]
 
 
-@dataclass(frozen=True, slots=True)
-class MemberFacts:
-    member_id: str
-    account_id: str
-    display_name: str
-    tier: str
-    birth_month: int | None
-    birth_day: int | None
-    tags: frozenset[str]
-    opt_outs: frozenset[str]
-
-    def birthday_on(self, day: date) -> bool:
-        """29 February falls on 28 February in common years, as for the birthday gift."""
-        if self.birth_month is None or self.birth_day is None:
-            return False
-        return birthday_in(day.year, self.birth_month, self.birth_day) == day
+# What offers are chosen by: the member's profile as the core keeps it.
+MemberFacts = Profile
 
 
 @dataclass(frozen=True, slots=True)

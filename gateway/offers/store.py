@@ -57,13 +57,7 @@ def load_offers(conn: sqlite3.Connection) -> tuple[list[Offer], list[tuple[str, 
 
 
 def member_facts(conn: sqlite3.Connection, member_id: str) -> MemberFacts | None:
-    found = profile(conn, member_id)
-    if found is None:
-        return None
-    return MemberFacts(member_id=found.member_id, account_id=found.account_id,
-                       display_name=found.display_name, tier=found.tier,
-                       birth_month=found.birth_month, birth_day=found.birth_day,
-                       tags=found.tags, opt_outs=found.opt_outs)
+    return profile(conn, member_id)
 
 
 # -- arrivals -------------------------------------------------------------------------------
