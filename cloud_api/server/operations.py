@@ -10,6 +10,7 @@ rolls it back.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +20,9 @@ from cloud_api.server.activity import (
     MEMBER_ACTIVITY_SHOWN,
     Activity,
 )
-from cloud_api.server.batch import parse_event, plan_batch
+from cloud_api.server.batch import plan_batch
 from cloud_api.server.codec import snapshot_line, view_json
+from cloud_api.server.codes import Code, VerdictCode
 from cloud_api.server.grants import GrantThrottle, to_grant
 from cloud_api.server.ids import new_member_id
 from cloud_api.server.members import (
@@ -45,11 +47,11 @@ from cloud_api.server.storage import (
     ChangePage,
     CursorTooOld,
     NotFound,
+    Parsed,
     Principal,
     Scope,
     StorageError,
     Verdict,
-    central_event,
 )
 from gateway.loyalty import Entry, LoyaltyRules, check_redemption, fold, offline_allowance
 from gateway.loyalty.wire import entry_from_json, to_text
@@ -105,11 +107,11 @@ def account_entries(mall_id: str, account_id: str) -> Op[list[Entry]]:
     return [entry_from_json(row[0]) for row in rows]
 
 
-def accept_batch(dialect: Dialect, mall_id: str, origin: str, events: list[dict[str, Any]],
+def accept_batch(dialect: Dialect, mall_id: str, origin: str, parsed: Sequence[Parsed],
                  now: datetime) -> Op[list[Verdict]]:
-    """Apply each event alone, in one transaction: each event's ledger row, projection and
-    change-log row commit together, and one bad event never fails the others."""
-    parsed = [parse_event(event) for event in events]
+    """Apply each checked event alone, in one transaction: each event's ledger row,
+    projection and change-log row commit together, and one bad event never fails the
+    others."""
     seq = yield from lock_mall(dialect, mall_id)
     rows = yield FetchIn("SELECT entry_id, server_seq FROM ledger WHERE entry_id {in}",
                          [p.entry_id for p in parsed if isinstance(p, Entry)])
@@ -172,7 +174,7 @@ def raced_entry(entry_id: str) -> Op[Verdict]:
     worker under another mall's lock."""
     rows = yield Fetch("SELECT server_seq FROM ledger WHERE entry_id = ?", (entry_id,))
     if not rows:
-        return Verdict(entry_id, "rejected", code="conflict",
+        return Verdict(entry_id, "rejected", code=VerdictCode.CONFLICT,
                        message="natural key already used by another entry")
     return Verdict(entry_id, "duplicate", server_seq=int(rows[0][0]))
 
@@ -195,7 +197,7 @@ def redeem_online(dialect: Dialect, mall_id: str, burn: Entry, now: datetime) ->
     check_redemption(cost=-burn.points, available=state.available, online=True,
                      allowance_left=None)
     (verdict,) = yield from accept_batch(dialect, mall_id, CENTRAL_ORIGIN,
-                                         [central_event(burn)], now)
+                                         [burn], now)
     return verdict
 
 
@@ -260,7 +262,7 @@ def create_member(mall_id: str, body: dict[str, Any], at: str) -> Op[dict[str, A
         "ON CONFLICT (mall_id, member_id) DO NOTHING RETURNING member_id",
         (mall_id, member_id, account_id, json.dumps(profile), view_json(view), at))
     if not created:
-        raise StorageError("member_exists", f"member {member_id} exists", 409)
+        raise StorageError(Code.MEMBER_EXISTS, f"member {member_id} exists", 409)
     yield from log_change(mall_id, "member.upsert", member_id, payload=view, at=at,
                           account_id=account_id)
     return member_json(member_id, account_id, profile, 1)

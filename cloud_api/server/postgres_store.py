@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,7 @@ from cloud_api.server.queries import (
 )
 from cloud_api.server.schema import schema
 from cloud_api.server.sql_storage import SqlStorage
-from cloud_api.server.storage import Verdict, utc_now
+from cloud_api.server.storage import Parsed, Verdict, parsed_id, utc_now
 from gateway.loyalty import LoyaltyRules
 
 SCHEMA_LOCK = 0x6D616C6C  # advisory lock key: one worker creates the schema at a time
@@ -143,25 +143,25 @@ class PostgresStorage(SqlStorage):
                 return await run(conn, op)
 
     async def accept_events(self, mall_id: str, origin: str,
-                            events: list[dict[str, Any]]) -> list[Verdict]:
+                            items: Sequence[Parsed]) -> list[Verdict]:
         async with self._p().acquire() as conn:
             try:
                 async with conn.transaction():
                     return await run(conn, ops.accept_batch(self.dialect, mall_id, origin,
-                                                            events, self.now()))
+                                                            items, self.now()))
             except asyncpg.UniqueViolationError:
                 # Another worker committed one of these facts meanwhile (for another mall's
                 # gateway): redo the batch event by event, each in its own savepoint.
                 async with conn.transaction():
-                    return [await self._accept_alone(conn, mall_id, origin, event)
-                            for event in events]
+                    return [await self._accept_alone(conn, mall_id, origin, item)
+                            for item in items]
 
     async def _accept_alone(self, conn: Conn, mall_id: str, origin: str,
-                            event: dict[str, Any]) -> Verdict:
+                            item: Parsed) -> Verdict:
         try:
             async with conn.transaction():  # a savepoint: this event alone
                 (verdict,) = await run(conn, ops.accept_batch(self.dialect, mall_id, origin,
-                                                              [event], self.now()))
+                                                              [item], self.now()))
         except asyncpg.UniqueViolationError:
-            return await run(conn, ops.raced_entry(str(event.get("event_id", ""))))
+            return await run(conn, ops.raced_entry(parsed_id(item)))
         return verdict
