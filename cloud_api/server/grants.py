@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 # How often a gateway gets a fresh offline allowance for one account, at most.
 GRANT_REFRESH_S = 30.0
-GRANT_MEMORY = 200_000  # (gateway, account) pairs remembered before old ones are dropped
+GRANT_MEMORY = 200_000  # (mall, gateway, account) remembered before old ones are dropped
 
 
 def to_grant(others: set[str], own: set[str], caught_up: bool) -> set[str]:
@@ -33,16 +33,16 @@ class GrantThrottle:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.every_s = every_s
         self._clock = clock
-        self._last: dict[tuple[str, str], float] = {}
+        self._last: dict[tuple[str, str, str], float] = {}
 
-    def due(self, gateway: str, accounts: set[str]) -> list[str]:
+    def due(self, mall: str, gateway: str, accounts: set[str]) -> list[str]:
         now = self._clock()
         if len(self._last) > GRANT_MEMORY:
             self._last = {k: t for k, t in self._last.items() if now - t < self.every_s}
         due = []
         for account in sorted(accounts):
-            last = self._last.get((gateway, account))
+            last = self._last.get((mall, gateway, account))
             if last is None or now - last >= self.every_s:
-                self._last[(gateway, account)] = now
+                self._last[(mall, gateway, account)] = now
                 due.append(account)
         return due

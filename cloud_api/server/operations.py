@@ -41,6 +41,7 @@ from cloud_api.server.queries import (
     InsertNew,
     Op,
 )
+from cloud_api.server.schema import MIGRATIONS_TABLE, Migration
 from cloud_api.server.storage import (
     CENTRAL_ORIGIN,
     Change,
@@ -57,6 +58,26 @@ from gateway.loyalty import Entry, LoyaltyRules, check_redemption, fold, offline
 from gateway.loyalty.wire import entry_from_json, to_text
 
 DOCUMENT_CHANGES = {"offer": "offer.upsert", "config": "config.version"}
+
+
+# -- the schema -------------------------------------------------------------------------
+def migrate(migrations: Sequence[Migration], at: str) -> Op[list[int]]:
+    """Apply the migrations the database has not had, in order (the caller holds the
+    transaction and whatever lock keeps two processes from migrating at once); returns
+    the versions applied."""
+    yield Execute(MIGRATIONS_TABLE)
+    rows = yield Fetch("SELECT version FROM schema_migrations")
+    done = {int(r[0]) for r in rows}
+    applied = []
+    for migration in migrations:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            yield Execute(statement)
+        yield Execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                      (migration.version, migration.name, at))
+        applied.append(migration.version)
+    return applied
 
 
 # -- credentials ----------------------------------------------------------------------
@@ -113,8 +134,9 @@ def accept_batch(dialect: Dialect, mall_id: str, origin: str, parsed: Sequence[P
     projection and change-log row commit together, and one bad event never fails the
     others."""
     seq = yield from lock_mall(dialect, mall_id)
-    rows = yield FetchIn("SELECT entry_id, server_seq FROM ledger WHERE entry_id {in}",
-                         [p.entry_id for p in parsed if isinstance(p, Entry)])
+    rows = yield FetchIn("SELECT entry_id, server_seq FROM ledger WHERE mall_id = ? AND "
+                         "entry_id {in}", [p.entry_id for p in parsed if isinstance(p, Entry)],
+                         (mall_id,))
     known = {str(r[0]): int(r[1]) for r in rows}
     at = to_text(now) or ""
     activities = yield from store_activities(
@@ -150,7 +172,8 @@ def store_activities(mall_id: str, origin: str, items: list[Activity],
         first.setdefault(activity.event_id, activity)
     new_rows = [a.row(mall_id, origin, at) for a in first.values()
                 if a.member_id not in erased]
-    rows = (yield InsertNew("activity_events", ACTIVITY_COLUMNS, new_rows, "event_id")
+    rows = (yield InsertNew("activity_events", ACTIVITY_COLUMNS, new_rows,
+                            conflict="mall_id, event_id", key="event_id")
             ) if new_rows else []
     stored = {r[0] for r in rows}
     verdicts = []
@@ -169,10 +192,11 @@ def flag_debt(mall_id: str, burn: Entry, now: datetime, at: str) -> Op[None]:
                       (burn.entry_id, mall_id, burn.account_id, state.debt, at))
 
 
-def raced_entry(entry_id: str) -> Op[Verdict]:
+def raced_entry(mall_id: str, entry_id: str) -> Op[Verdict]:
     """The verdict of an entry whose insert met a copy committed meanwhile by another
-    worker under another mall's lock."""
-    rows = yield Fetch("SELECT server_seq FROM ledger WHERE entry_id = ?", (entry_id,))
+    worker."""
+    rows = yield Fetch("SELECT server_seq FROM ledger WHERE mall_id = ? AND entry_id = ?",
+                       (mall_id, entry_id))
     if not rows:
         return Verdict(entry_id, "rejected", code=VerdictCode.CONFLICT,
                        message="natural key already used by another entry")
@@ -185,7 +209,8 @@ def redeem_online(dialect: Dialect, mall_id: str, burn: Entry, now: datetime) ->
     has this burn. (The mall's row is the one lock: taking the account's row first would
     deadlock with a batch, which holds the mall and then writes the account.)"""
     yield from lock_mall(dialect, mall_id)
-    rows = yield Fetch("SELECT server_seq FROM ledger WHERE entry_id = ?", (burn.entry_id,))
+    rows = yield Fetch("SELECT server_seq FROM ledger WHERE mall_id = ? AND entry_id = ?",
+                       (mall_id, burn.entry_id))
     if rows:
         return Verdict(burn.entry_id, "duplicate", server_seq=int(rows[0][0]))
     entries = yield from account_entries(mall_id, burn.account_id)
@@ -223,7 +248,8 @@ def changes(mall_id: str, after: int, limit: int, exclude_origin: str | None, *,
         page.append(Change(int(seq), kind, key, json.loads(payload)))
     next_cursor = int(rows[-1][0]) if rows else max(after, 0)
     allowances = {}
-    for account in grants.due(exclude_origin or "", to_grant(others, own, next_cursor >= head)):
+    due = grants.due(mall_id, exclude_origin or "", to_grant(others, own, next_cursor >= head))
+    for account in due:
         state = fold((yield from account_entries(mall_id, account)), now, journal=False)
         allowances[account] = offline_allowance(state.available, rules)
     return ChangePage(page, next_cursor, head, allowances)
