@@ -166,7 +166,9 @@ async def changes(request: web.Request) -> web.Response:
         woken = notifier.event(principal.mall_id)
         page = await storage.changes(principal.mall_id, cursor, limit, principal.gateway_id)
         remaining = deadline - loop.time()
-        if page.next_cursor > cursor or remaining <= 0:
+        # A page that grants allowances is sent even with no change: the grants were
+        # deferred ones come due, and the throttle counts them as given.
+        if page.next_cursor > cursor or page.allowances or remaining <= 0:
             break
         # Re-check at least every second: another worker may have written.
         with contextlib.suppress(TimeoutError):

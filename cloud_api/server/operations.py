@@ -239,16 +239,18 @@ def changes(mall_id: str, after: int, limit: int, exclude_origin: str | None, *,
     page: list[Change] = []
     others: set[str] = set()
     own: set[str] = set()
+    central: set[str] = set()  # touched by a change made centrally: granted at once
     for seq, kind, key, origin, account_id, payload in rows:
         mine = kind == "ledger.entry" and origin == exclude_origin
         if account_id:
-            (own if mine else others).add(account_id)
+            (own if mine else central if origin == CENTRAL_ORIGIN else others).add(account_id)
         if mine:
             continue  # the gateway's own entry: acknowledged in the push reply
         page.append(Change(int(seq), kind, key, json.loads(payload)))
     next_cursor = int(rows[-1][0]) if rows else max(after, 0)
     allowances = {}
-    due = grants.due(mall_id, exclude_origin or "", to_grant(others, own, next_cursor >= head))
+    due = grants.due(mall_id, exclude_origin or "", to_grant(others, own, next_cursor >= head),
+                     urgent=central)
     for account in due:
         state = fold((yield from account_entries(mall_id, account)), now, journal=False)
         allowances[account] = offline_allowance(state.available, rules)
