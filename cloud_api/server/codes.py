@@ -16,7 +16,6 @@ class Code(StrEnum):
     INVALID_MEMBER = "invalid_member"  # a member profile outside its schema
     INVALID_BATCH = "invalid_batch"  # a batch whose `events` is not a list of objects
     INVALID_PARAMETER = "invalid_parameter"  # a query parameter out of range
-    PHONE_NOT_CONFIGURED = "phone_not_configured"  # no phone hash key for this mall
     # 401 / 403
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
