@@ -37,7 +37,7 @@ from cloud_api.client import CentralClient
 from cloud_api.server.codec import view_json
 from cloud_api.server.ids import hash_token
 from cloud_api.server.members import edge_view
-from cloud_api.server.sqlite_store import SCHEMA
+from cloud_api.server.sqlite_store import create_schema
 from gateway.ledger import Ledger
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules
 from gateway.loyalty.hlc import HybridClock
@@ -62,7 +62,7 @@ def free_port() -> int:
 def seed_central(db: Path, members: int) -> None:
     """Central's database with a gateway token and `members` members, written directly."""
     conn = sqlite3.connect(db, isolation_level=None)
-    conn.executescript(SCHEMA)
+    create_schema(conn)
     conn.execute("BEGIN")
     conn.execute("INSERT INTO tokens VALUES (?, ?, 'gateway', ?, '')",
                  (hash_token(TOKEN), MALL, GATEWAY))

@@ -19,10 +19,16 @@ from typing import Any
 
 from aiohttp import web
 
-from cloud_api.server.storage import Principal, Storage, StorageError, Verdict
+from cloud_api.server.batch import parse_event
+from cloud_api.server.codes import Code
+from cloud_api.server.contract import Contract, JsonBodyError, parse_json_object
+from cloud_api.server.http_errors import error, errors_middleware
+from cloud_api.server.limits import CentralLimits
+from cloud_api.server.storage import Principal, Storage, Verdict
 from gateway.loyalty import (
     Entry,
     EntryKind,
+    InsufficientPoints,
     LoyaltyError,
     LoyaltyRules,
     redemption_entry,
@@ -36,12 +42,9 @@ STORAGE = web.AppKey("storage", Storage)
 RULES = web.AppKey("rules", LoyaltyRules)
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 CLOCK = web.AppKey("clock", HybridClock)
+CONTRACT = web.AppKey("contract", Contract)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
-# A batch may hold up to 500 events or 1 MiB (the sync engine's limits); the body cap
-# leaves room for JSON overhead, and anything larger gets 413 so the sender halves it.
-MAX_BODY_BYTES = 2 * 1024 * 1024
-MAX_BATCH_EVENTS = 1000
 MAX_PAGE = 5000
 # A long poll is held at most this long, below common proxy idle timeouts (60 s).
 MAX_WAIT_S = 30.0
@@ -64,35 +67,6 @@ class Notifier:
         self._events.pop(mall_id, asyncio.Event()).set()
 
 
-def error(status: int, code: str, message: str, **details: Any) -> web.HTTPException:
-    body = json.dumps({"error": {"code": code, "message": message, "details": details}})
-    if status == 413:
-        return web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, 0, text=body,
-                                             content_type="application/json")
-    classes: dict[int, type[web.HTTPException]] = {
-        400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden,
-        404: web.HTTPNotFound, 409: web.HTTPConflict, 410: web.HTTPGone,
-        422: web.HTTPUnprocessableEntity,
-    }
-    cls = classes.get(status, web.HTTPInternalServerError)
-    return cls(text=body, content_type="application/json")
-
-
-@web.middleware
-async def errors_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except StorageError as exc:
-        raise error(exc.status, exc.code, str(exc)) from None
-    except web.HTTPRequestEntityTooLarge as exc:
-        if exc.content_type == "application/json":
-            raise
-        raise error(413, "too_large", "request body too large",
-                    limit=MAX_BODY_BYTES) from None
-
-
 @web.middleware
 async def auth_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
@@ -105,14 +79,14 @@ async def auth_middleware(
     if scheme.lower() == "bearer" and token:
         principal = await request.app[STORAGE].authenticate(token.strip())
     if principal is None:
-        raise error(401, "unauthorized", "a valid bearer token is required")
+        raise error(401, Code.UNAUTHORIZED, "a valid bearer token is required")
     gateway = request.match_info.get("gw")
     mall = request.match_info.get("mall")
     if gateway is not None and (principal.scope != "gateway"
                                 or principal.gateway_id != gateway):
-        raise error(403, "forbidden", "this token is not for this gateway")
+        raise error(403, Code.FORBIDDEN, "this token is not for this gateway")
     if mall is not None and (principal.scope != "admin" or principal.mall_id != mall):
-        raise error(403, "forbidden", "this token is not for this mall's back office")
+        raise error(403, Code.FORBIDDEN, "this token is not for this mall's back office")
     request[PRINCIPAL] = principal
     return await handler(request)
 
@@ -121,13 +95,23 @@ def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
+# Operations whose body is a member profile: their refusals say `invalid_member`.
+MEMBER_OPERATIONS = frozenset({"createMember", "updateMember"})
+
+
+async def read_body(request: web.Request, operation_id: str | None) -> dict[str, Any]:
+    """The request's JSON object, checked against the operation's schema in the contract
+    (None: parsed only; the caller checks the parts)."""
     try:
-        body = await request.json()
-    except json.JSONDecodeError as exc:
-        raise error(400, "invalid_json", f"body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise error(400, "invalid_json", "body must be a JSON object")
+        body = parse_json_object(await request.read())
+    except JsonBodyError as exc:
+        raise error(400, Code.INVALID_JSON, str(exc)) from None
+    if operation_id is not None:
+        problem = request.app[CONTRACT].check_body(operation_id, body)
+        if problem is not None:
+            code = (Code.INVALID_MEMBER if operation_id in MEMBER_OPERATIONS
+                    else Code.INVALID_REQUEST)
+            raise error(400, code, problem.message, **problem.details())
     return body
 
 
@@ -138,9 +122,9 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
     try:
         value = int(raw)
     except ValueError:
-        raise error(400, "invalid_parameter", f"{name} must be an integer") from None
+        raise error(400, Code.INVALID_PARAMETER, f"{name} must be an integer") from None
     if not low <= value <= high:
-        raise error(400, "invalid_parameter", f"{name} must be in {low}..{high}")
+        raise error(400, Code.INVALID_PARAMETER, f"{name} must be in {low}..{high}")
     return value
 
 
@@ -152,15 +136,18 @@ def server_time() -> str:
 
 async def events_batch(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    body = await read_json(request)
-    events = body.get("events")
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise error(400, "invalid_batch", "events must be a list of objects")
-    if len(events) > MAX_BATCH_EVENTS:
-        raise error(413, "too_many_events", "too many events in one batch",
-                    limit=MAX_BATCH_EVENTS)
+    # The batch is checked here; each event alone by `parse_event`, so that one bad event
+    # gets its own verdict and never fails the others.
+    events = (await read_body(request, None)).get("events")
+    if not isinstance(events, list):
+        raise error(400, Code.INVALID_BATCH, "events must be a list of events")
+    contract = request.app[CONTRACT]
+    if len(events) > contract.limits.max_batch_events:
+        raise error(413, Code.TOO_MANY_EVENTS, "too many events in one batch",
+                    limit=contract.limits.max_batch_events)
     verdicts = await request.app[STORAGE].accept_events(
-        principal.mall_id, principal.gateway_id or "", events)
+        principal.mall_id, principal.gateway_id or "",
+        [parse_event(event, contract) for event in events])
     if any(v.status == "accepted" for v in verdicts):
         request.app[NOTIFIER].notify(principal.mall_id)
     return web.json_response({"verdicts": [v.as_json() for v in verdicts],
@@ -179,7 +166,9 @@ async def changes(request: web.Request) -> web.Response:
         woken = notifier.event(principal.mall_id)
         page = await storage.changes(principal.mall_id, cursor, limit, principal.gateway_id)
         remaining = deadline - loop.time()
-        if page.next_cursor > cursor or remaining <= 0:
+        # A page that grants allowances is sent even with no change: the grants were
+        # deferred ones come due, and the throttle counts them as given.
+        if page.next_cursor > cursor or page.allowances or remaining <= 0:
             break
         # Re-check at least every second: another worker may have written.
         with contextlib.suppress(TimeoutError):
@@ -202,7 +191,7 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
     cursor = int_param(request, "cursor", -1, -1, 2**62)
     phase = request.query.get("phase", "member")
     if phase not in {"member", "ledger"}:
-        raise error(400, "invalid_parameter", "phase must be member or ledger")
+        raise error(400, Code.INVALID_PARAMETER, "phase must be member or ledger")
     after = request.query.get("after", "")
     if cursor < 0:
         cursor, phase, after = await storage.head(principal.mall_id), "member", ""
@@ -234,7 +223,7 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
 
 async def heartbeat(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    body = await read_json(request)
+    body = await read_body(request, "heartbeat")
     storage = request.app[STORAGE]
     await storage.heartbeat(principal.mall_id, principal.gateway_id or "", body)
     return web.json_response({"server_time": server_time(),
@@ -245,7 +234,8 @@ async def heartbeat(request: web.Request) -> web.Response:
 
 async def create_member(request: web.Request) -> web.Response:
     mall = request.match_info["mall"]
-    member = await request.app[STORAGE].create_member(mall, await read_json(request))
+    member = await request.app[STORAGE].create_member(
+        mall, await read_body(request, "createMember"))
     request.app[NOTIFIER].notify(mall)
     return web.json_response(member, status=201)
 
@@ -258,7 +248,7 @@ async def get_member(request: web.Request) -> web.Response:
 async def update_member(request: web.Request) -> web.Response:
     mall = request.match_info["mall"]
     member = await request.app[STORAGE].update_member(
-        mall, request.match_info["member"], await read_json(request))
+        mall, request.match_info["member"], await read_body(request, "updateMember"))
     request.app[NOTIFIER].notify(mall)
     return web.json_response(member)
 
@@ -286,29 +276,18 @@ async def _recorded(request: web.Request, verdict: Verdict) -> web.Response:
     """The reply to an entry made centrally: its verdict and the balance after it."""
     mall = request.match_info["mall"]
     if verdict.status == "rejected":
-        raise error(422, verdict.code or "rejected", verdict.message or "")
+        raise error(422, Code.REDEMPTION_REFUSED, verdict.message or "",
+                    reason=verdict.code)
     request.app[NOTIFIER].notify(mall)
     state = await request.app[STORAGE].get_member(mall, request.match_info["member"])
     return web.json_response({"verdict": verdict.as_json(), "balance": state["balance"]},
                              status=201 if verdict.status == "accepted" else 200)
 
 
-def _request_id(body: dict[str, Any]) -> str:
-    request_id = body.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise error(400, "invalid_request", "request_id (the idempotency key) is required")
-    return request_id
-
-
 async def redeem(request: web.Request) -> web.Response:
     """An online redemption (mini-program): needs the available balance, now."""
-    body = await read_json(request)
-    request_id = _request_id(body)
-    cost, item = body.get("cost"), body.get("item", "gift")
-    if not isinstance(cost, int) or isinstance(cost, bool) or not isinstance(item, str):
-        raise error(400, "invalid_request", "cost must be an integer and item a string")
-    if cost <= 0:
-        raise error(400, "invalid_request", "a redemption costs a positive number of points")
+    body = await read_body(request, "redeemOnline")
+    request_id, cost, item = body["request_id"], body["cost"], body.get("item", "gift")
     mall = request.match_info["mall"]
     member = (await request.app[STORAGE].get_member(mall, request.match_info["member"]))["member"]
     entry = redemption_entry(account_id=member["account_id"], member_id=member["member_id"],
@@ -317,18 +296,16 @@ async def redeem(request: web.Request) -> web.Response:
     try:
         verdict = await request.app[STORAGE].redeem_online(
             mall, _central_stamp(request.app, entry))
+    except InsufficientPoints as exc:
+        raise error(422, Code.INSUFFICIENT_POINTS, str(exc)) from None
     except LoyaltyError as exc:
-        raise error(422, getattr(exc, "code", "refused"), str(exc)) from None
+        raise error(422, Code.REDEMPTION_REFUSED, str(exc)) from None
     return await _recorded(request, verdict)
 
 
 async def adjust(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    request_id = _request_id(body)
-    points, reason = body.get("points"), body.get("reason")
-    if not isinstance(points, int) or isinstance(points, bool) or points == 0 \
-            or not isinstance(reason, str) or not reason:
-        raise error(400, "invalid_request", "points (non-zero integer) and reason are needed")
+    body = await read_body(request, "adjustPoints")
+    request_id, points, reason = body["request_id"], body["points"], body["reason"]
     state = await request.app[STORAGE].get_member(request.match_info["mall"],
                                                   request.match_info["member"])
     rules, now = request.app[RULES], datetime.now(UTC)
@@ -344,7 +321,7 @@ async def adjust(request: web.Request) -> web.Response:
 async def put_offer(request: web.Request) -> web.Response:
     mall = request.match_info["mall"]
     seq = await request.app[STORAGE].put_document(mall, "offer", request.match_info["offer"],
-                                                  await read_json(request))
+                                                  await read_body(request, "putOffer"))
     request.app[NOTIFIER].notify(mall)
     return web.json_response({"server_seq": seq})
 
@@ -352,9 +329,7 @@ async def put_offer(request: web.Request) -> web.Response:
 async def put_config(request: web.Request) -> web.Response:
     """Publish a configuration document (e.g. `loyalty` rules) as a new version."""
     mall = request.match_info["mall"]
-    body = await read_json(request)
-    if not isinstance(body.get("version"), str) or "payload" not in body:
-        raise error(400, "invalid_request", "version (string) and payload are required")
+    body = await read_body(request, "putConfig")
     seq = await request.app[STORAGE].put_document(mall, "config", request.match_info["kind"],
                                                   body)
     request.app[NOTIFIER].notify(mall)
@@ -378,14 +353,19 @@ async def purge_forever(storage: Storage, retention_s: float) -> None:
 def create_central_app(
     storage: Storage, *, rules: LoyaltyRules | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
-    retention_s: float | None = None,
+    retention_s: float | None = None, limits: CentralLimits | None = None,
 ) -> web.Application:
     """The central API over `storage`; the app opens and closes the storage.
 
     `middlewares` run before authentication (tests use them to inject faults).
-    `retention_s` turns on the hourly purge of the change log (None keeps everything)."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES,
-                          middlewares=[*middlewares, errors_middleware, auth_middleware])
+    `retention_s` turns on the hourly purge of the change log (None keeps everything).
+    `limits`: what a request, a batch and an entry may hold (the defaults when None)."""
+    contract = Contract(limits)
+    app = web.Application(
+        client_max_size=contract.limits.max_body_bytes,
+        middlewares=[*middlewares, errors_middleware(contract.limits.max_body_bytes),
+                     auth_middleware])
+    app[CONTRACT] = contract
     app[STORAGE] = storage
     app[RULES] = rules or LoyaltyRules()
     app[NOTIFIER] = Notifier()

@@ -7,14 +7,16 @@ rows after. Rows are written set-wise, which is what makes thousands of events p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cloud_api.server.activity import ACTIVITY_TYPES, Activity, InvalidActivity, parse_activity
 from cloud_api.server.codec import entry_text
+from cloud_api.server.codes import VerdictCode
+from cloud_api.server.contract import Contract, Problem
 from cloud_api.server.queries import Row
-from cloud_api.server.storage import Verdict
+from cloud_api.server.storage import Parsed, Verdict
 from gateway.loyalty import Entry, EntryKind, LoyaltyError
 from gateway.loyalty.wire import entry_from_wire
 
@@ -23,28 +25,43 @@ def _activity(event_id: str, event_type: str, event: dict[str, Any]) -> Activity
     try:
         return parse_activity(event.get("event_id"), event_type, event.get("payload"))
     except InvalidActivity as exc:
-        return Verdict(event_id, "rejected", code="invalid_event", message=str(exc))
+        return Verdict(event_id, "rejected", code=VerdictCode.INVALID_EVENT, message=str(exc))
 
 
-def parse_event(event: dict[str, Any]) -> Entry | Activity | Verdict:
-    """The entry or activity an event carries, or the rejection it earns."""
-    event_id = str(event.get("event_id", ""))
-    event_type = event.get("type")
-    if isinstance(event_type, str) and event_type in ACTIVITY_TYPES:
+def _rejected(event_id: str, problem: Problem, otherwise: VerdictCode) -> Verdict:
+    code = VerdictCode.OUT_OF_BOUNDS if problem.over_limit else otherwise
+    return Verdict(event_id, "rejected", code=code, message=problem.message)
+
+
+def parse_event(event: Any, contract: Contract) -> Parsed:
+    """The entry or activity an event carries, or the rejection it earns: each event is
+    checked alone against the contract and central's limits, so one bad event never
+    fails the others."""
+    raw_id = event.get("event_id") if isinstance(event, dict) else None
+    # Echoed in the verdict: bounded, whatever was sent.
+    event_id = (raw_id if isinstance(raw_id, str) else "")[:contract.limits.max_id_chars]
+    problem = contract.check(contract.envelope, event)
+    if problem is not None:
+        return _rejected(event_id, problem, VerdictCode.INVALID_EVENT)
+    event_type = event["type"]
+    if event_type in ACTIVITY_TYPES:
         return _activity(event_id, event_type, event)
     if event_type != "ledger.entry":
-        return Verdict(event_id, "rejected", code="unknown_type",
+        return Verdict(event_id, "rejected", code=VerdictCode.UNKNOWN_TYPE,
                        message=f"unknown event type {event_type!r}")
-    payload = event.get("payload")
-    if not isinstance(payload, dict):
-        return Verdict(event_id, "rejected", code="invalid_entry",
-                       message="payload must be an object")
+    return _entry(event_id, event["payload"], contract)
+
+
+def _entry(event_id: str, payload: dict[str, Any], contract: Contract) -> Entry | Verdict:
+    problem = contract.check(contract.entry, payload)
+    if problem is not None:
+        return _rejected(event_id, problem, VerdictCode.INVALID_ENTRY)
     try:
         entry = entry_from_wire(payload)
     except (LoyaltyError, ValueError, TypeError, KeyError) as exc:
-        return Verdict(event_id, "rejected", code="invalid_entry", message=str(exc))
+        return Verdict(event_id, "rejected", code=VerdictCode.INVALID_ENTRY, message=str(exc))
     if entry.entry_id != event_id:
-        return Verdict(event_id, "rejected", code="invalid_entry",
+        return Verdict(event_id, "rejected", code=VerdictCode.INVALID_ENTRY,
                        message="event_id is not the entry's id")
     return entry
 
@@ -59,7 +76,7 @@ class BatchPlan:
     seq: int = 0  # the mall's last server_seq once the batch is written
 
 
-def plan_batch(parsed: list[Entry | Activity | Verdict], known: dict[str, int], seq: int,
+def plan_batch(parsed: Sequence[Parsed], known: dict[str, int], seq: int,
                *, mall_id: str, origin: str, at: str,
                activity_verdicts: Iterator[Verdict]) -> BatchPlan:
     """Verdicts and rows for `parsed` events, given the `server_seq` of the entries central

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from aiohttp import web
 
 from cloud_api.server.app import DEFAULT_RETENTION_DAYS, create_central_app
+from cloud_api.server.limits import CentralLimits
 from cloud_api.server.postgres_store import PostgresStorage
 from cloud_api.server.sqlite_store import SqliteStorage
 from cloud_api.server.storage import Storage
@@ -29,6 +32,19 @@ _dsn = click.option("--dsn", envvar="MALLGATE_CENTRAL_DSN", default=None,
                     help="PostgreSQL DSN; also from MALLGATE_CENTRAL_DSN. Unset: SQLite.")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _limit_options(command: F) -> F:
+    """One option per limit of `CentralLimits` (`--max-points`, ...), with its default and
+    description, so the CLI and the settings cannot drift apart."""
+    for name, field in reversed(CentralLimits.model_fields.items()):
+        command = click.option(
+            "--" + name.replace("_", "-"), name, type=click.IntRange(min=1),
+            default=field.default, show_default=True, help=field.description)(command)
+    return command
+
+
 @click.group("central")
 def central_group() -> None:
     """The reference central member API (the cloud side of sync)."""
@@ -43,10 +59,17 @@ def central_group() -> None:
               default=DEFAULT_RETENTION_DAYS, show_default=True,
               help="How long the change log (tombstones included) is kept; older cursors "
               "get 410 and gateways resync from a snapshot.")
-def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float) -> None:
+@_limit_options
+def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float,
+          **limits: int) -> None:
     """Serve the central API until SIGINT or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    app = create_central_app(open_storage(db, dsn), retention_s=retention_days * 86400)
+    try:
+        settings = CentralLimits(**limits)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    app = create_central_app(open_storage(db, dsn), retention_s=retention_days * 86400,
+                             limits=settings)
     click.echo(f"central listening on http://{host}:{port}")
     web.run_app(app, host=host, port=port, print=None, access_log=None)
 

@@ -8,12 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from cloud_api.server.activity import activity_json
+from cloud_api.server.codes import Code
 from cloud_api.server.storage import StorageError
 from gateway.loyalty import Entry, LoyaltyRules, fold, offline_allowance
 from gateway.loyalty.wire import entry_to_wire
 
 # The kinds of identifier a member can be recognised by at the edge (as in the edge schema).
 IDENTIFIER_KINDS = frozenset({"card", "phone_hash", "qr_token", "ble_key"})
+# The days of each month a birthday can fall on (29 February included).
+DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 PROFILE_FIELDS = ("name", "phone", "tier", "tier_anniversary", "birth_month", "birth_day",
                   "tags", "opt_outs", "identifiers")
 
@@ -43,16 +46,18 @@ def check_profile(body: dict[str, Any]) -> dict[str, Any]:
     """The profile fields of a create or update body, or `invalid_member`."""
     unknown = set(body) - set(PROFILE_FIELDS) - {"member_id", "account_id"}
     if unknown:
-        raise StorageError("invalid_member", f"unknown fields: {', '.join(sorted(unknown))}")
+        raise StorageError(Code.INVALID_MEMBER, f"unknown fields: {', '.join(sorted(unknown))}")
     for ident in body.get("identifiers") or []:
         if not isinstance(ident, dict) or ident.get("kind") not in IDENTIFIER_KINDS \
                 or not isinstance(ident.get("value"), str) or not ident["value"]:
-            raise StorageError("invalid_member",
+            raise StorageError(Code.INVALID_MEMBER,
                                f"identifiers need a kind in {sorted(IDENTIFIER_KINDS)} "
                                "and a value")
     month, day = body.get("birth_month"), body.get("birth_day")
     if (month is None) != (day is None):
-        raise StorageError("invalid_member", "birth_month and birth_day go together")
+        raise StorageError(Code.INVALID_MEMBER, "birth_month and birth_day go together")
+    if month is not None and day is not None and day > DAYS_IN_MONTH[month - 1]:
+        raise StorageError(Code.INVALID_MEMBER, f"month {month} has no day {day}")
     return {k: body[k] for k in PROFILE_FIELDS if k in body}
 
 

@@ -10,6 +10,7 @@ rolls it back.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +20,9 @@ from cloud_api.server.activity import (
     MEMBER_ACTIVITY_SHOWN,
     Activity,
 )
-from cloud_api.server.batch import parse_event, plan_batch
+from cloud_api.server.batch import plan_batch
 from cloud_api.server.codec import snapshot_line, view_json
+from cloud_api.server.codes import Code, VerdictCode
 from cloud_api.server.grants import GrantThrottle, to_grant
 from cloud_api.server.ids import new_member_id
 from cloud_api.server.members import (
@@ -39,22 +41,43 @@ from cloud_api.server.queries import (
     InsertNew,
     Op,
 )
+from cloud_api.server.schema import MIGRATIONS_TABLE, Migration
 from cloud_api.server.storage import (
     CENTRAL_ORIGIN,
     Change,
     ChangePage,
     CursorTooOld,
     NotFound,
+    Parsed,
     Principal,
     Scope,
     StorageError,
     Verdict,
-    central_event,
 )
 from gateway.loyalty import Entry, LoyaltyRules, check_redemption, fold, offline_allowance
 from gateway.loyalty.wire import entry_from_json, to_text
 
 DOCUMENT_CHANGES = {"offer": "offer.upsert", "config": "config.version"}
+
+
+# -- the schema -------------------------------------------------------------------------
+def migrate(migrations: Sequence[Migration], at: str) -> Op[list[int]]:
+    """Apply the migrations the database has not had, in order (the caller holds the
+    transaction and whatever lock keeps two processes from migrating at once); returns
+    the versions applied."""
+    yield Execute(MIGRATIONS_TABLE)
+    rows = yield Fetch("SELECT version FROM schema_migrations")
+    done = {int(r[0]) for r in rows}
+    applied = []
+    for migration in migrations:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            yield Execute(statement)
+        yield Execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                      (migration.version, migration.name, at))
+        applied.append(migration.version)
+    return applied
 
 
 # -- credentials ----------------------------------------------------------------------
@@ -105,14 +128,15 @@ def account_entries(mall_id: str, account_id: str) -> Op[list[Entry]]:
     return [entry_from_json(row[0]) for row in rows]
 
 
-def accept_batch(dialect: Dialect, mall_id: str, origin: str, events: list[dict[str, Any]],
+def accept_batch(dialect: Dialect, mall_id: str, origin: str, parsed: Sequence[Parsed],
                  now: datetime) -> Op[list[Verdict]]:
-    """Apply each event alone, in one transaction: each event's ledger row, projection and
-    change-log row commit together, and one bad event never fails the others."""
-    parsed = [parse_event(event) for event in events]
+    """Apply each checked event alone, in one transaction: each event's ledger row,
+    projection and change-log row commit together, and one bad event never fails the
+    others."""
     seq = yield from lock_mall(dialect, mall_id)
-    rows = yield FetchIn("SELECT entry_id, server_seq FROM ledger WHERE entry_id {in}",
-                         [p.entry_id for p in parsed if isinstance(p, Entry)])
+    rows = yield FetchIn("SELECT entry_id, server_seq FROM ledger WHERE mall_id = ? AND "
+                         "entry_id {in}", [p.entry_id for p in parsed if isinstance(p, Entry)],
+                         (mall_id,))
     known = {str(r[0]): int(r[1]) for r in rows}
     at = to_text(now) or ""
     activities = yield from store_activities(
@@ -148,7 +172,8 @@ def store_activities(mall_id: str, origin: str, items: list[Activity],
         first.setdefault(activity.event_id, activity)
     new_rows = [a.row(mall_id, origin, at) for a in first.values()
                 if a.member_id not in erased]
-    rows = (yield InsertNew("activity_events", ACTIVITY_COLUMNS, new_rows, "event_id")
+    rows = (yield InsertNew("activity_events", ACTIVITY_COLUMNS, new_rows,
+                            conflict="mall_id, event_id", key="event_id")
             ) if new_rows else []
     stored = {r[0] for r in rows}
     verdicts = []
@@ -167,12 +192,13 @@ def flag_debt(mall_id: str, burn: Entry, now: datetime, at: str) -> Op[None]:
                       (burn.entry_id, mall_id, burn.account_id, state.debt, at))
 
 
-def raced_entry(entry_id: str) -> Op[Verdict]:
+def raced_entry(mall_id: str, entry_id: str) -> Op[Verdict]:
     """The verdict of an entry whose insert met a copy committed meanwhile by another
-    worker under another mall's lock."""
-    rows = yield Fetch("SELECT server_seq FROM ledger WHERE entry_id = ?", (entry_id,))
+    worker."""
+    rows = yield Fetch("SELECT server_seq FROM ledger WHERE mall_id = ? AND entry_id = ?",
+                       (mall_id, entry_id))
     if not rows:
-        return Verdict(entry_id, "rejected", code="conflict",
+        return Verdict(entry_id, "rejected", code=VerdictCode.CONFLICT,
                        message="natural key already used by another entry")
     return Verdict(entry_id, "duplicate", server_seq=int(rows[0][0]))
 
@@ -183,7 +209,8 @@ def redeem_online(dialect: Dialect, mall_id: str, burn: Entry, now: datetime) ->
     has this burn. (The mall's row is the one lock: taking the account's row first would
     deadlock with a batch, which holds the mall and then writes the account.)"""
     yield from lock_mall(dialect, mall_id)
-    rows = yield Fetch("SELECT server_seq FROM ledger WHERE entry_id = ?", (burn.entry_id,))
+    rows = yield Fetch("SELECT server_seq FROM ledger WHERE mall_id = ? AND entry_id = ?",
+                       (mall_id, burn.entry_id))
     if rows:
         return Verdict(burn.entry_id, "duplicate", server_seq=int(rows[0][0]))
     entries = yield from account_entries(mall_id, burn.account_id)
@@ -195,7 +222,7 @@ def redeem_online(dialect: Dialect, mall_id: str, burn: Entry, now: datetime) ->
     check_redemption(cost=-burn.points, available=state.available, online=True,
                      allowance_left=None)
     (verdict,) = yield from accept_batch(dialect, mall_id, CENTRAL_ORIGIN,
-                                         [central_event(burn)], now)
+                                         [burn], now)
     return verdict
 
 
@@ -212,16 +239,19 @@ def changes(mall_id: str, after: int, limit: int, exclude_origin: str | None, *,
     page: list[Change] = []
     others: set[str] = set()
     own: set[str] = set()
+    central: set[str] = set()  # touched by a change made centrally: granted at once
     for seq, kind, key, origin, account_id, payload in rows:
         mine = kind == "ledger.entry" and origin == exclude_origin
         if account_id:
-            (own if mine else others).add(account_id)
+            (own if mine else central if origin == CENTRAL_ORIGIN else others).add(account_id)
         if mine:
             continue  # the gateway's own entry: acknowledged in the push reply
         page.append(Change(int(seq), kind, key, json.loads(payload)))
     next_cursor = int(rows[-1][0]) if rows else max(after, 0)
     allowances = {}
-    for account in grants.due(exclude_origin or "", to_grant(others, own, next_cursor >= head)):
+    due = grants.due(mall_id, exclude_origin or "", to_grant(others, own, next_cursor >= head),
+                     urgent=central)
+    for account in due:
         state = fold((yield from account_entries(mall_id, account)), now, journal=False)
         allowances[account] = offline_allowance(state.available, rules)
     return ChangePage(page, next_cursor, head, allowances)
@@ -260,7 +290,7 @@ def create_member(mall_id: str, body: dict[str, Any], at: str) -> Op[dict[str, A
         "ON CONFLICT (mall_id, member_id) DO NOTHING RETURNING member_id",
         (mall_id, member_id, account_id, json.dumps(profile), view_json(view), at))
     if not created:
-        raise StorageError("member_exists", f"member {member_id} exists", 409)
+        raise StorageError(Code.MEMBER_EXISTS, f"member {member_id} exists", 409)
     yield from log_change(mall_id, "member.upsert", member_id, payload=view, at=at,
                           account_id=account_id)
     return member_json(member_id, account_id, profile, 1)

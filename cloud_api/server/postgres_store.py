@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,19 +33,20 @@ from cloud_api.server.queries import (
     Rows,
     T,
 )
-from cloud_api.server.schema import schema
+from cloud_api.server.schema import migrations
 from cloud_api.server.sql_storage import SqlStorage
-from cloud_api.server.storage import Verdict, utc_now
+from cloud_api.server.storage import Parsed, Verdict, parsed_id, utc_now
 from gateway.loyalty import LoyaltyRules
+from gateway.loyalty.wire import to_text
 
-SCHEMA_LOCK = 0x6D616C6C  # advisory lock key: one worker creates the schema at a time
+SCHEMA_LOCK = 0x6D616C6C  # advisory lock key: one worker migrates the schema at a time
 
-SCHEMA = schema("BIGINT", c_collation=True)
+MIGRATIONS = migrations("BIGINT", c_collation=True)
 
 # One keyset page of the snapshot: (mall, after this id, how many). Members come in byte
 # order of their ids, as the edge checks, along the schema's "C" collation index. Entries
 # may come in any order the pages agree on: along their primary key, in the database's
-# collation for both the comparison and the order, filtered by mall, so each entry is
+# collation for both the comparison and the order, within the mall, so each entry is
 # passed over at most once in a whole snapshot and writes pay for no extra index.
 SNAPSHOT_PAGE_SQL = {
     "member": 'SELECT member_id, edge_view FROM members WHERE mall_id = $1 AND '
@@ -80,13 +81,13 @@ async def _answer(conn: Conn, query: Query) -> Rows:
                 return []
             text = numbered(sql.replace("{in}", "= ANY(?::text[])"))
             return [tuple(row) for row in await conn.fetch(text, *args, values)]
-        case InsertNew(table, columns, rows, key):
+        case InsertNew(table, columns, rows, conflict, key):
             if not rows:
                 return []
             # One statement for the whole set: each column as an array, unnested to rows.
             arrays = ", ".join(f"${n}::text[]" for n in range(1, len(rows[0]) + 1))
             text = (f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
-                    f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}")
+                    f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {key}")
             return [tuple(row) for row in await conn.fetch(
                 text, *(list(column) for column in zip(*rows, strict=True)))]
     return []
@@ -119,7 +120,7 @@ class PostgresStorage(SqlStorage):
         self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-            await conn.execute(SCHEMA)
+            await run(conn, ops.migrate(MIGRATIONS, to_text(self.now()) or ""))
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -143,25 +144,25 @@ class PostgresStorage(SqlStorage):
                 return await run(conn, op)
 
     async def accept_events(self, mall_id: str, origin: str,
-                            events: list[dict[str, Any]]) -> list[Verdict]:
+                            items: Sequence[Parsed]) -> list[Verdict]:
         async with self._p().acquire() as conn:
             try:
                 async with conn.transaction():
                     return await run(conn, ops.accept_batch(self.dialect, mall_id, origin,
-                                                            events, self.now()))
+                                                            items, self.now()))
             except asyncpg.UniqueViolationError:
-                # Another worker committed one of these facts meanwhile (for another mall's
-                # gateway): redo the batch event by event, each in its own savepoint.
+                # Another worker committed one of these facts meanwhile: redo the batch
+                # event by event, each in its own savepoint.
                 async with conn.transaction():
-                    return [await self._accept_alone(conn, mall_id, origin, event)
-                            for event in events]
+                    return [await self._accept_alone(conn, mall_id, origin, item)
+                            for item in items]
 
     async def _accept_alone(self, conn: Conn, mall_id: str, origin: str,
-                            event: dict[str, Any]) -> Verdict:
+                            item: Parsed) -> Verdict:
         try:
             async with conn.transaction():  # a savepoint: this event alone
                 (verdict,) = await run(conn, ops.accept_batch(self.dialect, mall_id, origin,
-                                                              [event], self.now()))
+                                                              [item], self.now()))
         except asyncpg.UniqueViolationError:
-            return await run(conn, ops.raced_entry(str(event.get("event_id", ""))))
+            return await run(conn, ops.raced_entry(mall_id, parsed_id(item)))
         return verdict

@@ -49,12 +49,14 @@ class FetchIn:
 
 @dataclass(frozen=True, slots=True)
 class InsertNew:
-    """Insert the rows (all text) that conflict with none stored; answers the `key` of each
-    row inserted, so a concurrent copy from another worker counts as already there."""
+    """Insert the rows (all text) whose `conflict` columns (a unique key) match none
+    stored; answers the `key` column of each row inserted, so a concurrent copy from
+    another worker counts as already there."""
 
     table: str
     columns: str
     rows: list[Row]
+    conflict: str
     key: str
 
 

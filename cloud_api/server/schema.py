@@ -1,11 +1,19 @@
-"""Central's tables, one definition for both backends.
+"""Central's tables, one definition for both backends, changed only by numbered migrations.
 
 Two things differ: PostgreSQL needs BIGINT for sequences and sums that outgrow 32 bits
 (SQLite's INTEGER is already 64-bit), and the snapshot pages through member ids in byte
 order, which is SQLite's default but on PostgreSQL the "C" collation, so an index says so.
+
+A database records the migrations it has had in `schema_migrations`; opening it applies
+the missing ones, in order, in one transaction. A database made before migrations were
+numbered has none recorded: the first migration (the tables as they were then, created
+only if absent) is a no-op on it, and the later ones bring it up to date. A migration,
+once released, never changes.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -56,10 +64,63 @@ _MEMBERS_IN_BYTE_ORDER = """
 CREATE INDEX IF NOT EXISTS members_snapshot ON members (mall_id, member_id COLLATE "C");
 """
 
+# Malls are isolated: an entry, its natural key, a flagged debt and an activity event are
+# each unique within their mall, not across malls (another mall's gateway recording the
+# same check-in key first must not make this mall's a duplicate). Each table is rebuilt
+# with its keys led by `mall_id`, the same column order, its rows copied.
+_KEYS_BY_MALL = """
+CREATE TABLE ledger_by_mall (
+    entry_id TEXT NOT NULL, mall_id TEXT NOT NULL, account_id TEXT NOT NULL,
+    source_type TEXT NOT NULL, source_key TEXT NOT NULL, kind TEXT NOT NULL,
+    origin TEXT NOT NULL, server_seq {integer} NOT NULL, payload TEXT NOT NULL,
+    received_at TEXT NOT NULL, PRIMARY KEY (mall_id, entry_id),
+    UNIQUE (mall_id, source_type, source_key, kind));
+INSERT INTO ledger_by_mall SELECT entry_id, mall_id, account_id, source_type, source_key,
+    kind, origin, server_seq, payload, received_at FROM ledger;
+DROP TABLE ledger;
+ALTER TABLE ledger_by_mall RENAME TO ledger;
+CREATE INDEX ledger_account ON ledger (mall_id, account_id);
+CREATE TABLE flagged_debts_by_mall (
+    entry_id TEXT NOT NULL, mall_id TEXT NOT NULL, account_id TEXT NOT NULL,
+    debt {integer} NOT NULL, flagged_at TEXT NOT NULL, PRIMARY KEY (mall_id, entry_id));
+INSERT INTO flagged_debts_by_mall SELECT entry_id, mall_id, account_id, debt, flagged_at
+    FROM flagged_debts;
+DROP TABLE flagged_debts;
+ALTER TABLE flagged_debts_by_mall RENAME TO flagged_debts;
+CREATE TABLE activity_events_by_mall (
+    mall_id TEXT NOT NULL, event_id TEXT NOT NULL, gateway_id TEXT NOT NULL,
+    type TEXT NOT NULL, member_id TEXT NOT NULL, payload TEXT NOT NULL,
+    occurred_at TEXT NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (mall_id, event_id));
+INSERT INTO activity_events_by_mall SELECT mall_id, event_id, gateway_id, type, member_id,
+    payload, occurred_at, received_at FROM activity_events;
+DROP TABLE activity_events;
+ALTER TABLE activity_events_by_mall RENAME TO activity_events;
+CREATE INDEX activity_member ON activity_events (mall_id, member_id);
+"""
 
-def schema(integer: str, *, c_collation: bool = False) -> str:
-    """The DDL with `integer` as the integer type ("INTEGER" or "BIGINT"); `c_collation`:
-    the database orders text by its locale, so a byte-order index names the "C" collation
-    (PostgreSQL)."""
-    ddl = _TABLES.format(integer=integer)
-    return ddl + _MEMBERS_IN_BYTE_ORDER if c_collation else ddl
+MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def _statements(script: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in script.split(";") if s.strip())
+
+
+def migrations(integer: str, *, c_collation: bool = False) -> list[Migration]:
+    """Every migration, in order, with `integer` as the integer type ("INTEGER" or
+    "BIGINT"); `c_collation`: the database orders text by its locale, so a byte-order
+    index names the "C" collation (PostgreSQL)."""
+    baseline = _TABLES.format(integer=integer)
+    return [
+        Migration(1, "tables", _statements(
+            baseline + _MEMBERS_IN_BYTE_ORDER if c_collation else baseline)),
+        Migration(2, "keys scoped by mall", _statements(_KEYS_BY_MALL.format(
+            integer=integer))),
+    ]

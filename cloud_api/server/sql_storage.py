@@ -7,7 +7,7 @@ consistent read, or as a single statement, and its `Dialect`.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from cloud_api.server.ids import hash_token, new_token
 from cloud_api.server.queries import Dialect, Op, T
 from cloud_api.server.storage import (
     ChangePage,
+    Parsed,
     Principal,
     Scope,
     Storage,
@@ -59,8 +60,8 @@ class SqlStorage(Storage):
 
     # -- the gateways' events ---------------------------------------------------------
     async def accept_events(self, mall_id: str, origin: str,
-                            events: list[dict[str, Any]]) -> list[Verdict]:
-        return await self._write(ops.accept_batch(self.dialect, mall_id, origin, events,
+                            items: Sequence[Parsed]) -> list[Verdict]:
+        return await self._write(ops.accept_batch(self.dialect, mall_id, origin, items,
                                                   self.now()))
 
     async def redeem_online(self, mall_id: str, burn: Entry) -> Verdict:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+from cloud_api.server import operations as ops
 from cloud_api.server.queries import (
     Dialect,
     Execute,
@@ -28,23 +29,23 @@ from cloud_api.server.queries import (
     Rows,
     T,
 )
-from cloud_api.server.schema import schema
+from cloud_api.server.schema import migrations
 from cloud_api.server.sql_storage import SqlStorage
 from cloud_api.server.storage import utc_now
 from gateway.loyalty import LoyaltyRules
+from gateway.loyalty.wire import to_text
 
-SCHEMA = schema("INTEGER")
+MIGRATIONS = migrations("INTEGER")
 
-# One keyset page of the snapshot, in id order: (mall, after this id, how many). Entries
-# are walked along their primary key and filtered by mall (`+mall_id` keeps the planner
-# off the mall's account index, which would sort all of the mall's entries for every
-# page); each entry is passed over at most once in a whole snapshot, and writes pay for no
-# extra index.
+# One keyset page of the snapshot, in id order: (mall, after this id, how many). Members
+# and entries are each walked along their primary key, (mall, id): a page reads its rows
+# in order, each row is passed over at most once in a whole snapshot, and writes pay for
+# no extra index.
 SNAPSHOT_PAGE_SQL = {
     "member": "SELECT member_id, edge_view FROM members WHERE mall_id = ? AND "
               "erased_at IS NULL AND member_id > ? ORDER BY member_id LIMIT ?",
     "ledger": "SELECT entry_id, payload, server_seq FROM ledger "
-              "WHERE +mall_id = ? AND entry_id > ? ORDER BY entry_id LIMIT ?",
+              "WHERE mall_id = ? AND entry_id > ? ORDER BY entry_id LIMIT ?",
 }
 DIALECT = Dialect(row_lock="", snapshot_page_sql=SNAPSHOT_PAGE_SQL)
 IN_CHUNK = 500  # values per `IN (...)`, well below SQLite's limit on bound parameters
@@ -65,11 +66,12 @@ def _answer(conn: sqlite3.Connection, query: Query) -> Rows:
                 marks = f"IN ({', '.join('?' * len(chunk))})"
                 found += conn.execute(sql.replace("{in}", marks), (*args, *chunk)).fetchall()
             return found
-        case InsertNew(table, columns, rows, key):
+        case InsertNew(table, columns, rows, conflict, key):
             if not rows:
                 return []
             sql = (f"INSERT INTO {table} ({columns}) VALUES "
-                   f"({', '.join('?' * len(rows[0]))}) ON CONFLICT DO NOTHING RETURNING {key}")
+                   f"({', '.join('?' * len(rows[0]))}) ON CONFLICT ({conflict}) DO NOTHING "
+                   f"RETURNING {key}")
             return [new for row in rows for new in conn.execute(sql, row).fetchall()]
     return []
 
@@ -85,6 +87,20 @@ def run(conn: sqlite3.Connection, op: Op[T]) -> T:
         return result
     finally:
         op.close()
+
+
+def create_schema(conn: sqlite3.Connection, at: str = "") -> list[int]:
+    """Bring the database on `conn` (in autocommit mode) to the current schema, in one
+    transaction that holds the write lock (so two processes opening it take turns);
+    returns the migrations applied."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        applied = run(conn, ops.migrate(MIGRATIONS, at))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return applied
 
 
 class SqliteStorage(SqlStorage):
@@ -106,7 +122,7 @@ class SqliteStorage(SqlStorage):
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA busy_timeout = 5000")
-        conn.executescript(SCHEMA)
+        create_schema(conn, to_text(self.now()) or "")
         self._conn = conn
 
     async def close(self) -> None:

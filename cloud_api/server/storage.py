@@ -17,12 +17,14 @@ The handlers speak only to `Storage`; each backend keeps the same guarantees:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from cloud_api.server.activity import Activity
+from cloud_api.server.codes import Code
 from gateway.loyalty import Entry
-from gateway.loyalty.wire import entry_to_wire
 
 Scope = Literal["gateway", "admin"]
 VerdictStatus = Literal["accepted", "duplicate", "rejected"]
@@ -75,7 +77,7 @@ class ChangePage:
 class StorageError(Exception):
     """A storage-level refusal with a stable code for the API's error body."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: Code, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
@@ -83,12 +85,12 @@ class StorageError(Exception):
 
 class NotFound(StorageError):
     def __init__(self, what: str) -> None:
-        super().__init__("not_found", f"{what} not found", 404)
+        super().__init__(Code.NOT_FOUND, f"{what} not found", 404)
 
 
 class CursorTooOld(StorageError):
     def __init__(self, cursor: int, oldest: int) -> None:
-        super().__init__("cursor_expired",
+        super().__init__(Code.CURSOR_EXPIRED,
                          f"cursor {cursor} is older than the retained change log "
                          f"(starts after {oldest}); resync from the snapshot", 410)
 
@@ -100,9 +102,12 @@ def utc_now() -> datetime:
 CENTRAL_ORIGIN = "central"
 
 
-def central_event(entry: Entry) -> dict[str, Any]:
-    """An entry made centrally, as the event a gateway would have pushed."""
-    return {"event_id": entry.entry_id, "type": "ledger.entry", "payload": entry_to_wire(entry)}
+# A pushed event once checked: the entry or activity it carries, or its rejection.
+Parsed = Entry | Activity | Verdict
+
+
+def parsed_id(item: Parsed) -> str:
+    return item.entry_id if isinstance(item, Entry) else item.event_id
 
 
 class Storage(ABC):
@@ -125,8 +130,9 @@ class Storage(ABC):
     # -- the gateways' events ---------------------------------------------------------
     @abstractmethod
     async def accept_events(self, mall_id: str, origin: str,
-                            events: list[dict[str, Any]]) -> list[Verdict]:
-        """Apply each event atomically and alone; one bad event never fails the others."""
+                            items: Sequence[Parsed]) -> list[Verdict]:
+        """Apply each checked event atomically and alone (a rejection is its verdict);
+        one bad event never fails the others."""
 
     @abstractmethod
     async def changes(self, mall_id: str, after: int, limit: int,
@@ -167,7 +173,7 @@ class Storage(ABC):
 
     async def record_central(self, mall_id: str, entry: Entry) -> Verdict:
         """An entry made centrally (an adjustment), sequenced like any other."""
-        (verdict,) = await self.accept_events(mall_id, CENTRAL_ORIGIN, [central_event(entry)])
+        (verdict,) = await self.accept_events(mall_id, CENTRAL_ORIGIN, [entry])
         return verdict
 
     @abstractmethod

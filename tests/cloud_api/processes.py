@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -63,10 +63,11 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 
 @contextlib.asynccontextmanager
-async def central_processes(db: Path, dsn: str | None = None,
-                            workers: int = 1) -> AsyncIterator[list[str]]:
+async def central_processes(db: Path, dsn: str | None = None, workers: int = 1,
+                            extra: Sequence[str] = ()) -> AsyncIterator[list[str]]:
     """`workers` central processes over one database (SQLite file `db`, or `dsn` when
-    given); yields their base URLs once every one answers `/healthz`."""
+    given), each started with the `extra` options; yields their base URLs once every one
+    answers `/healthz`."""
     store = ["--dsn", dsn] if dsn else ["--db", str(db)]
     processes: list[asyncio.subprocess.Process] = []
     urls: list[str] = []
@@ -74,7 +75,8 @@ async def central_processes(db: Path, dsn: str | None = None,
         for _ in range(workers):
             port = free_port()
             processes.append(await asyncio.create_subprocess_exec(
-                *CLI, "central", "serve", *store, "--port", str(port), env=_environment(),
+                *CLI, "central", "serve", *store, "--port", str(port), *extra,
+                env=_environment(),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
             urls.append(f"http://127.0.0.1:{port}")
         for url, process in zip(urls, processes, strict=True):
