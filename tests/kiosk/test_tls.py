@@ -8,7 +8,6 @@ import asyncio
 import ipaddress
 import json
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from devices.kiosk.sim import KioskClient
 from devices.mqtt.broker import Mosquitto
+from devices.mqtt.passwd import with_password
 from devices.mqtt.transport import MqttLink
 from gateway.cli import main
 from gateway.settings import Settings
@@ -91,20 +91,21 @@ def logins(tmp_path: Path) -> dict[str, str]:
     gateway's; passwords by login."""
     ca_key, ca = make_ca(tmp_path, "ca")
     make_server_cert(tmp_path, ca_key, ca)
-    result = CliRunner().invoke(main, ["kiosk", "add", "k1",
-                                       "--passwd-file", str(tmp_path / "passwd")])
+    (tmp_path / "acl").write_text(
+        (ROOT / "config/mosquitto/acl").read_text().replace("{site}", SITE))
+    result = CliRunner().invoke(main, ["kiosk", "add", "k1", "--site", SITE,
+                                       "--passwd-file", str(tmp_path / "passwd"),
+                                       "--acl-file", str(tmp_path / "acl")])
     assert result.exit_code == 0, result.output
     gateway = f"gateway-{SITE}"
-    subprocess.run(["mosquitto_passwd", "-b", str(tmp_path / "passwd"), gateway,
-                    "gateway-secret"], check=True, capture_output=True)
+    passwd = tmp_path / "passwd"
+    passwd.write_text(with_password(passwd.read_text(), gateway, "gateway-secret"))
     return {"k1": result.output.split("password ")[1].split()[0], gateway: "gateway-secret"}
 
 
 @pytest.fixture
 async def tls_port(tmp_path: Path, logins: dict[str, str]) -> AsyncIterator[int]:
     """The shipped configuration running; its TLS listener's port."""
-    (tmp_path / "acl").write_text(
-        (ROOT / "config/mosquitto/acl").read_text().replace("{site}", SITE))
     (tmp_path / "data").mkdir()
     plain, tls = free_port(), free_port()
     async with Mosquitto(plain, tmp_path / "data",
