@@ -37,6 +37,7 @@ from gateway.ledger import Ledger
 from gateway.loyalty.hlc import HybridClock
 from gateway.parts import DEFAULT_RESTARTS, Parts, Policy, Restarts
 from gateway.settings import Settings
+from gateway.settings.advice import log_advice
 from gateway.store import Reader, Writer
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,7 @@ async def _serve(settings: Settings) -> int:
         log.critical("cannot listen on http://%s:%s: %s (is another gateway running with "
                      "this configuration?)", host, port, exc.strerror or exc)
         return 1
+    log_advice(settings)
     app = create_app(settings)
     stopper = app[STOP]
     assert isinstance(stopper, _Stopper)  # noqa: S101 - create_app puts it there

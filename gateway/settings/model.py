@@ -102,8 +102,9 @@ class CentralSettings(SettingsModel):
     url: str | None = Field(
         default=None,
         pattern=r"^https?://\S+$",
-        description="Base URL of the central member API (`https://...`; `http://` only on "
-        "a trusted network); unset runs the gateway standalone, without sync.",
+        description="Base URL of the central member API (`https://...`; `http://` is "
+        "warned about outside loopback). No user name or password in it: the credential "
+        "is `token` or `token_file`. Unset runs the gateway standalone, without sync.",
     )
     token: SecretStr | None = Field(
         default=None,
@@ -113,7 +114,8 @@ class CentralSettings(SettingsModel):
     token_file: Path | None = Field(
         default=None,
         description="File holding the bearer token (surrounding whitespace is ignored), "
-        "read once at start; set this or `token`, not both.",
+        "read once at start; set this or `token`, not both. It must be readable by its "
+        "owner only (`chmod 600`).",
     )
     timeout_s: float = Field(
         default=10.0,
@@ -126,6 +128,11 @@ class CentralSettings(SettingsModel):
         default=True,
         description="Verify central's TLS certificate. Turn off only for a test server.",
     )
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate(s) (PEM) that sign central's TLS certificate, for a "
+        "private CA; unset trusts the system's CAs.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -137,7 +144,19 @@ class CentralSettings(SettingsModel):
             raise ValueError("must be an http:// or https:// URL with a host")
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment")
+        if parts.username is not None or parts.password is not None:
+            # It would be printed wherever the URL is, and sync sends its own token anyway.
+            raise ValueError("must not hold a user name or password: give the credential "
+                             "with token_file or MALLGATE__CENTRAL__TOKEN")
         return value.rstrip("/")
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable_ca(cls, value: Path | None) -> Path | None:
+        # Found at start, not at the first sync an hour later.
+        if value is not None and not value.is_file():
+            raise ValueError("no such file: give the PEM file of central's CA")
+        return value
 
 
 class LoggingSettings(SettingsModel):
