@@ -33,6 +33,7 @@ from gateway.app.supervisor import part_task
 from gateway.central import CentralStatus
 from gateway.clock import utc_now
 from gateway.http import health, metrics
+from gateway.http.limits import ConnectionGuard, GuardedSockSite, HttpLimits
 from gateway.ledger import Ledger
 from gateway.loyalty.hlc import HybridClock
 from gateway.parts import DEFAULT_RESTARTS, Parts, Policy, Restarts
@@ -182,7 +183,12 @@ async def _serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopper.event.set)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    limits = HttpLimits(max_connections=settings.http.max_connections,
+                        header_timeout_s=settings.http.header_timeout_s)
+    guard = ConnectionGuard(limits)
+    guard.install(app)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           keepalive_timeout=limits.keepalive_timeout_s)
     try:
         try:
             await runner.setup()
@@ -190,7 +196,7 @@ async def _serve(settings: Settings) -> int:
             log.critical("the gateway could not start: %s: %s", type(exc).__name__, exc,
                          exc_info=exc)
             return 1
-        await web.SockSite(runner, sock).start()
+        await GuardedSockSite(runner, sock, guard).start()
         log.info("mallgate %s/%s listening on http://%s:%s", settings.site.mall_id,
                  settings.site.gateway_id, host, port)
         await stopper.event.wait()

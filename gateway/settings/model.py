@@ -94,6 +94,18 @@ class HttpSettings(SettingsModel):
         "Give it through `MALLGATE__HTTP__OPS_TOKEN`. Unset: those endpoints answer only "
         "when the API listens on a loopback address.",
     )
+    max_connections: int = Field(
+        default=512, ge=8, le=100_000,
+        description="Most connections open at once; at the limit the oldest one that has "
+        "not sent a request yet is dropped for a new one. Keep it well below the process's "
+        "descriptor limit (`LimitNOFILE`), which the store, the broker link and the POS "
+        "ports share.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, allow_inf_nan=False,
+        description="A connection that has not sent a whole request's headers this many "
+        "seconds after opening (or after its previous request) is closed.",
+    )
 
 
 class CentralSettings(SettingsModel):
