@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from devices.kiosk.sim import KioskClient
 from devices.mqtt.broker import Mosquitto
 from devices.mqtt.passwd import with_password
-from devices.mqtt.transport import MqttLink
+from devices.mqtt.transport import LinkConfig, MqttLink
 from gateway.cli import main
 from gateway.settings import Settings
 from tests.certs import make_ca, make_server_cert
@@ -105,3 +105,27 @@ async def test_an_untrusted_or_plaintext_client_is_kept_out(
         await eventually(lambda: link.stats.connect_failures >= 1)
         assert not link.connected.is_set()
         assert link.stats.last_error
+
+
+async def test_a_crowd_on_the_kiosk_port_never_locks_out_the_gateway(
+        tmp_path: Path, logins: dict[str, str]) -> None:
+    (tmp_path / "data").mkdir()
+    plain, tls = free_port(), free_port()
+    gateway = f"gateway-{SITE}"
+    crowd: list[asyncio.StreamWriter] = []
+    async with Mosquitto(plain, tmp_path / "data",
+                         config_text=shipped_config(tmp_path, plain, tls)):
+        try:
+            for _ in range(510):  # idle, never starting TLS: more than the port allows
+                crowd.append((await asyncio.open_connection("127.0.0.1", tls))[1])
+            reader, writer = await asyncio.open_connection("127.0.0.1", tls)
+            crowd.append(writer)
+            assert await asyncio.wait_for(reader.read(1), 5) == b""  # closed by the broker
+            config = LinkConfig(host="127.0.0.1", port=plain, client_id=gateway,
+                                username=gateway, password=logins[gateway], keepalive_s=5,
+                                reconnect_min_s=1)
+            async with MqttLink(config) as link:
+                await asyncio.wait_for(link.connected.wait(), 10)
+        finally:
+            for writer in crowd:
+                writer.close()
