@@ -12,7 +12,7 @@ from cloud_api.server.app import DEFAULT_RETENTION_DAYS, create_central_app
 from cloud_api.server.postgres_store import PostgresStorage
 from cloud_api.server.sqlite_store import SqliteStorage
 from cloud_api.server.storage import Storage
-from gateway.http.limits import HttpLimits, serve_app
+from httplimits import HttpLimits, serve_app
 
 
 def open_storage(db: Path, dsn: str | None) -> Storage:
@@ -49,7 +49,7 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
     app = create_central_app(open_storage(db, dsn), retention_s=retention_days * 86400)
     click.echo(f"central listening on http://{host}:{port}")
     # Bounded connections and a deadline for request headers: slow clients cannot hold
-    # every descriptor (gateway/http/limits.py).
+    # every descriptor (httplimits/guard.py).
     asyncio.run(serve_app(app, host, port, HttpLimits()))
 
 

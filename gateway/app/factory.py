@@ -33,13 +33,13 @@ from gateway.app.supervisor import part_task
 from gateway.central import CentralStatus
 from gateway.clock import utc_now
 from gateway.http import health, metrics
-from gateway.http.limits import ConnectionGuard, GuardedSockSite, HttpLimits
 from gateway.ledger import Ledger
 from gateway.loyalty.hlc import HybridClock
 from gateway.parts import DEFAULT_RESTARTS, Parts, Policy, Restarts
 from gateway.settings import Settings
 from gateway.settings.advice import log_advice
 from gateway.store import Reader, Writer
+from httplimits import ConnectionGuard, GuardedSockSite, HttpLimits
 
 log = logging.getLogger(__name__)
 
