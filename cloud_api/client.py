@@ -5,6 +5,10 @@ is detected, not waited on forever), and every failure becomes one of the typed 
 `cloud_api.errors`, so callers decide by class: retry later, re-authenticate, or give up.
 `Retry-After` of a 429 or 503 is carried on the error for the caller's backoff.
 
+Redirects are never followed: the client would send the batch and the token again to
+wherever the answer points, over plain HTTP too. A redirect is `CentralRedirected`, naming
+the `Location`, so the operator fixes `[central] url` instead.
+
     async with CentralClient(url, token) as central:
         result = await central.push_batch("gw-1", events)
 """
@@ -13,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -33,6 +39,22 @@ from cloud_api.errors import (
     CursorExpired,
     PayloadTooLarge,
 )
+
+
+class CentralRedirected(CentralRejected):
+    """Central's address answered with a redirect (3xx), which is never followed."""
+
+    def __init__(self, message: str, *, status: int, location: str) -> None:
+        super().__init__(message, status=status, code="redirect")
+        self.location = location
+
+
+def _redirected(status: int, location: str, what: str) -> CentralRedirected:
+    return CentralRedirected(
+        f"{what}: central answered {status} to {location or '(no Location)'}; redirects are "
+        "not followed: set [central] url to the address central really serves (https://)",
+        status=status, location=location)
+
 
 # Read the snapshot in pieces this size, so flow control holds the rest back at central.
 SNAPSHOT_READ_BYTES = 64 * 1024
@@ -81,11 +103,12 @@ def batch_body(events: Sequence[str]) -> bytes:
 
 class CentralClient:
     def __init__(self, base_url: str, token: str, *, timeout_s: float = 10.0,
-                 verify_tls: bool = True) -> None:
+                 verify_tls: bool = True, ca_file: Path | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._headers = {"Authorization": f"Bearer {token}"}
         self._verify_tls = verify_tls
+        self._ca_file = ca_file
         self._session: aiohttp.ClientSession | None = None
         # Central's clock minus ours, from the last answer that carried `server_time`.
         self.clock_offset_ms: float | None = None
@@ -100,9 +123,17 @@ class CentralClient:
 
     def open(self) -> None:
         if self._session is None:
-            # ssl=True verifies against the system's CAs; False only when told to.
             self._session = aiohttp.ClientSession(
-                headers=self._headers, connector=aiohttp.TCPConnector(ssl=self._verify_tls))
+                headers=self._headers, connector=aiohttp.TCPConnector(ssl=self._tls()))
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        # Verified against `ca_file` (a private CA) or the system's CAs; False only when
+        # told to.
+        if not self._verify_tls:
+            return False
+        if self._ca_file is None:
+            return True
+        return ssl.create_default_context(cafile=str(self._ca_file))
 
     async def close(self) -> None:
         if self._session is not None:
@@ -129,15 +160,19 @@ class CentralClient:
                 async with self._s().request(
                     method, self.base_url + path, params=params, data=body,
                     headers={"Content-Type": "application/json", **(headers or {})},
+                    allow_redirects=False,
                 ) as response:
                     text = await response.text()
                     status = response.status
+                    location = response.headers.get("Location", "")
                     retry_after = retry_after_s(response.headers.get("Retry-After"))
         except TimeoutError:
             raise CentralUnavailable(f"{method} {path}: no answer within {total:g} s",
                                      code="timeout") from None
         except aiohttp.ClientError as exc:
             raise CentralUnavailable(f"{method} {path}: {exc}", code="unreachable") from None
+        if 300 <= status < 400:
+            raise _redirected(status, location, f"{method} {path}")
         if status >= 300:
             raise _error(status, text, retry_after, f"{method} {path}")
         data = json.loads(text) if text else None
@@ -188,15 +223,14 @@ class CentralClient:
         url = f"{self.base_url}/v1/gateways/{gateway_id}/snapshot"
         try:
             async with asyncio.timeout(idle):
-                response = await self._s().get(url, params=params, auto_decompress=False)
+                response = await self._s().get(url, params=params, auto_decompress=False,
+                                                allow_redirects=False)
         except TimeoutError:
             raise CentralUnavailable("snapshot: no answer", code="timeout") from None
         except aiohttp.ClientError as exc:
             raise CentralUnavailable(f"snapshot: {exc}", code="unreachable") from None
         async with response:
-            if response.status >= 300:
-                raise _error(response.status, await response.text(),
-                             retry_after_s(response.headers.get("Retry-After")), "snapshot")
+            await _refuse(response, "snapshot")
             gz = zlib.decompressobj(31)
             pending = b""
             while True:
@@ -265,6 +299,15 @@ class CentralClient:
         data = await self._request("PUT", f"/v1/malls/{mall_id}/config/{kind}",
                                    json_body={"version": version, "payload": payload})
         return int(data["server_seq"])
+
+
+async def _refuse(response: aiohttp.ClientResponse, what: str) -> None:
+    """Raise the typed error of a response that is not a success."""
+    if 300 <= response.status < 400:
+        raise _redirected(response.status, response.headers.get("Location", ""), what)
+    if response.status >= 300:
+        raise _error(response.status, await response.text(),
+                     retry_after_s(response.headers.get("Retry-After")), what)
 
 
 def _error(status: int, text: str, retry_after: float | None, what: str) -> CentralError:

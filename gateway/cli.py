@@ -26,7 +26,7 @@ COMMANDS: Lazy = {
     "deadletters": ("gateway.deadletters.cli:deadletters_group",
                     "Input the gateway could not process, kept raw with the reason."),
     "kiosk": ("devices.kiosk.cli:kiosk_group",
-              "Kiosks over MQTT: broker credentials and demo QR tokens."),
+              "Kiosks and BLE receivers over MQTT: broker logins and demo QR tokens."),
     "ledger": ("gateway.ledger.cli:ledger_group", "Read an account's points ledger."),
     "sync": ("sync.cli:sync_group", "Sync with central: state and a one-off run."),
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from gateway.settings.model import LoggingSettings
@@ -28,8 +30,40 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False, default=str)
 
 
+class RepeatLimit(logging.Filter):
+    """Lets the first `burst` records of one message (logger, level, format) through per
+    `window_s`, and drops the rest, counting them: the first record let through after that
+    says how many were dropped. A failure that repeats in a tight loop (every accept of a
+    flooded socket failing) then costs a few lines a minute instead of megabytes a second.
+    """
+
+    def __init__(self, burst: int = 10, window_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.burst, self.window_s, self._clock = burst, window_s, clock
+        # key -> (window start, records let through in it, records dropped since reported)
+        self._seen: dict[tuple[str, int, str], tuple[float, int, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        start, passed, dropped = self._seen.get(key, (now, 0, 0))
+        if now - start >= self.window_s:
+            start, passed = now, 0
+        if passed >= self.burst:
+            self._seen[key] = (start, passed, dropped + 1)
+            return False
+        if dropped:
+            record.msg = f"{record.msg} [{dropped} more like this dropped]"
+        if len(self._seen) > 10_000:  # many distinct messages: forget, do not grow
+            self._seen.clear()
+        self._seen[key] = (start, passed + 1, 0)
+        return True
+
+
 def configure(settings: LoggingSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RepeatLimit())
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -13,4 +13,4 @@ def central_client(settings: Settings) -> CentralClient | None:
         return None
     token = central.token.get_secret_value() if central.token is not None else ""
     return CentralClient(central.url, token, timeout_s=central.timeout_s,
-                         verify_tls=central.verify_tls)
+                         verify_tls=central.verify_tls, ca_file=central.ca_file)

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from aiohttp import web
 
 from cloud_api.server.app import DEFAULT_RETENTION_DAYS, create_central_app
 from cloud_api.server.limits import CentralLimits
 from cloud_api.server.postgres_store import PostgresStorage
 from cloud_api.server.sqlite_store import SqliteStorage
 from cloud_api.server.storage import Storage
+from httplimits import HttpLimits, serve_app
 
 
 def open_storage(db: Path, dsn: str | None) -> Storage:
@@ -71,7 +71,9 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
     app = create_central_app(open_storage(db, dsn), retention_s=retention_days * 86400,
                              limits=settings)
     click.echo(f"central listening on http://{host}:{port}")
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    # Bounded connections and a deadline for request headers: slow clients cannot hold
+    # every descriptor (httplimits/guard.py).
+    asyncio.run(serve_app(app, host, port, HttpLimits()))
 
 
 @central_group.command("token")

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import statistics
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 import click
 
-from devices.kiosk.protocol import Topics
 from devices.kiosk.sim import run_sessions
+from devices.mqtt.acl import Role, with_login
+from devices.mqtt.passwd import with_password, write_broker_file
 from gateway.clock import utc_now
 from gateway.demo import demo_ids
 from gateway.members import make_qr_token
@@ -27,38 +26,64 @@ _CONFIG = click.option("--config", "config_file", required=True,
 
 @click.group("kiosk")
 def kiosk_group() -> None:
-    """Kiosks over MQTT: broker credentials and demo QR tokens."""
+    """Kiosks and BLE receivers over MQTT: broker logins and demo QR tokens."""
+
+
+_PASSWD = click.option(
+    "--passwd-file", type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("/etc/mosquitto/mallgate/passwd"), show_default=True,
+    help="mosquitto's password file (config/mosquitto/mallgate.conf reads it).")
+_ACL = click.option(
+    "--acl-file", type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("/etc/mosquitto/mallgate/acl"), show_default=True,
+    help="mosquitto's ACL file (config/mosquitto/acl, with {site} replaced).")
+_SITE = click.option("--site", required=True, help="The mall id ([site] mall_id).")
 
 
 @kiosk_group.command("add")
 @click.argument("kid")
-@click.option("--passwd-file", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("/etc/mosquitto/mallgate/passwd"), show_default=True,
-              help="mosquitto's password file (config/mosquitto/mallgate.conf reads it).")
-def add(kid: str, passwd_file: Path) -> None:
+@_SITE
+@_PASSWD
+@_ACL
+def add(kid: str, site: str, passwd_file: Path, acl_file: Path) -> None:
     """Create (or renew) kiosk KID's broker login and print its password once.
 
-    The ACL's `%u` patterns give the login KID exactly its own topics: it writes only
-    lty/v1/{site}/kiosk/KID/req|evt|status and reads only .../rsp and .../cmd. Reload the
-    broker afterwards (systemctl reload mosquitto) so it reads the new password file.
+    The login gets the kiosk role in the ACL: it writes only
+    lty/v1/SITE/kiosk/KID/req|evt|status and reads only .../rsp and .../cmd. Reload the
+    broker afterwards (systemctl reload mosquitto) so it reads the new files.
     """
+    _add_login("kiosk", kid, site, passwd_file, acl_file)
+
+
+@kiosk_group.command("add-receiver")
+@click.argument("rid")
+@_SITE
+@_PASSWD
+@_ACL
+def add_receiver(rid: str, site: str, passwd_file: Path, acl_file: Path) -> None:
+    """Create (or renew) BLE receiver RID's broker login and print its password once.
+
+    The login gets the receiver role in the ACL: it writes only
+    lty/v1/SITE/receiver/RID/adv and .../status, and can never act as a kiosk. Reload the
+    broker afterwards (systemctl reload mosquitto).
+    """
+    _add_login("receiver", rid, site, passwd_file, acl_file)
+
+
+def _add_login(role: Role, login: str, site: str, passwd_file: Path, acl_file: Path) -> None:
     try:
-        Topics("x").kiosk(kid)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="KID") from None
-    tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        raise click.ClickException("mosquitto_passwd not found: install Debian's mosquitto")
+        acl = with_login(acl_file.read_text(encoding="utf-8") if acl_file.exists() else "",
+                         role, site, login)
+    except ValueError as exc:  # a bad id or site, or an ACL that cannot take the login
+        raise click.ClickException(f"{acl_file}: {exc}") from None
     password = secrets.token_urlsafe(18)
-    passwd_file.parent.mkdir(parents=True, exist_ok=True)
-    if not passwd_file.exists():
-        passwd_file.touch(mode=0o640)
-    result = subprocess.run([tool, "-b", str(passwd_file), kid, password],  # noqa: S603
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise click.ClickException(f"mosquitto_passwd failed: {result.stderr.strip()}")
-    click.echo(f"kiosk {kid}: username {kid}, password {password}")
-    click.echo("Give these to the kiosk (they are not shown again), then reload mosquitto.")
+    old = passwd_file.read_text(encoding="utf-8") if passwd_file.exists() else ""
+    warnings = [write_broker_file(passwd_file, with_password(old, login, password)),
+                write_broker_file(acl_file, acl)]
+    for warning in filter(None, warnings):
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"{role} {login}: username {login}, password {password}")
+    click.echo(f"Give these to the {role} (they are not shown again), then reload mosquitto.")
 
 
 @kiosk_group.command("qr-token")

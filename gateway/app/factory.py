@@ -37,7 +37,9 @@ from gateway.ledger import Ledger
 from gateway.loyalty.hlc import HybridClock
 from gateway.parts import DEFAULT_RESTARTS, Parts, Policy, Restarts
 from gateway.settings import Settings
+from gateway.settings.advice import log_advice
 from gateway.store import Reader, Writer
+from httplimits import ConnectionGuard, GuardedSockSite, HttpLimits
 
 log = logging.getLogger(__name__)
 
@@ -174,13 +176,19 @@ async def _serve(settings: Settings) -> int:
         log.critical("cannot listen on http://%s:%s: %s (is another gateway running with "
                      "this configuration?)", host, port, exc.strerror or exc)
         return 1
+    log_advice(settings)
     app = create_app(settings)
     stopper = app[STOP]
     assert isinstance(stopper, _Stopper)  # noqa: S101 - create_app puts it there
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopper.event.set)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    limits = HttpLimits(max_connections=settings.http.max_connections,
+                        header_timeout_s=settings.http.header_timeout_s)
+    guard = ConnectionGuard(limits)
+    guard.install(app)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           keepalive_timeout=limits.keepalive_timeout_s)
     try:
         try:
             await runner.setup()
@@ -188,7 +196,7 @@ async def _serve(settings: Settings) -> int:
             log.critical("the gateway could not start: %s: %s", type(exc).__name__, exc,
                          exc_info=exc)
             return 1
-        await web.SockSite(runner, sock).start()
+        await GuardedSockSite(runner, sock, guard).start()
         log.info("mallgate %s/%s listening on http://%s:%s", settings.site.mall_id,
                  settings.site.gateway_id, host, port)
         await stopper.event.wait()

@@ -23,6 +23,11 @@ from typing import Literal
 _QR = re.compile(r"^v1\.(?P<member>[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,63})\.(?P<exp>\d{1,12})"
                  r"\.(?P<sig>[A-Za-z0-9_-]{43})$")
 
+# The longest a QR token may be valid for. Central issues them for minutes; one valid for
+# longer than a day is a leaked key or a broken issuer, and a photograph of it would work
+# for as long as it says.
+QR_MAX_VALIDITY_S = 24 * 3600
+
 # The codes are those a kiosk gets in its reply (docs/kiosk.md).
 IdentityCode = Literal["invalid_token", "token_expired", "invalid_payload"]
 # `member` is a member id itself; the others are `member_identifiers` kinds.
@@ -78,6 +83,9 @@ def verify_qr_token(key: bytes | None, token: str, now: datetime, skew_s: int) -
         raise IdentityError("invalid_token", "QR token signature does not match")
     if int(match["exp"]) + skew_s < now.timestamp():
         raise IdentityError("token_expired", "QR token has expired; refresh it in the app")
+    if int(match["exp"]) - now.timestamp() > QR_MAX_VALIDITY_S + skew_s:
+        raise IdentityError("invalid_token", "QR token is valid for more than 24 h; central "
+                            "must issue tokens valid for minutes")
     return match["member"]
 
 

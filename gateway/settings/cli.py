@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gateway.settings.advice import advice
 from gateway.settings.load import ENV_PREFIX, SettingsError, load_settings
 from gateway.settings.model import Settings
 from gateway.settings.reference import schema_text
@@ -53,6 +54,8 @@ def check(file: Path, no_env: bool) -> None:
     overrides = sum(name.startswith(ENV_PREFIX) for name in environ)
     note = f" ({overrides} environment override{'s' * (overrides != 1)})" if overrides else ""
     click.echo(f"OK {file}{note}: {summary(settings)}")
+    for sentence in advice(settings):
+        click.echo(f"warning: {sentence}", err=True)
 
 
 @config_group.command("schema")

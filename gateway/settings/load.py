@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -161,9 +162,15 @@ def _secret(loc: Loc) -> bool:
     return any(word in str(loc[-1]).lower() for word in _SECRET_WORDS)
 
 
+# The user information of a URL (`https://user:password@host`) is a credential.
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
 def _redact(loc: Loc, value: object) -> object:
     if loc and _secret(loc):
         return REDACTED
+    if isinstance(value, str):
+        return _USERINFO.sub(f"{REDACTED}@", value)
     if isinstance(value, dict):
         return {k: _redact((*loc, k), v) for k, v in value.items()}
     if isinstance(value, list):
@@ -245,6 +252,14 @@ def _read_token_file(data: dict[str, Any], issues: list[SettingIssue]) -> None:
         return
     allowed = "a readable UTF-8 file holding the token"
     try:
+        mode = Path(token_file).stat().st_mode
+        if mode & 0o077:
+            # Anyone who can read the token can act as this gateway at central.
+            issues.append(SettingIssue(
+                "central.token_file", token_file,
+                f"readable by group or others (mode {stat.S_IMODE(mode):o})",
+                f"a file only its owner reads: chmod 600 {token_file}"))
+            return
         token = Path(token_file).read_text(encoding="utf-8").strip()
     except OSError as exc:
         problem = f"cannot read the token file: {exc.strerror}"

@@ -94,6 +94,18 @@ class HttpSettings(SettingsModel):
         "Give it through `MALLGATE__HTTP__OPS_TOKEN`. Unset: those endpoints answer only "
         "when the API listens on a loopback address.",
     )
+    max_connections: int = Field(
+        default=512, ge=8, le=100_000,
+        description="Most connections open at once; at the limit the oldest one that has "
+        "not sent a request yet is dropped for a new one. Keep it well below the process's "
+        "descriptor limit (`LimitNOFILE`), which the store, the broker link and the POS "
+        "ports share.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, allow_inf_nan=False,
+        description="A connection that has not sent a whole request's headers this many "
+        "seconds after opening (or after its previous request) is closed.",
+    )
 
 
 class CentralSettings(SettingsModel):
@@ -102,8 +114,9 @@ class CentralSettings(SettingsModel):
     url: str | None = Field(
         default=None,
         pattern=r"^https?://\S+$",
-        description="Base URL of the central member API (`https://...`; `http://` only on "
-        "a trusted network); unset runs the gateway standalone, without sync.",
+        description="Base URL of the central member API (`https://...`; `http://` is "
+        "warned about outside loopback). No user name or password in it: the credential "
+        "is `token` or `token_file`. Unset runs the gateway standalone, without sync.",
     )
     token: SecretStr | None = Field(
         default=None,
@@ -113,7 +126,8 @@ class CentralSettings(SettingsModel):
     token_file: Path | None = Field(
         default=None,
         description="File holding the bearer token (surrounding whitespace is ignored), "
-        "read once at start; set this or `token`, not both.",
+        "read once at start; set this or `token`, not both. It must be readable by its "
+        "owner only (`chmod 600`).",
     )
     timeout_s: float = Field(
         default=10.0,
@@ -126,6 +140,11 @@ class CentralSettings(SettingsModel):
         default=True,
         description="Verify central's TLS certificate. Turn off only for a test server.",
     )
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate(s) (PEM) that sign central's TLS certificate, for a "
+        "private CA; unset trusts the system's CAs.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -137,7 +156,19 @@ class CentralSettings(SettingsModel):
             raise ValueError("must be an http:// or https:// URL with a host")
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment")
+        if parts.username is not None or parts.password is not None:
+            # It would be printed wherever the URL is, and sync sends its own token anyway.
+            raise ValueError("must not hold a user name or password: give the credential "
+                             "with token_file or MALLGATE__CENTRAL__TOKEN")
         return value.rstrip("/")
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable_ca(cls, value: Path | None) -> Path | None:
+        # Found at start, not at the first sync an hour later.
+        if value is not None and not value.is_file():
+            raise ValueError("no such file: give the PEM file of central's CA")
+        return value
 
 
 class LoggingSettings(SettingsModel):

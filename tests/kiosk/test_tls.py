@@ -5,70 +5,27 @@ and clients that do not trust the broker's certificate, or speak plaintext, kept
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from devices.kiosk.sim import KioskClient
 from devices.mqtt.broker import Mosquitto
-from devices.mqtt.transport import MqttLink
+from devices.mqtt.passwd import with_password
+from devices.mqtt.transport import LinkConfig, MqttLink
 from gateway.cli import main
 from gateway.settings import Settings
+from tests.certs import make_ca, make_server_cert
 from tests.conftest import free_port
 from tests.kiosk.helpers import TOPICS, eventually, kiosk_settings_data, running_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "test-mall"  # the helpers' site
-
-
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def make_ca(directory: Path, name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256()))
-    (directory / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key, cert
-
-
-def make_server_cert(directory: Path, ca_key: ec.EllipticCurvePrivateKey,
-                     ca: x509.Certificate) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(_name("broker.mall.lan"))
-            .issuer_name(ca.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    (directory / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "server.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
 
 
 def shipped_config(tmp_path: Path, plain_port: int, tls_port: int) -> str:
@@ -91,20 +48,21 @@ def logins(tmp_path: Path) -> dict[str, str]:
     gateway's; passwords by login."""
     ca_key, ca = make_ca(tmp_path, "ca")
     make_server_cert(tmp_path, ca_key, ca)
-    result = CliRunner().invoke(main, ["kiosk", "add", "k1",
-                                       "--passwd-file", str(tmp_path / "passwd")])
+    (tmp_path / "acl").write_text(
+        (ROOT / "config/mosquitto/acl").read_text().replace("{site}", SITE))
+    result = CliRunner().invoke(main, ["kiosk", "add", "k1", "--site", SITE,
+                                       "--passwd-file", str(tmp_path / "passwd"),
+                                       "--acl-file", str(tmp_path / "acl")])
     assert result.exit_code == 0, result.output
     gateway = f"gateway-{SITE}"
-    subprocess.run(["mosquitto_passwd", "-b", str(tmp_path / "passwd"), gateway,
-                    "gateway-secret"], check=True, capture_output=True)
+    passwd = tmp_path / "passwd"
+    passwd.write_text(with_password(passwd.read_text(), gateway, "gateway-secret"))
     return {"k1": result.output.split("password ")[1].split()[0], gateway: "gateway-secret"}
 
 
 @pytest.fixture
 async def tls_port(tmp_path: Path, logins: dict[str, str]) -> AsyncIterator[int]:
     """The shipped configuration running; its TLS listener's port."""
-    (tmp_path / "acl").write_text(
-        (ROOT / "config/mosquitto/acl").read_text().replace("{site}", SITE))
     (tmp_path / "data").mkdir()
     plain, tls = free_port(), free_port()
     async with Mosquitto(plain, tmp_path / "data",
@@ -147,3 +105,27 @@ async def test_an_untrusted_or_plaintext_client_is_kept_out(
         await eventually(lambda: link.stats.connect_failures >= 1)
         assert not link.connected.is_set()
         assert link.stats.last_error
+
+
+async def test_a_crowd_on_the_kiosk_port_never_locks_out_the_gateway(
+        tmp_path: Path, logins: dict[str, str]) -> None:
+    (tmp_path / "data").mkdir()
+    plain, tls = free_port(), free_port()
+    gateway = f"gateway-{SITE}"
+    crowd: list[asyncio.StreamWriter] = []
+    async with Mosquitto(plain, tmp_path / "data",
+                         config_text=shipped_config(tmp_path, plain, tls)):
+        try:
+            for _ in range(510):  # idle, never starting TLS: more than the port allows
+                crowd.append((await asyncio.open_connection("127.0.0.1", tls))[1])
+            reader, writer = await asyncio.open_connection("127.0.0.1", tls)
+            crowd.append(writer)
+            assert await asyncio.wait_for(reader.read(1), 5) == b""  # closed by the broker
+            config = LinkConfig(host="127.0.0.1", port=plain, client_id=gateway,
+                                username=gateway, password=logins[gateway], keepalive_s=5,
+                                reconnect_min_s=1)
+            async with MqttLink(config) as link:
+                await asyncio.wait_for(link.connected.wait(), 10)
+        finally:
+            for writer in crowd:
+                writer.close()

@@ -75,3 +75,13 @@ def test_lookup_for_each_way_a_member_names_themself() -> None:
         "phone_hash", phone_hash(b"phone-key", "13912345678"))
     with pytest.raises(IdentityError, match="phone is not configured"):
         lookup_for("phone", "13912345678", IdentityKeys(KEY, None, 30), NOW)
+
+
+def test_a_token_valid_for_longer_than_a_day_is_refused() -> None:
+    # A token that works for 100 years is a leaked key or a broken issuer, not a QR code.
+    token = make_qr_token(KEY, "m1", NOW + timedelta(days=365 * 100))
+    with pytest.raises(IdentityError) as refused:
+        verify_qr_token(KEY, token, NOW, 30)
+    assert refused.value.code == "invalid_token" and "24 h" in refused.value.msg
+    assert verify_qr_token(KEY, make_qr_token(KEY, "m1", NOW + timedelta(hours=23)),
+                           NOW, 30) == "m1"

@@ -33,6 +33,7 @@ def shown(settings: object) -> str:
 def test_token_from_file_is_read_at_load_and_never_shown(tmp_path: Path) -> None:
     secret = tmp_path / "central.token"
     secret.write_text(f"{TOKEN}\n", encoding="utf-8")
+    secret.chmod(0o600)
 
     settings = load_settings(config(tmp_path, f'token_file = "{secret}"\n'), environ={})
 
@@ -65,6 +66,7 @@ def test_token_from_env_is_taken_as_written(tmp_path: Path) -> None:
 def test_unreadable_or_empty_token_file_is_an_error(tmp_path: Path) -> None:
     empty = tmp_path / "empty.token"
     empty.write_text("\n", encoding="utf-8")
+    empty.chmod(0o600)
     for token_file, problem in ((tmp_path / "absent.token", "cannot read the token file"),
                                 (empty, "the token file is empty")):
         with pytest.raises(SettingsError) as caught:

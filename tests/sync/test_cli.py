@@ -35,6 +35,7 @@ async def test_sync_now_then_status(central: Central, admin: CentralClient,
         f'[store]\npath = "{tmp_path / "gw.db"}"\n'
         f'[central]\nurl = "{central.url}"\ntimeout_s = 5.0\n', encoding="utf-8")
     (tmp_path / "token").write_text(central.gateway_token)
+    (tmp_path / "token").chmod(0o600)  # a token file others can read is refused
     env_config = str(config)
     code, out = await mallgate("sync", "status", "--config", env_config)
     assert code == 1 and "no store" in out
