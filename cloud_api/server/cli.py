@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 
 import click
 
+from cloud_api.httpguard import HttpLimits, serve_app
 from cloud_api.server.app import DEFAULT_RETENTION_DAYS, create_central_app
 from cloud_api.server.limits import CentralLimits
 from cloud_api.server.postgres_store import PostgresStorage
 from cloud_api.server.sqlite_store import SqliteStorage
 from cloud_api.server.storage import Storage
-from httplimits import HttpLimits, serve_app
 
 
 def open_storage(db: Path, dsn: str | None) -> Storage:
@@ -72,7 +72,7 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
                              limits=settings)
     click.echo(f"central listening on http://{host}:{port}")
     # Bounded connections and a deadline for request headers: slow clients cannot hold
-    # every descriptor (httplimits/guard.py).
+    # every descriptor (cloud_api/httpguard.py).
     asyncio.run(serve_app(app, host, port, HttpLimits()))
 
 

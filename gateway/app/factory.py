@@ -18,6 +18,7 @@ from functools import partial
 
 from aiohttp import web
 
+from cloud_api.httpguard import ConnectionGuard, GuardedSockSite, HttpLimits
 from gateway.app.keys import (
     CENTRAL,
     LEDGER,
@@ -39,7 +40,6 @@ from gateway.parts import DEFAULT_RESTARTS, Parts, Policy, Restarts
 from gateway.settings import Settings
 from gateway.settings.advice import log_advice
 from gateway.store import Reader, Writer
-from httplimits import ConnectionGuard, GuardedSockSite, HttpLimits
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,8 @@
 """Connection limits for an aiohttp server: how many at once, and how long headers may take.
 
+Shared by central's server and the gateway's API (which imports it in its composition
+root); it depends on nothing of either.
+
 aiohttp has no timeout for a request's headers: a client that sends them a byte at a time
 holds its connection, and a file descriptor, for as long as it likes. A thousand of them
 exhausted the gateway's descriptors; every accept then failed and was logged, and `/readyz`
