@@ -37,6 +37,7 @@ from devices.kiosk.protocol import (
 )
 from devices.mqtt.contract import encode
 from devices.mqtt.router import Router
+from devices.mqtt.topics import level
 from devices.mqtt.transport import Inbound, MqttLink
 from gateway.deadletters import keep_with
 from gateway.ids import new_ulid
@@ -48,6 +49,8 @@ from gateway.store import Writer
 log = logging.getLogger(__name__)
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 DEAD_LETTER_SOURCE = "kiosk"
+# lty/v1/{site}/kiosk/{kid}/...: the level that names the kiosk.
+KID_LEVEL = 4
 
 
 @dataclass(slots=True)
@@ -86,8 +89,13 @@ class KioskService:
     def register(self, router: Router) -> None:
         """Take every kiosk's requests, events and status from the shared link, and keep
         what no part claims as a dead letter."""
-        for topic_filter in self.topics.subscriptions:
-            router.add("kiosk", topic_filter, const.QOS_REQUEST, self.handle)
+        # One lane per kiosk and kind: a kiosk's requests are answered in the order it sent
+        # them, while other kiosks are served (and their writes committed) alongside.
+        kid = level(KID_LEVEL)
+        requests, events, status = self.topics.subscriptions
+        router.add("kiosk", requests, const.QOS_REQUEST, self.handle, lane=kid)
+        router.add("kiosk", events, const.QOS_REQUEST, self.handle, lane=kid)
+        router.add("kiosk", status, const.QOS_REQUEST, self.handle, lane=kid, retained=True)
         router.unclaimed = self.unclaimed
 
     def command(self, kid: str, name: str, data: dict[str, Any], *, expiry_s: int) -> str:
