@@ -127,3 +127,93 @@ async def test_what_no_device_claims_is_counted_kept_and_acknowledged(
         await send(rx, f"{SITE}/receiver/rx-1/adv", b"stray again")
         await eventually(lambda: logged_only.stats.unclaimed == 1)
         await eventually(lambda: link.stats.acked == 1)
+
+
+def by_level(topic: str) -> str:
+    return topic.split("/")[4]  # the kiosk or receiver
+
+
+async def test_one_lane_in_arrival_order_and_lanes_side_by_side(broker: Mosquitto) -> None:
+    """k1's first message waits; k1's second waits behind it, k2's is handled meanwhile."""
+    gate = asyncio.Event()
+    order: list[bytes] = []
+
+    async def handler(message: Inbound) -> None:
+        if message.payload == b"k1-slow":
+            await gate.wait()
+        order.append(message.payload)
+
+    router = Router()
+    router.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, handler, lane=by_level)
+    async with device(broker, "k1") as k1, device(broker, "k2") as k2, \
+            serving(broker, router):
+        await send(k1, f"{SITE}/kiosk/k1/req/redeem", b"k1-slow")
+        await send(k1, f"{SITE}/kiosk/k1/req/balance", b"k1-next")
+        await send(k2, f"{SITE}/kiosk/k2/req/balance", b"k2")
+        await eventually(lambda: order == [b"k2"])
+        gate.set()
+        await eventually(lambda: order == [b"k2", b"k1-slow", b"k1-next"])
+
+
+async def test_a_flooded_lane_yields_to_the_others_and_drops_past_its_backlog(
+        broker: Mosquitto) -> None:
+    flood: list[bytes] = []
+    seen_at: list[int] = []
+
+    async def batches(message: Inbound) -> None:
+        flood.append(message.payload)  # all work, no await: as a batch of sightings is
+
+    async def requests(message: Inbound) -> None:
+        seen_at.append(len(flood))
+
+    router = Router()
+    router.add("ble", f"{SITE}/receiver/+/adv", 0, batches, lane=by_level, backlog=1000)
+    router.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, requests, lane=by_level)
+    async with device(broker, "rx-1") as rx, device(broker, "k1") as k1, \
+            serving(broker, router):
+        for n in range(500):
+            rx.publish(f"{SITE}/receiver/rx-1/adv", b"%d" % n, qos=0)
+        await send(rx, f"{SITE}/receiver/rx-1/fence", b"")  # the flood is at the broker
+        await send(k1, f"{SITE}/kiosk/k1/req/balance", b"?")
+        await eventually(lambda: len(flood) == 500)
+        # Sent after the whole flood, handled before the flood was worked through.
+        assert seen_at and seen_at[0] < 500
+        assert flood == [b"%d" % n for n in range(500)]  # and the lane kept its order
+
+    bounded = Router()
+    bounded.add("ble", f"{SITE}/receiver/+/adv", 0, batches, lane=by_level, backlog=5)
+    async with device(broker, "rx-1") as rx, serving(broker, bounded):
+        flood.clear()
+        for n in range(500):
+            rx.publish(f"{SITE}/receiver/rx-1/adv", b"%d" % n, qos=0)
+        await eventually(lambda: len(flood) + bounded.stats.dropped[("ble", "backlog")]
+                         == 500)
+        assert bounded.stats.dropped[("ble", "backlog")] > 0
+    with pytest.raises(ValueError, match="backlog"):
+        bounded.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, requests, lane=by_level, backlog=5)
+
+
+async def test_retained_input_is_dropped_counted_and_cleared(broker: Mosquitto) -> None:
+    requests, statuses = Handled(), Handled()
+    router = Router()
+    router.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, requests, lane=by_level)
+    router.add("kiosk", f"{SITE}/kiosk/+/status", 1, statuses, lane=by_level, retained=True)
+    async with device(broker, "k1") as k1:
+        info = k1.publish(f"{SITE}/kiosk/k1/req/checkin", b"kept", qos=1, retain=True)
+        await asyncio.wait_for(k1.published(info), 10)
+        info = k1.publish(f"{SITE}/kiosk/k1/status", b"online", qos=1, retain=True)
+        await asyncio.wait_for(k1.published(info), 10)
+        async with serving(broker, router) as link:
+            await eventually(lambda: [m.payload for m in statuses.messages] == [b"online"])
+            await eventually(lambda: router.stats.dropped[("kiosk", "retained")] == 1)
+            await eventually(lambda: link.stats.acked == 2)
+            # Live, with the flag as published: dropped too.
+            await send(k1, f"{SITE}/kiosk/k1/req/checkin", b"live")  # not retained
+            info = k1.publish(f"{SITE}/kiosk/k1/req/checkin", b"again", qos=1, retain=True)
+            await asyncio.wait_for(k1.published(info), 10)
+            await eventually(lambda: router.stats.dropped[("kiosk", "retained")] == 2)
+            await eventually(lambda: [m.payload for m in requests.messages] == [b"live"])
+        async with serving(broker, router):  # subscribed again: nothing left to replay
+            await eventually(lambda: len(statuses.messages) == 2)
+        assert router.stats.dropped[("kiosk", "retained")] == 2
+        assert [m.payload for m in requests.messages] == [b"live"]
