@@ -93,3 +93,15 @@ SCANNER_CALL_TIMEOUT_S = 10.0
 # A raising advert callback is logged with its traceback at most this often (each one is
 # counted): a bug hit by every advert must not flood the log at the advert rate.
 SCANNER_CALLBACK_LOG_INTERVAL_S = 60.0
+
+# --- remote receivers ---------------------------------------------------------------------
+
+# An ESP32 receiver sends a batch every 200-500 ms; 50 a second (a burst of 100) leaves ample
+# room and caps what one receiver gone wrong costs the gateway at a few percent of a core.
+# Batches past it are dropped and counted: sightings may be sampled, presence survives it.
+RECEIVER_BATCHES_PER_S = 50.0
+RECEIVER_BATCH_BURST = 100
+# Batches of one receiver waiting to be handled; past this (the gateway is behind) new
+# batches are dropped and counted rather than queued, so a flood never builds a backlog
+# that kiosk requests would wait behind.
+RECEIVER_BACKLOG = 32

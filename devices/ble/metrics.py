@@ -74,13 +74,19 @@ def _receivers(service: BleService) -> Iterator[Metric]:
     rejected = CounterMetricFamily("mallgate_ble_receiver_rejected",
                                    "Receiver messages refused (bad payload).",
                                    labels=["receiver", "zone"])
+    dropped = CounterMetricFamily("mallgate_ble_receiver_dropped",
+                                  "Receiver batches sampled out: over the receiver's rate "
+                                  "limit or backlog, or retained.",
+                                  labels=["receiver", "zone"])
     for rid, state in sorted(service.receivers.items()):
         online.add_metric([rid, state.zone], 1 if state.online else 0)
         adverts.add_metric([rid, state.zone], state.adverts)
         rejected.add_metric([rid, state.zone], state.rejected)
+        dropped.add_metric([rid, state.zone], state.dropped)
     yield online
     yield adverts
     yield rejected
+    yield dropped
     scanning = GaugeMetricFamily("mallgate_ble_scanner_up",
                                  "1 while the local adapter's scanner is scanning.",
                                  labels=["adapter", "zone"])

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from devices.ble import const
 from devices.ble.keyring import Keyring
 from devices.ble.pipeline import Pipeline
 from devices.ble.protocol import Advertisement
@@ -30,7 +31,9 @@ from devices.ble.remote import (
 )
 from devices.ble.transport import ScannerReceiver
 from devices.mqtt.contract import Contract
+from devices.mqtt.limits import RateLimiter
 from devices.mqtt.router import Router
+from devices.mqtt.topics import level
 from devices.mqtt.transport import Inbound
 from gateway.loyalty.wire import to_text
 from gateway.offers.welcome import Decision, Welcome
@@ -40,6 +43,8 @@ from gateway.store import Reader
 log = logging.getLogger(__name__)
 
 OFFER_SHOW = "offer.show"
+# lty/v1/{site}/receiver/{rid}/...: the level that names the receiver.
+RID_LEVEL = 4
 REFUSAL_LOG_INTERVAL_S = 60.0
 
 
@@ -57,6 +62,7 @@ class ReceiverState:
     batches: int = 0
     adverts: int = 0
     rejected: int = 0  # batches refused (bad payload)
+    dropped: int = 0  # batches sampled out: over the rate limit or backlog, or retained
     last_seen: float | None = None
     warned_at: float = float("-inf")  # last refusal logged
 
@@ -89,6 +95,8 @@ class BleService:
         self.clock = clock
         self.stats = BleStats()
         self.receivers = {r.id: ReceiverState(r.zone) for r in settings.receivers}
+        self.batch_limiter = RateLimiter(const.RECEIVER_BATCHES_PER_S,
+                                         const.RECEIVER_BATCH_BURST)
         self.decisions: list[Decision] = []  # the most recent, newest last (dashboard)
         self.scanners: list[ScannerReceiver] = []  # local adapters, for their health
         self._tasks: set[asyncio.Task[None]] = set()
@@ -108,9 +116,20 @@ class BleService:
 
     def register(self, router: Router) -> None:
         """Take the remote receivers' batches and statuses from the shared MQTT link (QoS 0:
-        a lost batch is replaced by the next)."""
-        for topic_filter in self.topics.subscriptions:
-            router.add("ble", topic_filter, 0, self.handle)
+        a lost batch is replaced by the next). Each receiver's batches are one bounded
+        lane: handled in order, one at a time, yielding to kiosk requests between them,
+        and dropped (counted) when the gateway is behind."""
+        rid = level(RID_LEVEL)
+        batches, statuses = self.topics.subscriptions
+        router.add("ble", batches, 0, self.handle, lane=rid, backlog=const.RECEIVER_BACKLOG,
+                   on_drop=self._dropped)
+        router.add("ble", statuses, 0, self.handle, lane=rid, retained=True)
+
+    def _dropped(self, message: Inbound, why: str) -> None:
+        where = self.topics.parse(message.topic)
+        state = self.receivers.get(where[0]) if where is not None else None
+        if state is not None:
+            state.dropped += 1
 
     async def handle(self, message: Inbound) -> None:
         """A message on a remote receiver's topic."""
@@ -126,6 +145,9 @@ class BleService:
             if kind == "status":
                 state.online = decode_receiver_status(self.contract, rid,
                                                       message.payload).online
+                return
+            if not self.batch_limiter.allow(rid, time.monotonic()):
+                state.dropped += 1  # sampled: sightings may be, presence survives it
                 return
             batch = decode_batch(self.contract, rid, message.payload, received_at=now)
         except ReceiverPayloadError as bad:

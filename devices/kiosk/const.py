@@ -22,3 +22,13 @@ COMMAND_EXPIRY_S = 20
 REPLY_RETENTION_S = 2 * 86_400
 # How often stored replies past their retention are deleted.
 PRUNE_INTERVAL_S = 3600.0
+
+# Events (heartbeats, command acks) come every 30 s or so per kiosk; more than a burst of
+# 10 and one a second is a kiosk gone wrong. Events past this are dropped and counted.
+EVENT_RATE_PER_S = 1.0
+EVENT_BURST = 10
+# Dead letters kept per kiosk: enough to see what a broken kiosk app sends, while a kiosk
+# that floods bad messages cannot fill the disk (one wrote 6 MB/s without this). Past it
+# the bad message is still answered and counted, and not written.
+DEAD_LETTER_RATE_PER_S = 1.0
+DEAD_LETTER_BURST = 20

@@ -29,6 +29,15 @@ def kiosk_families(service: KioskService) -> Iterator[Metric]:
     yield CounterMetricFamily("mallgate_kiosk_dead_letters",
                               "Kiosk messages kept in dead letters (invalid input).",
                               value=stats.dead_letters)
+    yield CounterMetricFamily("mallgate_kiosk_dead_letters_dropped",
+                              "Invalid kiosk messages over the kiosk's dead-letter limit: "
+                              "answered and counted, not kept.",
+                              value=stats.dead_letters_dropped)
+    yield CounterMetricFamily("mallgate_kiosk_events", "Kiosk events received.",
+                              value=stats.events)
+    yield CounterMetricFamily("mallgate_kiosk_events_dropped",
+                              "Kiosk events over the kiosk's event rate limit (dropped).",
+                              value=stats.events_dropped)
     online = GaugeMetricFamily("mallgate_kiosk_online",
                                "1 if the kiosk's retained status says online.",
                                labels=["kiosk"])

@@ -27,7 +27,7 @@ ErrorCode = Literal[
     "invalid_payload", "payload_too_large", "unknown_op", "unknown_member", "invalid_token",
     "token_expired", "insufficient_points", "offline_limit", "already_checked_in",
     "receipt_not_found", "receipt_already_claimed", "receipt_claim_expired",
-    "offer_not_available", "offer_already_claimed", "rate_limited", "internal",
+    "offer_not_available", "offer_already_claimed", "id_conflict", "rate_limited", "internal",
 ]
 
 

@@ -37,6 +37,7 @@ from devices.kiosk.protocol import (
 )
 from devices.mqtt.contract import encode
 from devices.mqtt.router import Router
+from devices.mqtt.topics import level
 from devices.mqtt.transport import Inbound, MqttLink
 from gateway.deadletters import keep_with
 from gateway.ids import new_ulid
@@ -48,6 +49,10 @@ from gateway.store import Writer
 log = logging.getLogger(__name__)
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 DEAD_LETTER_SOURCE = "kiosk"
+# lty/v1/{site}/kiosk/{kid}/...: the level that names the kiosk.
+KID_LEVEL = 4
+# The dead-letter limit of messages outside the kiosk tree, which name no kiosk.
+UNCLAIMED_SENDER = "(unclaimed)"
 
 
 @dataclass(slots=True)
@@ -65,7 +70,9 @@ class KioskStats:
     retries: int = 0  # requests answered from a stored reply
     rejected: Counter[str] = field(default_factory=Counter)  # by error code
     dead_letters: int = 0
+    dead_letters_dropped: int = 0  # bad messages over the kiosk's dead-letter limit: not kept
     events: int = 0
+    events_dropped: int = 0  # events over the kiosk's event rate limit
     commands: int = 0  # commands published to kiosks (offer.show, ...)
 
 
@@ -82,12 +89,21 @@ class KioskService:
         self.max_payload_bytes = max_payload_bytes
         self.kiosks: dict[str, KioskState] = {}
         self.stats = KioskStats()
+        # Per kiosk: events apart from requests, and what a kiosk's bad messages may write.
+        self.event_limiter = RateLimiter(const.EVENT_RATE_PER_S, const.EVENT_BURST)
+        self.dead_letter_limiter = RateLimiter(const.DEAD_LETTER_RATE_PER_S,
+                                               const.DEAD_LETTER_BURST)
 
     def register(self, router: Router) -> None:
         """Take every kiosk's requests, events and status from the shared link, and keep
         what no part claims as a dead letter."""
-        for topic_filter in self.topics.subscriptions:
-            router.add("kiosk", topic_filter, const.QOS_REQUEST, self.handle)
+        # One lane per kiosk and kind: a kiosk's requests are answered in the order it sent
+        # them, while other kiosks are served (and their writes committed) alongside.
+        kid = level(KID_LEVEL)
+        requests, events, status = self.topics.subscriptions
+        router.add("kiosk", requests, const.QOS_REQUEST, self.handle, lane=kid)
+        router.add("kiosk", events, const.QOS_REQUEST, self.handle, lane=kid)
+        router.add("kiosk", status, const.QOS_REQUEST, self.handle, lane=kid, retained=True)
         router.unclaimed = self.unclaimed
 
     def command(self, kid: str, name: str, data: dict[str, Any], *, expiry_s: int) -> str:
@@ -126,10 +142,13 @@ class KioskService:
             await self._status(where.kid, message, now)
         elif where.kind == "evt":
             self.stats.events += 1
+            if not self.event_limiter.allow(where.kid, time.monotonic()):
+                self.stats.events_dropped += 1
+                return
             try:
                 decode_event(self.contract, where.name, message.payload)
             except ProtocolError as bad:
-                await self._dead_letter(message, bad, now)
+                await self._dead_letter(message, bad, now, where.kid)
                 return
             self._seen(where.kid, now)
         else:
@@ -149,7 +168,7 @@ class KioskService:
             request = decode_request(self.contract, kid, op, message.payload,
                                      max_bytes=self.max_payload_bytes)
         except ProtocolError as bad:
-            await self._dead_letter(message, bad, now)
+            await self._dead_letter(message, bad, now, kid)
             self._reply(kid, error_reply(bad.request_id, bad), message.correlation)
             return
         try:
@@ -173,7 +192,7 @@ class KioskService:
         try:
             status = decode_status(kid, message.payload, self.contract)
         except ProtocolError as bad:
-            await self._dead_letter(message, bad, now)
+            await self._dead_letter(message, bad, now, kid)
             return
         previous = self.kiosks.get(kid)
         if previous is None or previous.online != status.online:
@@ -187,16 +206,21 @@ class KioskService:
         """A message outside the kiosk tree that no other part took: a dead letter."""
         await self._dead_letter(message, ProtocolError(
             "invalid_payload", f"not a kiosk topic: {message.topic[:200]}"),
-            self.ops.ledger.now())
+            self.ops.ledger.now(), UNCLAIMED_SENDER)
 
     def _seen(self, kid: str, now: datetime) -> None:
         state = self.kiosks.get(kid)
         if state is not None:
             state.last_seen = now
 
-    async def _dead_letter(self, message: Inbound, error: KioskError, now: datetime) -> None:
-        self.stats.dead_letters += 1
+    async def _dead_letter(self, message: Inbound, error: KioskError, now: datetime,
+                           sender: str) -> None:
         self.stats.rejected[error.code] += 1
+        if not self.dead_letter_limiter.allow(sender, time.monotonic()):
+            # Counted, not kept: the dead letters already kept show what this sender sends.
+            self.stats.dead_letters_dropped += 1
+            return
+        self.stats.dead_letters += 1
         await keep_with(self.writer, source=DEAD_LETTER_SOURCE, raw=message.payload,
                         code=error.code, error=error.msg, context={"topic": message.topic},
                         at=to_text(now) or "")

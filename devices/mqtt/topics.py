@@ -10,6 +10,7 @@ in the ACL's `%u` patterns too, and can hold no `/`, `+` or `#`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 PREFIX = "lty/v1"
 # Site, kiosk and receiver ids: lower-case slugs, as MQTT usernames and topic levels.
@@ -62,3 +63,12 @@ def valid_filter(topic_filter: str) -> bool:
                 "+" in level and level != "+"):
             return False
     return True
+
+
+def level(index: int) -> Callable[[str], str]:
+    """A function giving level `index` of a topic ("" if it has fewer): for example the
+    kiosk or receiver id, as the key of the router's lanes."""
+    def key(topic: str) -> str:
+        parts = topic.split("/", index + 1)
+        return parts[index] if len(parts) > index else ""
+    return key

@@ -250,7 +250,10 @@ class MqttLink:
         self._was_up = True
         extra = self._subscriptions() if self._subscriptions is not None else ()
         for topic, qos in (*self.config.subscriptions, *extra):
-            client.subscribe(topic, options=SubscribeOptions(qos=qos, noLocal=True))
+            # Retain as published: a message its sender retained keeps the flag even when
+            # forwarded live, so a part that takes no retained input can tell it apart.
+            client.subscribe(topic, options=SubscribeOptions(qos=qos, noLocal=True,
+                                                             retainAsPublished=True))
         if self.config.birth is not None:
             client.publish(self.config.birth.topic, self.config.birth.payload,
                            qos=self.config.birth.qos, retain=True)

@@ -21,10 +21,11 @@ from aiohttp import web
 
 from devices.mqtt.broker import Mosquitto
 from devices.mqtt.contract import gateway_status
+from devices.mqtt.metrics import router_families
 from devices.mqtt.router import Router
 from devices.mqtt.topics import gateway_status_topic
 from devices.mqtt.transport import LinkConfig, MqttLink, Retained
-from gateway.app.keys import LEDGER, MQTT, SETTINGS
+from gateway.app.keys import LEDGER, METRICS, MQTT, SETTINGS
 from gateway.app.supervisor import part_task
 from gateway.loyalty.wire import to_text
 from gateway.settings import Settings
@@ -73,6 +74,7 @@ async def mqtt_context(app: web.Application) -> AsyncIterator[None]:
         link = MqttLink(link_config(settings, str(to_text(app[LEDGER].now()))),
                         subscriptions=lambda: router.subscriptions)
         app[MQTT] = Mqtt(link, router)
+        app[METRICS].add(lambda: router_families(router))
         yield
 
 

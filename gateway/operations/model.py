@@ -18,7 +18,7 @@ RefusalCode = Literal[
     "invalid_payload", "unknown_member", "invalid_token", "token_expired",
     "insufficient_points", "offline_limit", "already_checked_in", "receipt_not_found",
     "receipt_already_claimed", "receipt_claim_expired", "offer_not_available",
-    "offer_already_claimed", "internal",
+    "offer_already_claimed", "id_conflict", "internal",
 ]
 
 # Refusals that are the answer to the request as it stands: stored, so a retry gets the

@@ -96,6 +96,15 @@ class Operations:
 
     async def handle(self, request: OperationRequest) -> tuple[Reply, bool]:
         """The reply to `request` (durable when it returns) and whether it was a retry."""
+        try:
+            return await self._handle(request)
+        except Refused as conflict:
+            # Its key holds the reply of another request: refused, nothing applied or kept.
+            if conflict.code != "id_conflict":
+                raise
+            return self.replies.refused(request.id, conflict), False
+
+    async def _handle(self, request: OperationRequest) -> tuple[Reply, bool]:
         now = self.ledger.now()
         refusal: Refused | None = None
         lookup: Lookup | None = None
@@ -110,7 +119,7 @@ class Operations:
         # entries in the same read. A few point lookups: read right here, on the loop.
         with_entries = request.op in _READS_WITH_BALANCE
         stored, member, entries = self.reader.run_here(lambda conn: self._first_read(
-            conn, request.key, lookup, with_entries=with_entries))
+            conn, request, lookup, with_entries=with_entries))
         if stored is not None:
             return stored, True
         outcome = refusal if refusal is not None else await self._run(
@@ -135,7 +144,7 @@ class Operations:
         refused_reply = self.replies.refused
 
         def op(conn: sqlite3.Connection) -> tuple[Reply, bool, list[Recorded]]:
-            stored = stored_reply(conn, request.key)
+            stored = stored_reply(conn, request)
             if stored is not None:
                 return stored, True, []
             member = find_member(conn, lookup)
@@ -173,10 +182,11 @@ class Operations:
             return lookup_for(request.data["by"], request.data["value"], self.keys, now)
         return Lookup("member", request.data["member_id"])
 
-    def _first_read(self, conn: sqlite3.Connection, key: str, lookup: Lookup | None, *,
-                    with_entries: bool) -> tuple[Reply | None, Member | None, Entries | None]:
+    def _first_read(self, conn: sqlite3.Connection, request: OperationRequest,
+                    lookup: Lookup | None, *, with_entries: bool,
+                    ) -> tuple[Reply | None, Member | None, Entries | None]:
         """The stored reply, else the member, with its account's entries when asked."""
-        stored = stored_reply(conn, key)
+        stored = stored_reply(conn, request)
         if stored is not None or lookup is None:
             return stored, None, None
         member = find_member(conn, lookup)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 import pytest
 
@@ -127,3 +128,109 @@ async def test_what_no_device_claims_is_counted_kept_and_acknowledged(
         await send(rx, f"{SITE}/receiver/rx-1/adv", b"stray again")
         await eventually(lambda: logged_only.stats.unclaimed == 1)
         await eventually(lambda: link.stats.acked == 1)
+
+
+def by_level(topic: str) -> str:
+    return topic.split("/")[4]  # the kiosk or receiver
+
+
+async def test_one_lane_in_arrival_order_and_lanes_side_by_side(broker: Mosquitto) -> None:
+    """k1's first message waits; k1's second waits behind it, k2's is handled meanwhile."""
+    gate = asyncio.Event()
+    order: list[bytes] = []
+
+    async def handler(message: Inbound) -> None:
+        if message.payload == b"k1-slow":
+            await gate.wait()
+        order.append(message.payload)
+
+    router = Router()
+    router.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, handler, lane=by_level)
+    async with device(broker, "k1") as k1, device(broker, "k2") as k2, \
+            serving(broker, router):
+        await send(k1, f"{SITE}/kiosk/k1/req/redeem", b"k1-slow")
+        await send(k1, f"{SITE}/kiosk/k1/req/balance", b"k1-next")
+        await send(k2, f"{SITE}/kiosk/k2/req/balance", b"k2")
+        await eventually(lambda: order == [b"k2"])
+        gate.set()
+        await eventually(lambda: order == [b"k2", b"k1-slow", b"k1-next"])
+
+
+class HeldLink:
+    """The link's side the router uses once a message is in hand (ack, publish): to hand
+    the router a burst that is all there at once, as a socket read full of batches is."""
+
+    def __init__(self) -> None:
+        self.acked = 0
+
+    def ack(self, message: Inbound) -> None:
+        self.acked += 1
+
+    def publish(self, topic: str, payload: bytes, **kwargs: object) -> None:
+        pass
+
+
+def inbound(topic: str, payload: bytes, qos: int = 0) -> Inbound:
+    return Inbound(topic=topic, payload=payload, qos=qos, retain=False, mid=0, generation=0)
+
+
+async def test_a_flooded_lane_yields_to_the_others_and_drops_past_its_backlog() -> None:
+    flood: list[bytes] = []
+    seen_at: list[int] = []
+
+    async def batches(message: Inbound) -> None:
+        flood.append(message.payload)  # all work, no await: as a batch of sightings is
+
+    async def requests(message: Inbound) -> None:
+        seen_at.append(len(flood))
+
+    held = HeldLink()
+    link = cast(MqttLink, held)
+    router = Router()
+    router.add("ble", f"{SITE}/receiver/+/adv", 0, batches, lane=by_level, backlog=1000)
+    router.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, requests, lane=by_level)
+    for n in range(500):
+        router.dispatch(link, inbound(f"{SITE}/receiver/rx-1/adv", b"%d" % n))
+    router.dispatch(link, inbound(f"{SITE}/kiosk/k1/req/balance", b"?", qos=1))
+    await eventually(lambda: len(flood) == 500 and len(seen_at) == 1)
+    # Dispatched after the whole flood, handled as soon as the flood's lane yielded.
+    assert seen_at == [1]
+    assert flood == [b"%d" % n for n in range(500)]  # and the lane kept its order
+    assert held.acked == 501
+
+    flood.clear()
+    bounded = Router()
+    bounded.add("ble", f"{SITE}/receiver/+/adv", 0, batches, lane=by_level, backlog=5)
+    for n in range(500):
+        bounded.dispatch(link, inbound(f"{SITE}/receiver/rx-1/adv", b"%d" % n))
+    await eventually(lambda: len(flood) == 5)
+    assert flood == [b"%d" % n for n in range(5)]
+    assert bounded.stats.dropped[("ble", "backlog")] == 495
+    with pytest.raises(ValueError, match="backlog"):
+        bounded.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, requests, lane=by_level, backlog=5)
+
+
+async def test_retained_input_is_dropped_counted_and_cleared(broker: Mosquitto) -> None:
+    requests, statuses = Handled(), Handled()
+    router = Router()
+    router.add("kiosk", f"{SITE}/kiosk/+/req/+", 1, requests, lane=by_level)
+    router.add("kiosk", f"{SITE}/kiosk/+/status", 1, statuses, lane=by_level, retained=True)
+    async with device(broker, "k1") as k1:
+        info = k1.publish(f"{SITE}/kiosk/k1/req/checkin", b"kept", qos=1, retain=True)
+        await asyncio.wait_for(k1.published(info), 10)
+        info = k1.publish(f"{SITE}/kiosk/k1/status", b"online", qos=1, retain=True)
+        await asyncio.wait_for(k1.published(info), 10)
+        async with serving(broker, router) as link:
+            await eventually(lambda: [m.payload for m in statuses.messages] == [b"online"])
+            await eventually(lambda: router.stats.dropped[("kiosk", "retained")] == 1)
+            await eventually(lambda: link.stats.acked == 2)
+            # Live, with the flag as published: dropped too.
+            await send(k1, f"{SITE}/kiosk/k1/req/checkin", b"live")  # not retained
+            info = k1.publish(f"{SITE}/kiosk/k1/req/checkin", b"again", qos=1, retain=True)
+            await asyncio.wait_for(k1.published(info), 10)
+            await eventually(lambda: router.stats.dropped[("kiosk", "retained")] == 2)
+            await eventually(lambda: [m.payload for m in requests.messages] == [b"live"])
+        async with serving(broker, router):  # subscribed again: nothing left to replay
+            await eventually(lambda: len(statuses.messages) == 2)
+        assert router.stats.dropped[("kiosk", "retained")] == 2
+        assert [m.payload for m in requests.messages] == [b"live"]
