@@ -13,6 +13,7 @@ from devices.pos.reading import CaptureReader
 from gateway.ledger import Ledger
 from gateway.loyalty import LoyaltyRules, Plausibility
 from gateway.loyalty.hlc import HybridClock
+from gateway.loyalty.limits import DEFAULT_LIMITS
 from gateway.receipts import ReceiptPipeline
 from gateway.settings.pos import PosPort, PosSettings, ReceiptTemplate
 from gateway.store import Reader, Writer
@@ -59,7 +60,7 @@ def add_members(path: Path) -> None:
 
 @asynccontextmanager
 async def open_pipeline(path: Path, clock: Clock, settings: PosSettings | None = None,
-                        *, limits: Plausibility = Plausibility(),
+                        *, limits: Plausibility = DEFAULT_LIMITS,
                         ) -> AsyncIterator[ReceiptPipeline]:
     async with Writer(path) as writer, Reader(path) as reader:
         add_members(path)
