@@ -64,7 +64,8 @@ def now(config_file: Path) -> None:
                 Reader(settings.store.path) as reader, client:
             engine = SyncEngine(client, writer, reader, gateway_id=settings.site.gateway_id,
                                 settings=settings.sync,
-                                clock=HybridClock(settings.site.gateway_id))
+                                clock=HybridClock(settings.site.gateway_id),
+                                limits=settings.limits.plausibility())
             return await engine.sync_now()
 
     try:
