@@ -188,6 +188,17 @@ class FeedPage:
             self.held.add(member)
         self.applied.refused += 1
 
+    # -- an operator's decision ----------------------------------------------------------
+    def discard(self, letter_id: int, why: str) -> None:
+        """Give up a refused change for good; once its member has no other refused
+        change, what waited behind it is applied, in the order it came."""
+        row = self.conn.execute("SELECT member_id FROM sync_held WHERE letter_id = ?",
+                                (letter_id,)).fetchone()
+        holds.resolve(self.conn, [letter_id], why, self.at)
+        self.conn.execute("DELETE FROM sync_held WHERE letter_id = ?", (letter_id,))
+        if row is not None and not holds.refused_kinds(self.conn, row[0]):
+            self._release(row[0], why)
+
     # -- for the snapshot ----------------------------------------------------------------
     def forget(self, member: str, why: str) -> None:
         """End a member's hold without applying what waited: a newer state replaces it."""

@@ -5,7 +5,7 @@ change's kind, sequence and member, and its member is *held*: later changes of t
 are kept in `sync_held` as they came, not applied, while every other member's changes go
 on. The hold ends when the refused change is resolved: a newer valid profile of the member
 supersedes a refused profile, an erasure supersedes everything of the member, and an
-operator can retry or discard it (`mallgate sync resolve`). The held changes are then
+operator can discard it (`mallgate sync discard`). The held changes are then
 applied in the order they came. All in the caller's transaction.
 """
 
@@ -21,6 +21,19 @@ from gateway.deadletters import keep
 from sync.checks import Refused
 
 DEAD_LETTER_SOURCE = "sync"
+
+
+def pending_letter(conn: sqlite3.Connection, letter_id: int) -> str | None:
+    """Why dead letter `letter_id` is not a refused change waiting, or None if it is."""
+    row = conn.execute("SELECT source, replayed_at FROM dead_letters WHERE id = ?",
+                       (letter_id,)).fetchone()
+    if row is None:
+        return f"dead letter {letter_id}: no such dead letter"
+    if row[0] != DEAD_LETTER_SOURCE:
+        return f"dead letter {letter_id}: not a change from central (source {row[0]})"
+    if row[1] is not None:
+        return f"dead letter {letter_id}: already resolved"
+    return None
 
 
 def held_members(conn: sqlite3.Connection) -> set[str]:

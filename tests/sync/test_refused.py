@@ -221,3 +221,26 @@ async def test_entries_from_central_over_the_limit_are_refused(
     assert context["kind"] == "ledger.entry" and context["member_id"] == "M1"
     assert (await edge.ledger.balance("A1")).available == 0
     assert (await edge.ledger.balance("A2")).available == 7
+
+
+@SQLITE_ONLY
+async def test_an_operator_discards_a_refused_change_and_its_member_goes_on(
+        central: Central, edge: Edge, admin: CentralClient, tmp_path: Path) -> None:
+    await admin.create_member(MALL, {"member_id": "M1", "account_id": "A1"})
+    await admin.adjust(MALL, "M1", request_id="big", points=5, reason="gift")
+    poison_points(tmp_path / "central.db", "big", 10_000_001)
+    await edge.engine.sync_now()
+    await admin.adjust(MALL, "M1", request_id="later", points=3, reason="gift")
+    status = await edge.engine.sync_now()
+    assert (status.refused_changes, status.held_changes) == (1, 1)
+    assert (await edge.ledger.balance("A1")).available == 0
+    (letter,) = await edge.read(lambda c: [r[0] for r in c.execute(
+        "SELECT id FROM dead_letters WHERE source = 'sync'")])
+    config = tmp_path / "gw.toml"
+    config.write_text(f'[site]\nmall_id = "{MALL}"\ngateway_id = "gw-test"\n'
+                      f'[store]\npath = "{tmp_path / "gw.db"}"\n', encoding="utf-8")
+    assert "1 refused change(s) discarded" in await mallgate(
+        "sync", "discard", "--config", str(config), str(letter))
+    status = await edge.engine.status()
+    assert (status.refused_changes, status.held_changes) == (0, 0)
+    assert (await edge.ledger.balance("A1")).available == 3  # what waited, not the refused
