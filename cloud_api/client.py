@@ -74,7 +74,8 @@ class ChangesPage:
     changes: list[dict[str, Any]]
     next_cursor: int
     head: int
-    allowances: dict[str, int]
+    # As central sent them: the gateway checks each one (a bad one must not void the page).
+    allowances: dict[str, Any]
 
 
 def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
@@ -203,8 +204,13 @@ class CentralClient:
             "GET", f"/v1/gateways/{gateway_id}/changes",
             params={"cursor": str(cursor), "limit": str(limit), "wait": str(wait_s)},
             timeout_s=self.timeout_s + wait_s)
-        return ChangesPage(data["changes"], int(data["next_cursor"]), int(data["head"]),
-                           {a["account_id"]: int(a["points"]) for a in data["allowances"]})
+        try:
+            return ChangesPage(list(data["changes"]), int(data["next_cursor"]),
+                               int(data["head"]),
+                               {a["account_id"]: a["points"] for a in data["allowances"]})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CentralRejected(f"changes: a page the gateway cannot read ({exc!r})",
+                                  code="malformed_page") from None
 
     async def heartbeat(self, gateway_id: str, status: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = await self._request(

@@ -10,96 +10,33 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from cloud_api.errors import CentralRejected
-from gateway.ledger.service import insert_remote
-from gateway.loyalty import Entry
-from gateway.loyalty.hlc import HybridClock, Stamp
-from gateway.loyalty.wire import entry_from_wire
-from gateway.members import (
-    erase_member,
-    has_members,
-    ids_after,
-    upsert_member,
-    upsert_members,
-    versions_between,
-)
+from gateway.loyalty import Plausibility
+from gateway.loyalty.hlc import HybridClock
+from gateway.loyalty.limits import DEFAULT_LIMITS
+from gateway.members import erase_member, has_members, ids_after, versions_between
 from gateway.store.deferred import defer_indexes, restore_indexes
+from sync.checks import Refused, check_entry, check_member, is_id
+from sync.feed import Applied, FeedPage, apply_feed, grant_allowances, put_document
+
+__all__ = ["Applied", "apply_changes", "apply_snapshot_lines", "grant_allowances",
+           "put_document"]
 
 CENTRAL_PEER = "central"
 
 
-@dataclass(slots=True)
-class Applied:
-    entries: int = 0
-    members: int = 0
-    erased: int = 0
-    documents: int = 0
-    skipped: list[str] = field(default_factory=list)
-
-
-def remote_entry(data: Mapping[str, Any]) -> tuple[Entry, int | None]:
-    values = {k: v for k, v in data.items() if k != "server_seq"}
-    return entry_from_wire(values), data.get("server_seq")
-
-
-def put_document(conn: sqlite3.Connection, kind: str, key: str, payload: Mapping[str, Any],
-                 at: str) -> None:
-    if kind == "offer.upsert":
-        conn.execute(
-            "INSERT INTO offers (id, title, definition, valid_from, valid_until, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET title = excluded.title, "
-            "definition = excluded.definition, valid_from = excluded.valid_from, "
-            "valid_until = excluded.valid_until, updated_at = excluded.updated_at",
-            (key, str(payload.get("title", key)), json.dumps(payload, ensure_ascii=False),
-             payload.get("valid_from"), payload.get("valid_until"), at))
-    else:
-        conn.execute(
-            "INSERT INTO config_versions (kind, version, payload, applied_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (key, str(payload.get("version")),
-             json.dumps(payload.get("payload"), ensure_ascii=False), at))
-
-
 def apply_changes(conn: sqlite3.Connection, changes: Iterable[Mapping[str, Any]],
-                  allowances: Mapping[str, int], *, cursor: int, at: str,
-                  clock: HybridClock | None = None) -> Applied:
-    """One page of the change feed and its cursor, in the caller's transaction."""
-    applied = Applied()
-    entries: list[tuple[Entry, int | None]] = []
-    for change in changes:
-        kind, payload = change["kind"], change["payload"]
-        if kind == "ledger.entry":
-            entry, _ = remote_entry(payload)
-            entries.append((entry, int(change["server_seq"])))
-            if clock is not None and entry.hlc:
-                clock.observe(Stamp.parse(entry.hlc))
-        elif kind == "member.upsert":
-            if payload:  # an upsert scrubbed by a later erasure
-                upsert_member(conn, payload, at)
-                applied.members += 1
-        elif kind == "member.erased":
-            applied.erased += erase_member(conn, change["key"])
-        elif kind in {"offer.upsert", "config.version"}:
-            put_document(conn, kind, change["key"], payload, at)
-            applied.documents += 1
-        else:
-            applied.skipped.append(kind)  # a newer central's operation: ignored, counted
-    applied.entries = insert_remote(conn, entries, at)
-    grant_allowances(conn, allowances, cursor, at)
+                  allowances: Mapping[str, Any], *, cursor: int, at: str,
+                  clock: HybridClock | None = None,
+                  limits: Plausibility = DEFAULT_LIMITS) -> Applied:
+    """One page of the change feed and its cursor, in the caller's transaction. A change
+    the edge cannot apply is refused (`sync.feed`); the cursor moves past it all the same."""
+    applied = apply_feed(conn, changes, allowances=allowances, cursor=cursor, at=at,
+                         limits=limits, clock=clock)
     save_cursor(conn, cursor, at)
     return applied
-
-
-def grant_allowances(conn: sqlite3.Connection, allowances: Mapping[str, int], seq: int,
-                     at: str) -> None:
-    conn.executemany(
-        "INSERT INTO offline_allowances (account_id, points, granted_seq, granted_at) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET points = excluded.points, "
-        "granted_seq = excluded.granted_seq, granted_at = excluded.granted_at",
-        [(account, max(0, points), seq, at) for account, points in allowances.items()])
 
 
 def save_cursor(conn: sqlite3.Connection, cursor: int, at: str) -> None:
@@ -146,48 +83,121 @@ def resumable(progress: Mapping[str, Any] | None) -> bool:
 
 
 def apply_snapshot_lines(conn: sqlite3.Connection, lines: Iterable[Mapping[str, Any]],
-                         at: str) -> None:
+                         at: str, limits: Plausibility = DEFAULT_LIMITS) -> Applied:
     """A chunk of snapshot lines (members, entries) and the progress to resume from.
 
     Members arrive in key order, so a member of the edge whose id falls between two
     members of the snapshot, or after the last one, is one central no longer has (erased
     while this gateway was away): it goes as soon as the snapshot has passed it. The
-    progress commits with the chunk, so a crash resumes exactly after it."""
+    progress commits with the chunk, so a crash resumes exactly after it.
+
+    Each line is checked as a change of the feed is (`sync.checks`): one the edge cannot
+    apply is refused (a dead letter, its member held) and the snapshot goes on. A valid
+    member line ends its member's hold: the snapshot's state includes every change that
+    waited. A refused member keeps the copy the edge had, if any."""
     progress = get_state(conn, SNAPSHOT_STATE) or {}
-    entries: list[tuple[Entry, int | None]] = []
+    page = FeedPage(conn, at=at, limits=limits, cursor=_cursor_or_none(progress))
     members: list[Mapping[str, Any]] = []
+    keys: list[str] = []  # every member of the chunk, refused ones too: central has them
     for line in lines:
-        kind = line["type"]
+        kind = line.get("type") if type(line) is dict else None
         if kind == "member":
-            members.append(line["data"])
+            _member_line(page, line, members, keys)
         elif kind == "ledger":
             if progress.get("phase") == "member":
-                _end_members(conn, progress, members, at)
-                members = []
-            entries.append((entry_from_wire(line["data"]), line.get("server_seq")))
-            progress.update(phase="ledger", after=line["key"])
+                _end_members(page, progress, members, keys)
+                members, keys = [], []
+            _ledger_line(page, line, progress)
         elif kind == "header":
+            cursor = _cursor(line)
             if not resumable(progress) or progress.get("cursor") != line["cursor"]:
                 progress = {"format": SNAPSHOT_FORMAT, "cursor": line["cursor"],
                             "phase": "member", "after": ""}
+                page.cursor = cursor
                 _defer_indexes_if_empty(conn)
         elif kind == "end":
+            cursor = _cursor(line)
             if progress.get("phase") == "member":
-                _end_members(conn, progress, members, at)
-                members = []
-            insert_remote(conn, entries, at)
-            entries = []
+                _end_members(page, progress, members, keys)
+                members, keys = [], []
+            page.flush_entries()
             restore_indexes(conn, SNAPSHOT_DEFERRED_INDEXES)
             conn.execute("DELETE FROM sync_snapshot_seen")  # as older versions left it
-            save_cursor(conn, int(line["cursor"]), at)
+            save_cursor(conn, cursor, at)
             progress = {}
-    if members:
-        _flush_members(conn, progress, members, at)
-    insert_remote(conn, entries, at)
+        else:
+            page.refuse(line, Refused("invalid_line", f"a snapshot line of type "
+                                      f"{str(kind)[:40]!r}"), kind="snapshot.line", member=None)
+    if keys:
+        _flush_members(page, progress, members, keys)
+    page.flush_entries()
     if progress:
         set_state(conn, SNAPSHOT_STATE, progress, at)
     else:
         conn.execute("DELETE FROM sync_state WHERE name = ?", (SNAPSHOT_STATE,))
+    return page.applied
+
+
+class SnapshotFormatError(CentralRejected):
+    """A snapshot's header or end without a readable cursor: nothing of it can be placed."""
+
+    def __init__(self, line: Mapping[str, Any]) -> None:
+        super().__init__(f"snapshot {line.get('type')} line without a cursor",
+                         code="snapshot_format")
+
+
+def _cursor(line: Mapping[str, Any]) -> int:
+    value = line.get("cursor")
+    if type(value) is int or (type(value) is str and value.isdigit() and len(value) < 20):
+        return int(value)
+    raise SnapshotFormatError(line)
+
+
+def _cursor_or_none(progress: Mapping[str, Any]) -> int | None:
+    try:
+        return int(progress["cursor"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _member_line(page: FeedPage, line: Mapping[str, Any], members: list[Mapping[str, Any]],
+                 keys: list[str]) -> None:
+    key = line.get("key")
+    if not is_id(key):
+        page.refuse(line, Refused("invalid_member", "a snapshot member needs its key"),
+                    kind="snapshot.member", member=None)
+        return
+    keys.append(key)
+    try:
+        view = check_member(line.get("data"), key)
+    except Refused as refused:
+        page.refuse(line, refused, kind="snapshot.member", member=key)
+        return
+    if key in page.held:
+        page.forget(key, "superseded by the snapshot")
+    members.append(view)
+
+
+def _ledger_line(page: FeedPage, line: Mapping[str, Any], progress: dict[str, Any]) -> None:
+    key, data, seq = line.get("key"), line.get("data"), line.get("server_seq")
+    member = data.get("member_id") if type(data) is dict else None
+    member = member if is_id(member) else None
+    if is_id(key):
+        progress.update(phase="ledger", after=key)
+    if not is_id(key) or (seq is not None and type(seq) is not int):
+        page.refuse(line, Refused("invalid_entry", "a snapshot entry needs its key and "
+                                  "server_seq"), kind="snapshot.ledger", member=member)
+        return
+    try:
+        entry = check_entry(data, page.limits)
+    except Refused as refused:
+        page.refuse(line, refused, kind="snapshot.ledger", member=member)
+        return
+    if member is not None and member in page.held:
+        page.hold_change(member, {"server_seq": seq, "kind": "ledger.entry", "key": key,
+                                  "payload": data})
+    else:
+        page.add_entry(entry, seq, line)
 
 
 def _defer_indexes_if_empty(conn: sqlite3.Connection) -> None:
@@ -207,12 +217,12 @@ class SnapshotOrderError(CentralRejected):
                          code="snapshot_order")
 
 
-def _flush_members(conn: sqlite3.Connection, progress: dict[str, Any],
-                   members: list[Mapping[str, Any]], at: str) -> None:
+def _flush_members(page: FeedPage, progress: dict[str, Any],
+                   members: list[Mapping[str, Any]], keys: list[str]) -> None:
     """Apply members that follow `progress["after"]` in key order, erase the edge's
     members in the gaps between them, and move `after` to the last one."""
+    conn = page.conn
     after = first = progress.get("after", "")
-    keys = [m["member_id"] for m in members]
     for key in keys:
         if key <= after:
             raise SnapshotOrderError(key, after)
@@ -222,18 +232,24 @@ def _flush_members(conn: sqlite3.Connection, progress: dict[str, Any],
     current = versions_between(conn, first, after)
     if current:
         for gone in current.keys() - set(keys):
-            erase_member(conn, gone)
+            _erase_gone(page, gone)
             del current[gone]
-    upsert_members(conn, members, at, current=current)
+    page.upsert_members(members, current)
     progress.update(phase="member", after=after)
 
 
-def _end_members(conn: sqlite3.Connection, progress: dict[str, Any],
-                 members: list[Mapping[str, Any]], at: str) -> None:
+def _erase_gone(page: FeedPage, member_id: str) -> None:
+    erase_member(page.conn, member_id)
+    if member_id in page.held:  # nothing of it is left to wait for
+        page.forget(member_id, "the member is gone from central")
+
+
+def _end_members(page: FeedPage, progress: dict[str, Any],
+                 members: list[Mapping[str, Any]], keys: list[str]) -> None:
     """The member phase is over: the last members, then every member of the edge after
     the last one of the snapshot goes; the ledger phase starts."""
-    if members:
-        _flush_members(conn, progress, members, at)
-    for member_id in ids_after(conn, progress.get("after", "")):
-        erase_member(conn, member_id)
+    if keys:
+        _flush_members(page, progress, members, keys)
+    for member_id in ids_after(page.conn, progress.get("after", "")):
+        _erase_gone(page, member_id)
     progress.update(phase="ledger", after="")

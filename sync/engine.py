@@ -32,12 +32,15 @@ from cloud_api.errors import (
 )
 from gateway.backoff import Backoff
 from gateway.clock import utc_now
+from gateway.loyalty import Plausibility
 from gateway.loyalty.hlc import HybridClock
+from gateway.loyalty.limits import DEFAULT_LIMITS
 from gateway.loyalty.wire import to_text
 from gateway.settings.sync import SyncSettings
 from gateway.store import Reader, StoreError, Writer
 from sync.apply import (
     SNAPSHOT_STATE,
+    Applied,
     apply_changes,
     apply_snapshot_lines,
     get_state,
@@ -45,6 +48,7 @@ from sync.apply import (
     resumable,
     set_state,
 )
+from sync.held import Refusals, refusals
 from sync.mode import Direction, Mode, SyncMode, describe
 from sync.outbox import OutboxEvent, Settled, all_final, dead_letter, next_batch, settle
 from sync.state import HEAD, LAST_PULL, LAST_PUSH, MODE, SyncStatus, read_status
@@ -66,6 +70,7 @@ class SyncEngine:
         self, client: CentralClient, writer: Writer, reader: Reader, *, gateway_id: str,
         settings: SyncSettings, clock: HybridClock, now: Callable[[], datetime] = utc_now,
         rand: Callable[[float, float], float] = random.uniform,
+        limits: Plausibility = DEFAULT_LIMITS,
     ) -> None:
         self.client = client
         self.writer = writer
@@ -74,9 +79,14 @@ class SyncEngine:
         self.settings = settings
         self.clock = clock
         self.now = now
+        self.limits = limits
+        # Refused changes from central not yet resolved, as of the last page applied (or
+        # status read): the sync part's health check reads it without touching the store.
+        self.refusals = Refusals()
         self.state = SyncMode(settings.online_fresh_s)
         self.counters: dict[str, int] = {"pushed": 0, "duplicates": 0, "rejected": 0,
-                                         "unsettled": 0, "pulled": 0, "resyncs": 0}
+                                         "unsettled": 0, "pulled": 0, "resyncs": 0,
+                                         "refused_changes": 0}
         self._max_events = settings.batch_max_events
         self._max_bytes = settings.batch_max_bytes
         self._push_backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
@@ -249,12 +259,14 @@ class SyncEngine:
 
         def commit(conn: sqlite3.Connection) -> Any:
             applied = apply_changes(conn, page.changes, page.allowances,
-                                    cursor=page.next_cursor, at=at, clock=self.clock)
+                                    cursor=page.next_cursor, at=at, clock=self.clock,
+                                    limits=self.limits)
             set_state(conn, LAST_PULL, at, at)
             set_state(conn, HEAD, page.head, at)
-            return applied
-        applied = await self.writer.submit(commit)
+            return applied, refusals(conn)
+        applied, self.refusals = await self.writer.submit(commit)
         self.counters["pulled"] += len(page.changes)
+        self._count_refused(applied)
         if applied.skipped:
             log.warning("ignored change kinds this gateway does not know: %s",
                         sorted(set(applied.skipped)))
@@ -298,7 +310,20 @@ class SyncEngine:
 
     async def _apply_snapshot(self, lines: list[dict[str, Any]]) -> None:
         at = self._at()
-        await self.writer.submit(lambda c: apply_snapshot_lines(c, lines, at))
+
+        def commit(conn: sqlite3.Connection) -> tuple[Applied, Refusals]:
+            applied = apply_snapshot_lines(conn, lines, at, self.limits)
+            return applied, refusals(conn) if applied.refused or applied.released \
+                else self.refusals
+        applied, self.refusals = await self.writer.submit(commit)
+        self._count_refused(applied)
+
+    def _count_refused(self, applied: Applied) -> None:
+        """Refused changes are counted and logged; sync goes on with the rest."""
+        if applied.refused:
+            self.counters["refused_changes"] += applied.refused
+            log.warning("refused %d change(s) from central, kept in dead letters: %s",
+                        applied.refused, self.refusals.first)
 
     async def heartbeat(self) -> None:
         status = await self.status()
@@ -320,6 +345,7 @@ class SyncEngine:
         now = self.now()
         await self._review(now)  # the mode reported is the one the evidence supports now
         status = await self.reader.run(lambda c: read_status(c, now))
+        self.refusals = status.refusals
         if self.state.running:  # newer than the store: the latest error, not the last change's
             status.mode = self.mode.value
             status.mode_since = to_text(self.state.since)
@@ -334,6 +360,7 @@ class SyncEngine:
         # count on a central that may be unreachable. The first pull and the first
         # heartbeat go at once, so a healthy central is online within a round trip.
         await self._enter(Mode.STARTING)
+        self.refusals = await self.reader.run(refusals)  # kept by an earlier run
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._push_loop(), name="sync-push")

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gateway.store import StoreError
 from sync.engine import SyncEngine
@@ -44,6 +44,9 @@ class SyncMetrics:
         yield GaugeMetricFamily("mallgate_sync_online", "1 while central answered both a "
                                 "push and a pull recently enough to count as online.",
                                 value=1.0 if self.engine.online else 0.0)
+        yield CounterMetricFamily("mallgate_sync_refused_changes", "Changes from central "
+                                  "the gateway refused to apply (kept in dead letters).",
+                                  value=self.engine.counters["refused_changes"])
         if status is None:
             return
         yield GaugeMetricFamily("mallgate_sync_outbox_depth", "Events not yet settled with "
@@ -56,6 +59,11 @@ class SyncMetrics:
                                 value=status.failing_events)
         yield GaugeMetricFamily("mallgate_sync_dead_letters", "Events central rejected for "
                                 "good, not yet replayed.", value=status.dead_letters)
+        yield GaugeMetricFamily("mallgate_sync_refused_pending", "Refused changes from "
+                                "central not yet resolved.", value=status.refused_changes)
+        yield GaugeMetricFamily("mallgate_sync_held_changes", "Changes from central waiting "
+                                "behind a refused change of their member.",
+                                value=status.held_changes)
         if status.cursor_lag is not None:
             yield GaugeMetricFamily("mallgate_sync_cursor_lag", "Central changes not yet "
                                     "applied here.", value=status.cursor_lag)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sync.apply import SNAPSHOT_STATE, get_state, load_cursor
+from sync.held import Refusals, refusals
 from sync.outbox import DEAD_LETTER_SOURCE
 
 LAST_PUSH = "last_push_ok"
@@ -37,12 +38,21 @@ class SyncStatus:
     last_push_ok: str | None = None
     last_pull_ok: str | None = None
     resync_in_progress: bool = False
+    # Changes from central the gateway could not apply, kept in dead letters (source
+    # `sync`) until resolved, and the changes of their members waiting behind them.
+    refused_changes: int = 0
+    held_changes: int = 0
+    first_refused: str | None = None
     last_error: str | None = None
     clock_offset_ms: float | None = None
     hlc_ahead_ms: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def refusals(self) -> Refusals:
+        return Refusals(self.refused_changes, self.held_changes, self.first_refused)
 
 
 def read_status(conn: sqlite3.Connection, now: datetime) -> SyncStatus:
@@ -53,6 +63,7 @@ def read_status(conn: sqlite3.Connection, now: datetime) -> SyncStatus:
     cursor = load_cursor(conn)
     head = get_state(conn, HEAD)
     recorded = get_state(conn, MODE) or {}
+    refused = refusals(conn)
     return SyncStatus(
         mode=recorded.get("mode"), mode_since=recorded.get("since"),
         last_error=recorded.get("last_error"),
@@ -64,4 +75,5 @@ def read_status(conn: sqlite3.Connection, now: datetime) -> SyncStatus:
         cursor_lag=None if head is None else max(0, int(head) - (cursor or 0)),
         last_push_ok=get_state(conn, LAST_PUSH), last_pull_ok=get_state(conn, LAST_PULL),
         resync_in_progress=get_state(conn, SNAPSHOT_STATE) is not None,
+        refused_changes=refused.count, held_changes=refused.held, first_refused=refused.first,
     )

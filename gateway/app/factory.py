@@ -66,7 +66,7 @@ async def store_context(app: web.Application) -> AsyncIterator[None]:
                 app[LEDGER] = Ledger(
                     writer, reader, site=settings.site.gateway_id,
                     clock=HybridClock(settings.site.gateway_id), rules=settings.loyalty,
-                    now=app[NOW],
+                    now=app[NOW], limits=settings.limits.plausibility(),
                 )
                 # Nothing is durable without the writer: if its thread ends while the
                 # gateway runs, the gateway stops rather than acknowledge what it cannot keep.

@@ -1,5 +1,7 @@
 """The sync part: started after the store, stopped before it, supervised like every part.
 
+The part is degraded while changes central sent wait refused (see `docs/sync.md`).
+
 While the sync task is not running (it died and waits for its restart), the core's
 `CentralStatus` counts central as offline, so kiosks redeem only within the offline
 allowance: nothing may rely on a central that nothing is talking to.
@@ -33,14 +35,15 @@ async def sync_context(app: web.Application) -> AsyncIterator[None]:
     async with client:
         engine = SyncEngine(client, app[WRITER], app[READER],
                             gateway_id=settings.site.gateway_id, settings=settings.sync,
-                            clock=app[LEDGER].clock, now=app[NOW])
+                            clock=app[LEDGER].clock, now=app[NOW],
+                            limits=settings.limits.plausibility())
         app[SYNC] = engine
         metrics = SyncMetrics(engine)
         app[METRICS].add(metrics.families)
         refresh = asyncio.create_task(metrics.refresh_forever(), name="sync-metrics")
         log.info("syncing with %s", settings.central.url)
         try:
-            async with part_task(app, "sync", engine.run, check=lambda: _offline(engine)) as part:
+            async with part_task(app, "sync", engine.run, check=lambda: _health(engine)) as part:
                 app[CENTRAL].attach(lambda: engine.online, part)
                 try:
                     yield
@@ -52,8 +55,10 @@ async def sync_context(app: web.Application) -> AsyncIterator[None]:
                 await refresh
 
 
-def _offline(engine: SyncEngine) -> str | None:
-    if engine.online:
-        return None
-    reason = f"central {engine.mode.value}"
-    return f"{reason}: {engine.last_error}" if engine.last_error else reason
+def _health(engine: SyncEngine) -> str | None:
+    """Degraded while central is offline, or while changes it sent wait refused: their
+    members' later changes are held back until the refused ones are resolved."""
+    if not engine.online:
+        reason = f"central {engine.mode.value}"
+        return f"{reason}: {engine.last_error}" if engine.last_error else reason
+    return engine.refusals.describe()

@@ -117,7 +117,8 @@ def replay_dead_letters(config_file: Path, ids: tuple[int, ...]) -> None:
             if not wanted:
                 return letters, []
             ledger = Ledger(writer, reader, site=settings.site.gateway_id,
-                            clock=HybridClock(settings.site.gateway_id), rules=settings.loyalty)
+                            clock=HybridClock(settings.site.gateway_id), rules=settings.loyalty,
+                            limits=settings.limits.plausibility())
             pipeline = ReceiptPipeline(ledger, receipt_parser(settings))
             return letters, await pipeline.replay_dead_letters(wanted)
 

@@ -18,8 +18,18 @@ from typing import TypeVar
 from gateway.clock import utc_now
 from gateway.ledger.cache import EntryCache
 from gateway.ledger.codec import COLUMNS, row_to_json, tuple_to_entry
-from gateway.loyalty import AccountState, Entry, JournalLine, LoyaltyRules, fold, fold_totals
+from gateway.loyalty import (
+    AccountState,
+    Entry,
+    ImplausibleEntry,
+    JournalLine,
+    LoyaltyRules,
+    Plausibility,
+    fold,
+    fold_totals,
+)
 from gateway.loyalty.hlc import HybridClock
+from gateway.loyalty.limits import DEFAULT_LIMITS
 from gateway.loyalty.wire import entry_from_wire, entry_to_wire, to_text
 from gateway.store import Reader, Writer
 
@@ -66,13 +76,16 @@ class Ledger:
     def __init__(
         self, writer: Writer, reader: Reader, *, site: str, clock: HybridClock,
         rules: LoyaltyRules, now: Callable[[], datetime] = utc_now,
+        limits: Plausibility = DEFAULT_LIMITS,
     ) -> None:
+        """`limits`: what no entry recorded here may exceed (`[limits]` settings)."""
         self._writer = writer
         self._reader = reader
         self.site = site
         self.clock = clock
         self.rules = rules
         self.now = now
+        self.limits = limits
         self.stats = LedgerStats()
         self.cache = EntryCache()
 
@@ -99,6 +112,8 @@ class Ledger:
         are written, and the exception reaches the caller.
         """
         recorded_at = self.now()
+        for entry in entries:  # refused before anything is queued: nothing to roll back
+            self.check(entry)
 
         def op(conn: sqlite3.Connection) -> tuple[list[Recorded], T]:
             recorded = self.insert_in(conn, entries, recorded_at)
@@ -113,7 +128,15 @@ class Ledger:
         """`record_many` inside the caller's writer op, for an op that decides what to
         record from what it reads in the same transaction; the caller passes the results
         to `count` once the op has committed."""
+        for entry in entries:
+            self.check(entry)
         return [self._insert(conn, e, recorded_at) for e in entries]
+
+    def check(self, entry: Entry) -> None:
+        """Raise `ImplausibleEntry` for an entry beyond the plausibility limits."""
+        problem = self.limits.entry_problem(entry)
+        if problem is not None:
+            raise ImplausibleEntry(entry, problem)
 
     def count(self, results: list[Recorded]) -> None:
         for result in results:

@@ -24,6 +24,18 @@ class InvalidSale(LoyaltyError, ValueError):
     """A sale or refund whose amounts cannot be right (negative, lines above total...)."""
 
 
+class ImplausibleEntry(InvalidEntry):
+    """An entry beyond the plausibility limits (`gateway.loyalty.limits`)."""
+
+    code = "implausible_entry"
+
+
+class ImplausibleSale(InvalidSale):
+    """A sale or refund beyond the plausibility limits: dead-lettered, never credited."""
+
+    code = "implausible_sale"
+
+
 class RedemptionRefused(LoyaltyError):
     """A redemption the rules do not allow; `code` is the stable code shown to kiosks."""
 

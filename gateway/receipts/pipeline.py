@@ -31,6 +31,7 @@ from gateway.ledger import Ledger, Recorded
 from gateway.loyalty import (
     Entry,
     EntryKind,
+    ImplausibleSale,
     LoyaltyError,
     Refund,
     Sale,
@@ -142,6 +143,7 @@ class ReceiptPipeline:
     async def process(self, capture: Capture) -> Outcome:
         try:
             receipt = self.parser(capture)
+            self._check_plausible(receipt)
             if receipt.kind is ReceiptKind.SALE:
                 outcome = await self._sale(capture, receipt)
             elif receipt.kind is ReceiptKind.REFUND:
@@ -154,6 +156,14 @@ class ReceiptPipeline:
             outcome = await self._dead(capture, "internal", f"{type(exc).__name__}: {exc}")
         self.stats.by_status[outcome.status] = self.stats.by_status.get(outcome.status, 0) + 1
         return outcome
+
+    def _check_plausible(self, receipt: ParsedReceipt) -> None:
+        """A sale or refund beyond `[limits] max_sale_fen` is kept to look at (a dead
+        letter), never credited: a misread amount must not earn millions of points."""
+        if receipt.kind in {ReceiptKind.SALE, ReceiptKind.REFUND}:
+            problem = self.ledger.limits.sale_problem(receipt.total_fen)
+            if problem is not None:
+                raise ImplausibleSale(f"receipt {receipt.receipt_no}: {problem}")
 
     # -- outcomes -------------------------------------------------------------------------
 

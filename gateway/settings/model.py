@@ -27,6 +27,7 @@ from gateway.loyalty.rules import LoyaltyRules
 from gateway.settings.base import SettingsModel
 from gateway.settings.ble import BleSettings
 from gateway.settings.kiosk import KioskSettings
+from gateway.settings.limits import LimitsSettings
 from gateway.settings.pos import PosSettings
 from gateway.settings.sync import SyncSettings
 
@@ -196,6 +197,7 @@ class Settings(SettingsModel):
     pos: PosSettings = PosSettings()
     ble: BleSettings = BleSettings()
     sync: SyncSettings = SyncSettings()
+    limits: LimitsSettings = LimitsSettings()
     loyalty: LoyaltyRules = Field(
         default=LoyaltyRules(),
         description="The loyalty programme's rules: earning, expiry, check-in, tasks, "

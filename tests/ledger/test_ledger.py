@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.ledger import Ledger, Recorded
-from gateway.loyalty import AccountState, Entry, fold
+from gateway.loyalty import AccountState, Entry, ImplausibleEntry, Plausibility, fold
 from gateway.loyalty.activities import checkin_entry
 from gateway.loyalty.earn import sale_entries
 from gateway.loyalty.hlc import HybridClock
@@ -166,3 +166,22 @@ async def test_record_with_writes_nothing_when_the_extra_step_fails(ledger: Ledg
         await ledger.record_with([earn(5, at(2026, 1, 1), key="x")], fail)
     assert rows(ledger, "SELECT count(*) FROM ledger") == [(0,)]
     assert rows(ledger, "SELECT count(*) FROM outbox") == [(0,)]
+
+
+async def test_an_implausible_entry_is_refused_with_a_typed_error(tmp_path: Path) -> None:
+    limits = Plausibility(max_entry_points=1000, max_sale_fen=100_000)
+    async with Writer(tmp_path / "lim.db") as writer, Reader(tmp_path / "lim.db") as reader:
+        ledger = Ledger(writer, reader, site="gw-1", clock=HybridClock("gw1"), rules=RULES,
+                        limits=limits)
+        when = at(2026, 3, 1)
+        with pytest.raises(ImplausibleEntry, match="1001 points"):
+            await ledger.record(earn(1001, when, key="big"))
+        with pytest.raises(ImplausibleEntry, match="qual_fen"):
+            await ledger.record(earn(1, when, key="spend", qual_fen=100_001))
+        with pytest.raises(ImplausibleEntry):
+            await ledger.record(burn(1001, when, key="big-burn"))
+        # Nothing of a refused entry was written, and a plausible one still goes.
+        assert (await ledger.record(earn(1000, when, key="ok"))).duplicate is False
+        assert [r[0] for r in rows(ledger, "SELECT source_key FROM ledger")] == ["ok"]
+        assert [r[0] for r in rows(ledger, "SELECT event_id FROM outbox")] == [
+            earn(1000, when, key="ok").entry_id]

@@ -11,8 +11,9 @@ from pathlib import Path
 from devices.pos.printouts import DEFAULT_TEMPLATE
 from devices.pos.reading import CaptureReader
 from gateway.ledger import Ledger
-from gateway.loyalty import LoyaltyRules
+from gateway.loyalty import LoyaltyRules, Plausibility
 from gateway.loyalty.hlc import HybridClock
+from gateway.loyalty.limits import DEFAULT_LIMITS
 from gateway.receipts import ReceiptPipeline
 from gateway.settings.pos import PosPort, PosSettings, ReceiptTemplate
 from gateway.store import Reader, Writer
@@ -59,11 +60,12 @@ def add_members(path: Path) -> None:
 
 @asynccontextmanager
 async def open_pipeline(path: Path, clock: Clock, settings: PosSettings | None = None,
+                        *, limits: Plausibility = DEFAULT_LIMITS,
                         ) -> AsyncIterator[ReceiptPipeline]:
     async with Writer(path) as writer, Reader(path) as reader:
         add_members(path)
         ledger = Ledger(writer, reader, site="gw-1", clock=HybridClock("gw1"), rules=RULES,
-                        now=clock)
+                        now=clock, limits=limits)
         yield ReceiptPipeline(ledger, CaptureReader(settings or pos_settings(), RULES.tz),
                               reader=reader)
 

@@ -11,6 +11,7 @@ import pytest
 from devices.pos.framing import encode_frame, encode_line
 from devices.pos.printouts import Printout
 from devices.pos.reading import CaptureReader
+from gateway.loyalty import Plausibility
 from gateway.receipts import (
     ReceiptAlreadyClaimed,
     ReceiptClaimError,
@@ -198,3 +199,21 @@ async def test_a_refund_before_the_claim_is_applied_with_it(pipeline: ReceiptPip
     assert await balance(pipeline, "A1") == 64 - 31
     with pytest.raises(ReceiptNotFound):
         await claim(pipeline, clock, no="S-10")  # a refund is not claimable
+
+
+async def test_a_sale_over_the_limit_is_a_dead_letter_not_credited(tmp_path: Path,
+                                                                   clock: Clock) -> None:
+    limits = Plausibility(max_entry_points=10_000_000, max_sale_fen=1_000_000)
+    async with open_pipeline(tmp_path / "lim.db", clock, limits=limits) as pipeline:
+        for member in ("M12345678", None):  # credited or not, the sale is implausible
+            big = sale(f"BIG-{member}", member=member, fen=1_000_001).payload("S01", "P1")
+            outcome = await pipeline.ingest(store_id="S01", pos_id="P1", mode="jsonl",
+                                            raw=encode_line(1, big))
+            assert outcome.status == "dead" and "implausible" in (outcome.reason or "")
+        assert await balance(pipeline, "A1") == 0
+        assert rows(db(pipeline), "SELECT count(*) FROM receipts") == [(0,)]
+        assert rows(db(pipeline), "SELECT error_code FROM dead_letters") == [
+            ("implausible_sale",), ("implausible_sale",)]
+        ok = sale("OK-1", fen=1_000_000).payload("S01", "P1")
+        assert (await pipeline.ingest(store_id="S01", pos_id="P1", mode="jsonl",
+                                      raw=encode_line(2, ok))).status == "sale"
