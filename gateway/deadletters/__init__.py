@@ -12,7 +12,7 @@ from gateway.deadletters.keep import (
     keep_with,
     reword,
 )
-from gateway.deadletters.redact import redact
+from gateway.redaction import redact
 
 __all__ = ["MAX_CONTEXT_CHARS", "MAX_CONTEXT_KEYS", "MAX_ERROR_CHARS", "MAX_RAW_BYTES", "keep",
            "keep_with", "redact", "reword"]
