@@ -36,3 +36,11 @@ def stored_reply(conn: sqlite3.Connection, key: str) -> Reply | None:
     row = conn.execute("SELECT reply FROM kiosk_requests WHERE request_id = ?",
                        (key,)).fetchone()
     return cast(Reply, orjson.loads(row[0])) if row else None
+
+
+def forget_replies_of(conn: sqlite3.Connection, member_id: str) -> int:
+    """Delete the stored replies that name an erased member (its id, and with it the
+    coupon codes and balances the reply gave); how many went. A retry of one of those
+    requests is served afresh, and finds no member."""
+    return conn.execute("DELETE FROM kiosk_requests WHERE reply ->> '$.data.member_id' = ?",
+                        (member_id,)).rowcount
