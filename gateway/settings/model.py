@@ -156,7 +156,8 @@ class CentralSettings(SettingsModel):
 
 
 class LoggingSettings(SettingsModel):
-    """Log output. Personal data is masked at every level."""
+    """Log output. Personal data is masked at every level: mobile and card numbers and
+    personal fields (card, phone, name) in messages, arguments, exceptions and extra fields."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe level that is logged."
