@@ -30,6 +30,7 @@ from gateway.app.keys import (
     STOP,
     WRITER,
 )
+from gateway.app.retention import retention_context
 from gateway.app.supervisor import part_task
 from gateway.central import CentralStatus
 from gateway.clock import utc_now
@@ -115,6 +116,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = utc_now,
     app[CENTRAL] = CentralStatus(configured=settings.central.url is not None
                                  and settings.sync.enabled)
     app.cleanup_ctx.append(store_context)
+    app.cleanup_ctx.append(retention_context)
     # Imported here, each only when enabled: wiring loads its device's libraries.
     if settings.kiosk.demo_members:
         from gateway.app.demo import demo_context  # noqa: PLC0415

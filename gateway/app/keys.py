@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from devices.kiosk.service import KioskService
     from devices.pos.service import PosService
     from gateway.app.mqtt import Mqtt
+    from gateway.app.retention import Retention
     from sync.engine import SyncEngine
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -45,3 +46,5 @@ POS: web.AppKey[PosService] = web.AppKey("pos")
 BLE: web.AppKey[BleService] = web.AppKey("ble")
 # Sync exists only with a [central] url and [sync] enabled: look it up with `app.get(SYNC)`.
 SYNC: web.AppKey[SyncEngine] = web.AppKey("sync")
+# The daily pruning of dead letters and POS bytes (gateway/app/retention.py).
+RETENTION: web.AppKey[Retention] = web.AppKey("retention")

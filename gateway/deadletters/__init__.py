@@ -3,6 +3,7 @@
 `keep` is the one way any part keeps a rejected input; `cli` is `mallgate deadletters`.
 """
 
+from gateway.deadletters.forget import forget_letters_naming, mentions
 from gateway.deadletters.keep import (
     MAX_CONTEXT_CHARS,
     MAX_CONTEXT_KEYS,
@@ -12,7 +13,7 @@ from gateway.deadletters.keep import (
     keep_with,
     reword,
 )
-from gateway.deadletters.redact import redact
+from gateway.redaction import redact
 
-__all__ = ["MAX_CONTEXT_CHARS", "MAX_CONTEXT_KEYS", "MAX_ERROR_CHARS", "MAX_RAW_BYTES", "keep",
-           "keep_with", "redact", "reword"]
+__all__ = ["MAX_CONTEXT_CHARS", "MAX_CONTEXT_KEYS", "MAX_ERROR_CHARS", "MAX_RAW_BYTES",
+           "forget_letters_naming", "keep", "keep_with", "mentions", "redact", "reword"]

@@ -67,18 +67,20 @@ class _Letter:
     source: str
     capture_id: int | None
     replay_result: str | None  # set once it was replayed
+    raw_kept: bool  # its capture still has its raw bytes ([store] pos_capture_retention_days)
 
 
 def _letters(conn: sqlite3.Connection, ids: tuple[int, ...]) -> dict[int, _Letter]:
     """The letters among `ids`, or every pending POS letter when `ids` is empty."""
-    query = ("SELECT id, source, json_extract(context, '$.capture_id'), replay_result "
-             "FROM dead_letters ")
+    query = ("SELECT id, source, json_extract(context, '$.capture_id'), replay_result, "
+             "coalesce((SELECT length(raw) > 0 FROM pos_captures WHERE id = "
+             "json_extract(context, '$.capture_id')), 0) FROM dead_letters ")
     if ids:
         rows = conn.execute(query + f"WHERE id IN ({', '.join('?' * len(ids))})", ids)
     else:
         rows = conn.execute(query + "WHERE source = ? AND replayed_at IS NULL",
                             (DEAD_LETTER_SOURCE,))
-    return {row[0]: _Letter(*row) for row in rows}
+    return {row[0]: _Letter(row[0], row[1], row[2], row[3], bool(row[4])) for row in rows}
 
 
 def _refusal(letter_id: int, letter: _Letter | None) -> str | None:
@@ -91,6 +93,9 @@ def _refusal(letter_id: int, letter: _Letter | None) -> str | None:
     if letter.replay_result is not None:
         return (f"dead letter {letter_id}: not replayable (already replayed: "
                 f"{letter.replay_result})")
+    if not letter.raw_kept:
+        return (f"dead letter {letter_id}: not replayable (its capture's raw bytes were "
+                "deleted after [store] pos_capture_retention_days)")
     return None
 
 

@@ -3,12 +3,13 @@
 Policy for what is kept (DESIGN.md section 4, "Nothing is dropped silently" and "Secure by
 default"):
 
-- The raw input, redacted (`redact`: mainland mobile numbers masked), and cut to
+- The raw input, redacted (`gateway.redaction`: mobile and card numbers masked, and the
+  personal fields of a JSON payload such as a kiosk's `member.identify`), and cut to
   `MAX_RAW_BYTES`. A cut letter says so in its context (`raw_size`: the size received).
   64 KiB holds a whole POS frame and any kiosk payload the broker lets through; more is a
   flood, not something to diagnose byte by byte.
-- The error text, redacted (a parser may quote what it refused) and cut to
-  `MAX_ERROR_CHARS`.
+- The error text, redacted (a parser may quote what it refused: the personal values found
+  in the input are masked in it too) and cut to `MAX_ERROR_CHARS`.
 - A flat context of at most `MAX_CONTEXT_KEYS` scalar values (where the input came from, a
   capture or event id), strings redacted and cut to `MAX_CONTEXT_CHARS`. A number that
   looks like a mobile number is kept masked, as text.
@@ -24,7 +25,7 @@ import sqlite3
 from collections.abc import Mapping
 from functools import partial
 
-from gateway.deadletters.redact import redact
+from gateway.redaction import mask_known, personal_values, redact, redact_payload
 from gateway.store import Writer
 
 MAX_RAW_BYTES = 64 * 1024
@@ -39,15 +40,18 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def bounded_error(error: str) -> str:
-    """An error text as a dead letter keeps it."""
-    return _cut(redact(error), MAX_ERROR_CHARS)
+def bounded_error(error: str, personal: list[str] | None = None) -> str:
+    """An error text as a dead letter keeps it; `personal`: values of the input to mask."""
+    return _cut(redact(mask_known(error, personal or [])), MAX_ERROR_CHARS)
 
 
 def bounded_raw(raw: bytes | str) -> bytes:
     """Raw input as a dead letter keeps it (without the note of its size when cut)."""
     data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
-    # Redact a little past the cut, so a number the cut crosses is masked, not halved.
+    if len(data) <= MAX_RAW_BYTES:
+        return redact_payload(data)[:MAX_RAW_BYTES]
+    # Too large to be a whole message: text rules, a little past the cut, so a number the
+    # cut crosses is masked, not halved.
     return redact(data[:MAX_RAW_BYTES + 32])[:MAX_RAW_BYTES]
 
 
@@ -77,11 +81,13 @@ def keep(conn: sqlite3.Connection, *, source: str, raw: bytes | str, code: str, 
     Runs inside the caller's write transaction (a writer op), so the letter commits with
     whatever else refused the input. `at` is the store's UTC text of when it was received.
     """
-    size = len(raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw)
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+    size = len(data)
+    personal = personal_values(data) if size <= MAX_RAW_BYTES else []
     cursor = conn.execute(
         "INSERT INTO dead_letters (source, raw, error_code, error, context, received_at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        (source, bounded_raw(raw), _cut(code, 64), bounded_error(error),
+        (source, bounded_raw(data), _cut(code, 64), bounded_error(error, personal),
          bounded_context(context or {}, size if size > MAX_RAW_BYTES else None), at))
     return int(cursor.lastrowid or 0)
 

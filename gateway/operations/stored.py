@@ -58,3 +58,11 @@ def stored_reply(conn: sqlite3.Connection, request: OperationRequest) -> Reply |
         raise Refused("id_conflict", f"id {request.id} was already used for another "
                       "request; send a new id for a new request")
     return cast(Reply, orjson.loads(reply))
+
+
+def forget_replies_of(conn: sqlite3.Connection, member_id: str) -> int:
+    """Delete the stored replies that name an erased member (its id, and with it the
+    coupon codes and balances the reply gave); how many went. A retry of one of those
+    requests is served afresh, and finds no member."""
+    return conn.execute("DELETE FROM kiosk_requests WHERE reply ->> '$.data.member_id' = ?",
+                        (member_id,)).rowcount

@@ -335,7 +335,8 @@ class ReceiptPipeline:
                 "SELECT d.id, c.id, c.store_id, c.pos_id, c.mode, c.raw, c.received_at "
                 "FROM dead_letters d JOIN pos_captures c ON c.id = "
                 "json_extract(d.context, '$.capture_id') "
-                "WHERE d.source = ? AND d.replayed_at IS NULL ORDER BY d.id",
+                "WHERE d.source = ? AND d.replayed_at IS NULL AND length(c.raw) > 0 "
+                "ORDER BY d.id",  # bytes deleted after their retention: nothing to read
                 (DEAD_LETTER_SOURCE,)).fetchall()
             wanted = set(ids)
             return [(row[0], Capture(*row[1:])) for row in rows

@@ -78,6 +78,21 @@ class StoreSettings(SettingsModel):
         "milliseconds. 0 commits what is queued at once, which measured best: writes queue "
         "up anyway while the previous batch is being committed.",
     )
+    dead_letter_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days a dead letter (refused input, kept masked with its reason) is kept; "
+        "older ones are deleted once a day.",
+    )
+    pos_capture_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days the raw bytes of a POS capture (the unmasked source that replays "
+        "read) are kept; after that they are deleted once a day and the parsed receipt stays. "
+        "A capture not processed yet keeps its bytes.",
+    )
 
 
 class HttpSettings(SettingsModel):
@@ -173,7 +188,8 @@ class CentralSettings(SettingsModel):
 
 
 class LoggingSettings(SettingsModel):
-    """Log output. Personal data is masked at every level."""
+    """Log output. Personal data is masked at every level: mobile and card numbers and
+    personal fields (card, phone, name) in messages, arguments, exceptions and extra fields."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe level that is logged."

@@ -61,4 +61,4 @@ async def test_a_receiver_gives_arrivals_and_visits_without_kiosks(tmp_path: Pat
         assert [json.loads(payload)["member_id"] for (payload,) in visits] == [GOLD]
         # nobody to show the offer to: no kiosk part, and the shared link is its own part
         assert ble.stats.shows_published == 0
-        assert {part.name for part in app[PARTS]} == {"store", "mqtt", "ble"}
+        assert {part.name for part in app[PARTS]} == {"store", "retention", "mqtt", "ble"}

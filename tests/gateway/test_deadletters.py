@@ -54,7 +54,7 @@ def test_mainland_mobile_numbers_are_masked(text: str, kept: str) -> None:
 
 @pytest.mark.parametrize("text", [
     "12800138000",  # 12x is no mobile prefix
-    "138001380001",  # 12 digits: an id, not a phone
+    "1380013800012345678901",  # 22 digits: neither a phone nor a card
     "1380013800",  # 10 digits
     "receipt 20261122-0001 total 138.00",
 ])
@@ -82,8 +82,8 @@ def test_keep_stores_the_input_redacted_with_its_reason_and_context(
                                                           "member": 13800138000}, at=AT)
     source, raw, code, error, context = row(conn, letter)
     assert (source, code) == ("kiosk", "invalid_payload")
-    assert raw == b'{"phone": "138****8000"}'
-    assert error == "bad phone 138****8000"
+    assert raw == b'{"phone": "*******8000"}'  # a personal field: all but its last four
+    assert error == "bad phone *******8000"
     assert context == {"topic": "t/138****8000", "seq": 7, "member": "138****8000"}
     assert b"13800138000" not in b"".join(
         str(v).encode() for v in conn.execute("SELECT * FROM dead_letters").fetchone())
@@ -113,6 +113,24 @@ def test_reword_keeps_a_new_reason_under_the_same_rules(conn: sqlite3.Connection
     _, _, code, error, _ = row(conn, letter)
     assert code == "bad_amount"
     assert error.startswith("138****8000 is no amount") and len(error) == MAX_ERROR_CHARS
+
+
+def test_a_kiosk_payload_is_kept_with_its_card_and_phone_masked_also_in_the_error(
+        conn: sqlite3.Connection) -> None:
+    payload = json.dumps({"v": 1, "id": "01J0000000000000000000000A", "data": {
+        "by": "card", "value": "DEMO 0001"}}).encode()
+    letter = keep(conn, source="kiosk", raw=payload, code="invalid_payload",
+                  error="data/value: 'DEMO 0001' does not match", at=AT)
+    _, raw, _, error, _ = row(conn, letter)
+    assert json.loads(raw)["data"] == {"by": "card", "value": "*****0001"}
+    assert b"DEMO" not in raw and "DEMO" not in error
+    spaced = keep(conn, source="kiosk", raw=b'{"data": {"by": "phone", "value": "139 1234 5678"}}',
+                  code="invalid_payload", error="139 1234 5678 is not allowed", at=AT)
+    _, raw, _, error, _ = row(conn, spaced)
+    assert b"1234" not in raw and "1234" not in error
+    card = keep(conn, source="pos", raw=b"CARD 6222021234567890\n", code="unreadable",
+                error="e", at=AT)
+    assert row(conn, card)[1] == b"CARD ************7890\n"
 
 
 async def test_keep_with_commits_through_the_writer(tmp_path: Path) -> None:

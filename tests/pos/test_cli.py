@@ -157,3 +157,27 @@ def test_deadletters_replay_reports_each_id_typed_and_fails_on_those_it_cannot_r
                           env=CLEAN_ENV)
     assert again.exit_code != 0
     assert "dead letter 1: not replayable (already replayed: sale)" in again.output
+
+
+def test_a_dead_letter_whose_capture_bytes_were_pruned_is_not_replayable(
+        tmp_path: Path) -> None:
+    unreadable = own("gb18030-chinese-mode.bin").replace("合计".encode("gb18030"),
+                                                          "总计".encode("gb18030"))
+
+    async def ingest() -> None:
+        clock = Clock(datetime(2026, 11, 22, 16, 0, tzinfo=RULES.tz))
+        async with open_pipeline(tmp_path / "gw.db", clock, pos_settings()) as pipeline:
+            await pipeline.ingest(store_id="S01", pos_id="P1", mode="escpos", raw=unreadable)
+            await pipeline.ledger.record_with([], lambda conn, _: conn.execute(
+                "UPDATE pos_captures SET raw = x''"))  # past pos_capture_retention_days
+
+    asyncio.run(ingest())
+    fixed = _config(tmp_path, r"[合总]计[:\uff1a]\s*(?P<total>[¥￥]?[\d,]+\.\d{2})")
+    runner = CliRunner()
+    typed = runner.invoke(main, ["deadletters", "replay", "--config", str(fixed), "1"],
+                          env=CLEAN_ENV)
+    assert typed.exit_code != 0
+    assert "dead letter 1: not replayable (its capture's raw bytes were deleted" in typed.output
+    every = runner.invoke(main, ["deadletters", "replay", "--config", str(fixed)],
+                          env=CLEAN_ENV)
+    assert "0 of 0 pos dead letter(s) processed" in every.output
