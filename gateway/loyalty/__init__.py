@@ -1,7 +1,8 @@
 """The loyalty domain: pure functions over integer points and fen, no I/O.
 
 An entry's shared definition lives here too: its wire form (`wire`) and the hybrid
-logical clock that stamps it (`hlc`). The central server imports this package and nothing
+logical clock that stamps it (`hlc`); so does the keyed phone hash members are looked up
+by (`phones`). The central server imports this package and nothing
 else of the gateway, so the edge and central count, encode and stamp the same way. It
 depends on the standard library only.
 """
@@ -17,6 +18,7 @@ from gateway.loyalty.entries import Entry, EntryKind, entry_id_for
 from gateway.loyalty.errors import (
     InsufficientPoints,
     InvalidEntry,
+    InvalidPhone,
     InvalidSale,
     LoyaltyError,
     OfflineLimitExceeded,
@@ -38,8 +40,9 @@ from gateway.loyalty.rules import LoyaltyRules
 from gateway.loyalty.tiers import TierState, tier_at
 
 __all__ = [
-    "AccountState", "Entry", "EntryKind", "InsufficientPoints", "InvalidEntry", "InvalidSale",
-    "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules", "OfflineLimitExceeded",
+    "AccountState", "Entry", "EntryKind", "InsufficientPoints", "InvalidEntry", "InvalidPhone",
+    "InvalidSale", "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules",
+    "OfflineLimitExceeded",
     "RedemptionRefused", "Refund", "Sale", "SaleLine", "TierState", "Totals", "birthday_entry",
     "check_redemption", "checkin_entry", "entry_id_for", "fold", "fold_totals",
     "offline_allowance", "profile_completed_entry", "quote_sale", "redemption_entry",

@@ -24,6 +24,10 @@ class InvalidSale(LoyaltyError, ValueError):
     """A sale or refund whose amounts cannot be right (negative, lines above total...)."""
 
 
+class InvalidPhone(LoyaltyError, ValueError):
+    """A phone number that is not one: fewer than 5 or more than 20 digits, or letters."""
+
+
 class RedemptionRefused(LoyaltyError):
     """A redemption the rules do not allow; `code` is the stable code shown to kiosks."""
 
