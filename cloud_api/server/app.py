@@ -29,12 +29,14 @@ from gateway.loyalty import (
     Entry,
     EntryKind,
     InsufficientPoints,
+    InvalidPhone,
     LoyaltyError,
     LoyaltyRules,
     redemption_entry,
 )
 from gateway.loyalty.calendar import expiry_for
 from gateway.loyalty.hlc import HybridClock
+from gateway.loyalty.phones import normalise_phone
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +242,19 @@ async def create_member(request: web.Request) -> web.Response:
     return web.json_response(member, status=201)
 
 
+async def find_members(request: web.Request) -> web.Response:
+    """The service desk's search: the mall's members with the phone number given (in any
+    usual spelling), found by its keyed hash; an empty list when there are none."""
+    number = request.query.get("phone", "")
+    try:
+        normalise_phone(number)
+    except InvalidPhone as exc:
+        raise error(400, Code.INVALID_PARAMETER, f"phone: {exc}") from None
+    members = await request.app[STORAGE].find_members_by_phone(request.match_info["mall"],
+                                                               number)
+    return web.json_response({"members": members})
+
+
 async def get_member(request: web.Request) -> web.Response:
     return web.json_response(await request.app[STORAGE].get_member(
         request.match_info["mall"], request.match_info["member"]))
@@ -390,6 +405,7 @@ def create_central_app(
     app.router.add_get(gw + "/snapshot", snapshot)
     app.router.add_post(gw + "/heartbeat", heartbeat)
     app.router.add_post(member, create_member)
+    app.router.add_get(member, find_members)
     app.router.add_get(member + "/{member}", get_member)
     app.router.add_patch(member + "/{member}", update_member)
     app.router.add_delete(member + "/{member}", erase_member)

@@ -13,16 +13,17 @@ import click
 from cloud_api.httpguard import HttpLimits, serve_app
 from cloud_api.server.app import DEFAULT_RETENTION_DAYS, create_central_app
 from cloud_api.server.limits import CentralLimits
+from cloud_api.server.phones import PhoneKeys, SecretFileError
 from cloud_api.server.postgres_store import PostgresStorage
 from cloud_api.server.sqlite_store import SqliteStorage
 from cloud_api.server.storage import Storage
 
 
-def open_storage(db: Path, dsn: str | None) -> Storage:
+def open_storage(db: Path, dsn: str | None, phones: PhoneKeys | None = None) -> Storage:
     if dsn:
-        return PostgresStorage(dsn)
+        return PostgresStorage(dsn, phones=phones)
     db.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteStorage(db)
+    return SqliteStorage(db, phones=phones)
 
 
 _db = click.option("--db", type=click.Path(path_type=Path, dir_okay=False),
@@ -59,8 +60,18 @@ def central_group() -> None:
               default=DEFAULT_RETENTION_DAYS, show_default=True,
               help="How long the change log (tombstones included) is kept; older cursors "
               "get 410 and gateways resync from a snapshot.")
+@click.option("--phone-key-file", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Each mall's phone hash key, one `mall=key` line per mall "
+              "(the key as in the mall's [kiosk] phone_hash_key); readable by its owner "
+              "only. Without a mall's key its members' numbers are kept masked only and "
+              "cannot be looked up by phone.")
+@click.option("--phone-encryption-key-file", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="A Fernet key: keep each phone number too, encrypted with "
+              "it (readable by its owner only). Unset: central keeps no number it could "
+              "read back.")
 @_limit_options
-def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float,
+def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float, *,
+          phone_key_file: Path | None, phone_encryption_key_file: Path | None,
           **limits: int) -> None:
     """Serve the central API until SIGINT or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -68,8 +79,12 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
         settings = CentralLimits(**limits)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    app = create_central_app(open_storage(db, dsn), retention_s=retention_days * 86400,
-                             limits=settings)
+    try:
+        phones = PhoneKeys.load(phone_key_file, phone_encryption_key_file)
+    except SecretFileError as exc:
+        raise click.UsageError(str(exc)) from None
+    app = create_central_app(open_storage(db, dsn, phones),
+                             retention_s=retention_days * 86400, limits=settings)
     click.echo(f"central listening on http://{host}:{port}")
     # Bounded connections and a deadline for request headers: slow clients cannot hold
     # every descriptor (cloud_api/httpguard.py).

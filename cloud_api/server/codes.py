@@ -24,6 +24,7 @@ class Code(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     MEMBER_EXISTS = "member_exists"
     CURSOR_EXPIRED = "cursor_expired"
+    PHONE_KEY_MISSING = "phone_key_missing"  # 409: no phone hash key for the mall here
     # 413: send less at once
     TOO_LARGE = "too_large"
     TOO_MANY_EVENTS = "too_many_events"

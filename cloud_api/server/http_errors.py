@@ -60,7 +60,7 @@ def errors_middleware(max_body_bytes: int) -> Callable[..., Awaitable[web.Stream
         except ApiError as exc:
             return exc.response()
         except StorageError as exc:
-            return json_error(exc.status, exc.code, str(exc))
+            return json_error(exc.status, exc.code, str(exc), exc.details)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -9,8 +9,10 @@ from typing import Any
 
 from cloud_api.server.activity import activity_json
 from cloud_api.server.codes import Code
+from cloud_api.server.phones import StoredPhone
 from cloud_api.server.storage import StorageError
-from gateway.loyalty import Entry, LoyaltyRules, fold, offline_allowance
+from gateway.loyalty import Entry, InvalidPhone, LoyaltyRules, fold, offline_allowance
+from gateway.loyalty.phones import normalise_phone
 from gateway.loyalty.wire import entry_to_wire
 
 # The kinds of identifier a member can be recognised by at the edge (as in the edge schema).
@@ -29,8 +31,15 @@ def mask_name(name: str | None) -> str | None:
 
 
 def edge_view(member_id: str, account_id: str, profile: dict[str, Any],
-              version: int) -> dict[str, Any]:
-    """What a gateway receives about a member: no name, no phone number."""
+              version: int, *, phone: StoredPhone | None = None) -> dict[str, Any]:
+    """What a gateway receives about a member: no name, no phone number; the phone's
+    keyed hash as a `phone_hash` identifier (kiosks look members up by it) and its
+    masked form."""
+    phone = phone or StoredPhone.none()
+    identifiers = list(profile.get("identifiers") or [])
+    derived = {"kind": "phone_hash", "value": phone.hash}
+    if phone.hash is not None and derived not in identifiers:
+        identifiers.append(derived)
     return {
         "member_id": member_id, "account_id": account_id,
         "display_name_masked": mask_name(profile.get("name")),
@@ -38,7 +47,7 @@ def edge_view(member_id: str, account_id: str, profile: dict[str, Any],
         "tier_anniversary": profile.get("tier_anniversary"),
         "birth_month": profile.get("birth_month"), "birth_day": profile.get("birth_day"),
         "tags": profile.get("tags") or [], "opt_outs": profile.get("opt_outs") or [],
-        "identifiers": profile.get("identifiers") or [], "version": version,
+        "identifiers": identifiers, "phone_masked": phone.masked, "version": version,
     }
 
 
@@ -58,13 +67,25 @@ def check_profile(body: dict[str, Any]) -> dict[str, Any]:
         raise StorageError(Code.INVALID_MEMBER, "birth_month and birth_day go together")
     if month is not None and day is not None and day > DAYS_IN_MONTH[month - 1]:
         raise StorageError(Code.INVALID_MEMBER, f"month {month} has no day {day}")
+    if body.get("phone"):  # "" removes the number
+        try:
+            normalise_phone(body["phone"])
+        except InvalidPhone as exc:
+            raise StorageError(Code.INVALID_MEMBER, str(exc), field="phone",
+                               rule="format") from None
     return {k: body[k] for k in PROFILE_FIELDS if k in body}
 
 
-def member_json(member_id: str, account_id: str, profile: dict[str, Any],
-                version: int) -> dict[str, Any]:
-    """The member as the back office reads it back."""
-    return {"member_id": member_id, "account_id": account_id, **profile, "version": version}
+def member_json(member_id: str, account_id: str, profile: dict[str, Any], version: int, *,
+                phone: StoredPhone, number: str | None) -> dict[str, Any]:
+    """The member as the back office reads it back: the phone masked, and the number
+    itself only where central keeps it encrypted (`number`, decrypted)."""
+    member = {"member_id": member_id, "account_id": account_id, **profile, "version": version}
+    if phone.masked is not None:
+        member["phone_masked"] = phone.masked
+    if number is not None:
+        member["phone"] = number
+    return member
 
 
 def member_state(member: dict[str, Any], entries: list[Entry], *,

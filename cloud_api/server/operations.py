@@ -32,6 +32,7 @@ from cloud_api.server.members import (
     member_state,
     stored_profile,
 )
+from cloud_api.server.phones import PhoneKeys, StoredPhone, take_phone
 from cloud_api.server.queries import (
     Dialect,
     Execute,
@@ -58,6 +59,10 @@ from gateway.loyalty import Entry, LoyaltyRules, check_redemption, fold, offline
 from gateway.loyalty.wire import entry_from_json, to_text
 
 DOCUMENT_CHANGES = {"offer": "offer.upsert", "config": "config.version"}
+# The columns a member's phone is stored in, in `StoredPhone` order.
+PHONE_COLUMNS = "phone_hash, phone_masked, phone_encrypted"
+# The most members one phone search answers (a family shares a number, rarely more).
+MAX_FOUND = 100
 
 
 # -- the schema -------------------------------------------------------------------------
@@ -278,58 +283,116 @@ def snapshot_lines(dialect: Dialect, mall_id: str, kind: str, after_key: str,
 
 
 # -- the back office --------------------------------------------------------------------
-def create_member(mall_id: str, body: dict[str, Any], at: str) -> Op[dict[str, Any]]:
-    profile = check_profile(body)
+def create_member(mall_id: str, body: dict[str, Any], phones: PhoneKeys,
+                  at: str) -> Op[dict[str, Any]]:
+    given = check_profile(body)
+    profile, phone = take_phone(phones, mall_id, given, given, StoredPhone.none())
     member_id = str(body.get("member_id") or new_member_id())
     account_id = str(body.get("account_id") or member_id)
-    view = edge_view(member_id, account_id, profile, 1)
+    view = edge_view(member_id, account_id, profile, 1, phone=phone)
     # An erased member's id stays taken: its ledger and tombstone still name it.
     created = yield Fetch(
         "INSERT INTO members (mall_id, member_id, account_id, profile, edge_view, version, "
-        "erased_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, NULL, ?) "
+        f"erased_at, updated_at, {PHONE_COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?) "
         "ON CONFLICT (mall_id, member_id) DO NOTHING RETURNING member_id",
-        (mall_id, member_id, account_id, json.dumps(profile), view_json(view), at))
+        (mall_id, member_id, account_id, json.dumps(profile), view_json(view), at,
+         phone.hash, phone.masked, phone.encrypted))
     if not created:
         raise StorageError(Code.MEMBER_EXISTS, f"member {member_id} exists", 409)
     yield from log_change(mall_id, "member.upsert", member_id, payload=view, at=at,
                           account_id=account_id)
-    return member_json(member_id, account_id, profile, 1)
+    return member_json(member_id, account_id, profile, 1, phone=phone,
+                       number=phones.reveal(phone.encrypted))
 
 
 def _live_member(dialect: Dialect | None, mall_id: str,
-                 member_id: str) -> Op[tuple[str, str, int]]:
-    """`(account_id, profile JSON, version)` of a member not erased, or `NotFound`; with a
-    dialect, the row is locked for the transaction's change."""
+                 member_id: str) -> Op[tuple[str, str, int, StoredPhone]]:
+    """`(account_id, profile JSON, version, phone)` of a member not erased, or `NotFound`;
+    with a dialect, the row is locked for the transaction's change."""
     rows = yield Fetch(
-        "SELECT account_id, profile, version FROM members WHERE mall_id = ? AND "
-        "member_id = ? AND erased_at IS NULL" + (dialect.row_lock if dialect else ""),
-        (mall_id, member_id))
+        f"SELECT account_id, profile, version, {PHONE_COLUMNS} FROM members "
+        "WHERE mall_id = ? AND member_id = ? AND erased_at IS NULL"
+        + (dialect.row_lock if dialect else ""), (mall_id, member_id))
     if not rows:
         raise NotFound(f"member {member_id}")
-    return str(rows[0][0]), str(rows[0][1]), int(rows[0][2])
+    account_id, profile, version, *phone = rows[0]
+    return str(account_id), str(profile), int(version), StoredPhone(*phone)
 
 
-def update_member(dialect: Dialect, mall_id: str, member_id: str, body: dict[str, Any],
-                  at: str) -> Op[dict[str, Any]]:
-    """Central wins: the given fields replace the stored ones, the version goes up."""
-    changed = check_profile(body)
-    account_id, profile_text, version = yield from _live_member(dialect, mall_id, member_id)
-    account_id = str(body.get("account_id") or account_id)
-    profile = {**stored_profile(profile_text), **changed}
-    version += 1
-    view = edge_view(member_id, account_id, profile, version)
+def _write_member(mall_id: str, member_id: str, account_id: str, profile: dict[str, Any], *,
+                  version: int, phone: StoredPhone, at: str) -> Op[dict[str, Any]]:
+    """Store a member's new version and send its edge view down; returns the view."""
+    view = edge_view(member_id, account_id, profile, version, phone=phone)
     yield Execute("UPDATE members SET account_id = ?, profile = ?, edge_view = ?, "
-                  "version = ?, updated_at = ? WHERE mall_id = ? AND member_id = ?",
-                  (account_id, json.dumps(profile), view_json(view), version, at, mall_id,
-                   member_id))
+                  "version = ?, updated_at = ?, phone_hash = ?, phone_masked = ?, "
+                  "phone_encrypted = ? WHERE mall_id = ? AND member_id = ?",
+                  (account_id, json.dumps(profile), view_json(view), version, at,
+                   phone.hash, phone.masked, phone.encrypted, mall_id, member_id))
     yield from log_change(mall_id, "member.upsert", member_id, payload=view, at=at,
                           account_id=account_id)
-    return member_json(member_id, account_id, profile, version)
+    return view
 
 
-def get_member(mall_id: str, member_id: str, rules: LoyaltyRules,
+def update_member(dialect: Dialect, mall_id: str, member_id: str, body: dict[str, Any], *,
+                  phones: PhoneKeys, at: str) -> Op[dict[str, Any]]:
+    """Central wins: the given fields replace the stored ones, the version goes up."""
+    changed = check_profile(body)
+    account_id, profile_text, version, phone = yield from _live_member(dialect, mall_id,
+                                                                       member_id)
+    account_id = str(body.get("account_id") or account_id)
+    profile, phone = take_phone(phones, mall_id, {**stored_profile(profile_text), **changed},
+                                changed, phone)
+    yield from _write_member(mall_id, member_id, account_id, profile, version=version + 1,
+                             phone=phone, at=at)
+    return member_json(member_id, account_id, profile, version + 1, phone=phone,
+                       number=phones.reveal(phone.encrypted))
+
+
+def convert_clear_phones(dialect: Dialect, mall_id: str, phones: PhoneKeys, *, after: str,
+                         limit: int, at: str) -> Op[tuple[str | None, int, list[str]]]:
+    """Convert the next `limit` members after `after` whose profile still holds a number
+    in clear (kept so by an older central) to its keyed hash and masked form, each as a
+    new version sent to the gateways; returns the last member id looked at (None: no
+    more), how many were converted and the ids of those left in clear (no phone number:
+    for an operator to correct)."""
+    rows = yield Fetch(
+        f"SELECT member_id, account_id, profile, version, {PHONE_COLUMNS} FROM members "
+        "WHERE mall_id = ? AND erased_at IS NULL AND member_id > ? AND profile LIKE ? "
+        "ORDER BY member_id LIMIT ?" + dialect.row_lock,
+        (mall_id, after, '%"phone"%', limit))
+    converted, left = 0, []
+    for member_id, account_id, text, version, *columns in rows:
+        stored = stored_profile(text)
+        if "phone" not in stored:
+            continue  # the text was elsewhere in the profile
+        profile, phone = take_phone(phones, mall_id, stored, {}, StoredPhone(*columns))
+        if "phone" in profile:
+            left.append(str(member_id))
+            continue
+        yield from _write_member(mall_id, member_id, account_id, profile,
+                                 version=int(version) + 1, phone=phone, at=at)
+        converted += 1
+    return (str(rows[-1][0]) if rows else None), converted, left
+
+
+def find_members_by_phone(mall_id: str, phone_hash: str,
+                          phones: PhoneKeys) -> Op[list[dict[str, Any]]]:
+    rows = yield Fetch(
+        f"SELECT member_id, account_id, profile, version, {PHONE_COLUMNS} FROM members "
+        "WHERE mall_id = ? AND phone_hash = ? AND erased_at IS NULL ORDER BY member_id "
+        "LIMIT ?", (mall_id, phone_hash, MAX_FOUND))
+    found = []
+    for member_id, account_id, text, version, *columns in rows:
+        phone = StoredPhone(*columns)
+        found.append(member_json(member_id, account_id, stored_profile(text), int(version),
+                                 phone=phone, number=phones.reveal(phone.encrypted)))
+    return found
+
+
+def get_member(mall_id: str, member_id: str, rules: LoyaltyRules, phones: PhoneKeys,
                now: datetime) -> Op[dict[str, Any]]:
-    account_id, profile_text, version = yield from _live_member(None, mall_id, member_id)
+    account_id, profile_text, version, phone = yield from _live_member(None, mall_id,
+                                                                       member_id)
     entries = yield from account_entries(mall_id, account_id)
     flagged = yield Fetch("SELECT entry_id, debt, flagged_at FROM flagged_debts "
                           "WHERE mall_id = ? AND account_id = ?", (mall_id, account_id))
@@ -337,16 +400,18 @@ def get_member(mall_id: str, member_id: str, rules: LoyaltyRules,
         f"SELECT {ACTIVITY_VIEW} FROM activity_events WHERE mall_id = ? AND member_id = ? "
         "ORDER BY occurred_at DESC, event_id LIMIT ?",
         (mall_id, member_id, MEMBER_ACTIVITY_SHOWN))
-    member = member_json(member_id, account_id, stored_profile(profile_text), version)
+    member = member_json(member_id, account_id, stored_profile(profile_text), version,
+                         phone=phone, number=phones.reveal(phone.encrypted))
     return member_state(member, entries, flagged=flagged, activity=activity, now=now,
                         rules=rules)
 
 
 def erase_member(dialect: Dialect, mall_id: str, member_id: str, at: str) -> Op[None]:
-    account_id, _, _ = yield from _live_member(dialect, mall_id, member_id)
+    account_id, _, _, _ = yield from _live_member(dialect, mall_id, member_id)
     # Personal data goes; the account's ledger stays (it is keyed by account).
     yield Execute("UPDATE members SET profile = '{}', edge_view = '{}', erased_at = ?, "
-                  "updated_at = ? WHERE mall_id = ? AND member_id = ?",
+                  "updated_at = ?, phone_hash = NULL, phone_masked = NULL, "
+                  "phone_encrypted = NULL WHERE mall_id = ? AND member_id = ?",
                   (at, at, mall_id, member_id))
     yield Execute("UPDATE changes SET payload = '{}' WHERE mall_id = ? AND "
                   "kind = 'member.upsert' AND key = ?", (mall_id, member_id))

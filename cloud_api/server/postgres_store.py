@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from cloud_api.server import operations as ops
+from cloud_api.server.phones import PhoneKeys
 from cloud_api.server.queries import (
     Dialect,
     Execute,
@@ -110,13 +111,14 @@ class PostgresStorage(SqlStorage):
     dialect = DIALECT
 
     def __init__(self, dsn: str, *, rules: LoyaltyRules | None = None,
-                 now: Callable[[], datetime] = utc_now, pool_size: int = 10) -> None:
-        super().__init__(rules=rules, now=now)
+                 now: Callable[[], datetime] = utc_now,
+                 pool_size: int = 10, phones: PhoneKeys | None = None) -> None:
+        super().__init__(rules=rules, now=now, phones=phones)
         self.dsn = dsn
         self.pool_size = pool_size
         self._pool: Any = None
 
-    async def open(self) -> None:
+    async def _connect(self) -> None:
         self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)

@@ -98,6 +98,17 @@ ALTER TABLE activity_events_by_mall RENAME TO activity_events;
 CREATE INDEX activity_member ON activity_events (mall_id, member_id);
 """
 
+# A member's phone number leaves the profile: central keeps its keyed hash (searched by
+# the service desk, so indexed within the mall), its masked form and, only if configured,
+# the number encrypted (`phones.py`). Numbers an older central kept in the profile are
+# converted when central starts with the mall's key (`operations.convert_clear_phones`).
+_PHONE_COLUMNS = """
+ALTER TABLE members ADD COLUMN phone_hash TEXT;
+ALTER TABLE members ADD COLUMN phone_masked TEXT;
+ALTER TABLE members ADD COLUMN phone_encrypted TEXT;
+CREATE INDEX members_phone ON members (mall_id, phone_hash);
+"""
+
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"""
 
@@ -123,4 +134,5 @@ def migrations(integer: str, *, c_collation: bool = False) -> list[Migration]:
             baseline + _MEMBERS_IN_BYTE_ORDER if c_collation else baseline)),
         Migration(2, "keys scoped by mall", _statements(_KEYS_BY_MALL.format(
             integer=integer))),
+        Migration(3, "phone numbers as keyed hashes", _statements(_PHONE_COLUMNS)),
     ]

@@ -6,14 +6,17 @@ consistent read, or as a single statement, and its `Dialect`.
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from cloud_api.server import operations as ops
+from cloud_api.server.codes import Code
 from cloud_api.server.grants import GrantThrottle
 from cloud_api.server.ids import hash_token, new_token
+from cloud_api.server.phones import PhoneKeys
 from cloud_api.server.queries import Dialect, Op, T
 from cloud_api.server.storage import (
     ChangePage,
@@ -21,21 +24,57 @@ from cloud_api.server.storage import (
     Principal,
     Scope,
     Storage,
+    StorageError,
     Verdict,
     utc_now,
 )
 from gateway.loyalty import Entry, LoyaltyRules
 from gateway.loyalty.wire import to_text
 
+log = logging.getLogger(__name__)
+
+# Members converted per transaction when central starts with a mall's phone key: a
+# large mall's conversion does not hold the mall's writes up in one long transaction.
+CONVERT_PAGE = 500
+
 
 class SqlStorage(Storage):
     dialect: Dialect
 
     def __init__(self, *, rules: LoyaltyRules | None = None,
-                 now: Callable[[], datetime] = utc_now) -> None:
+                 now: Callable[[], datetime] = utc_now,
+                 phones: PhoneKeys | None = None) -> None:
         self.rules = rules or LoyaltyRules()
         self.now = now
         self.grants = GrantThrottle()
+        self.phones = phones or PhoneKeys()
+
+    async def open(self) -> None:
+        await self._connect()
+        for mall_id in sorted(self.phones.hash_keys):
+            await self._convert_clear_phones(mall_id)
+
+    @abstractmethod
+    async def _connect(self) -> None:
+        """Open the database and bring its schema up to date."""
+
+    async def _convert_clear_phones(self, mall_id: str) -> None:
+        """Numbers an older central kept in clear in the mall's profiles become their
+        keyed hash and masked form, now that central has the mall's key."""
+        after: str | None = ""
+        converted, left = 0, list[str]()
+        while after is not None:
+            after, done, kept = await self._write(ops.convert_clear_phones(
+                self.dialect, mall_id, self.phones, after=after, limit=CONVERT_PAGE,
+                at=self._stamp()))
+            converted, left = converted + done, left + kept
+        if converted:
+            log.info("mall %s: %d phone numbers kept in clear converted to their keyed "
+                     "hash", mall_id, converted)
+        if left:
+            log.warning("mall %s: %d members keep a phone field in clear that is no phone "
+                        "number; correct them (PATCH phone): %s", mall_id, len(left),
+                        ", ".join(left[:20]))
 
     @abstractmethod
     async def _write(self, op: Op[T]) -> T:
@@ -87,16 +126,24 @@ class SqlStorage(Storage):
 
     # -- the back office --------------------------------------------------------------
     async def create_member(self, mall_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._write(ops.create_member(mall_id, body, self._stamp()))
+        return await self._write(ops.create_member(mall_id, body, self.phones,
+                                                   self._stamp()))
 
     async def update_member(self, mall_id: str, member_id: str,
                             body: dict[str, Any]) -> dict[str, Any]:
         return await self._write(ops.update_member(self.dialect, mall_id, member_id, body,
-                                                   self._stamp()))
+                                                   phones=self.phones, at=self._stamp()))
 
     async def get_member(self, mall_id: str, member_id: str) -> dict[str, Any]:
-        return await self._read(ops.get_member(mall_id, member_id, self.rules, self.now()),
-                                consistent=True)
+        return await self._read(ops.get_member(mall_id, member_id, self.rules, self.phones,
+                                               self.now()), consistent=True)
+
+    async def find_members_by_phone(self, mall_id: str, number: str) -> list[dict[str, Any]]:
+        phone_hash = self.phones.hash_for(mall_id, number)
+        if phone_hash is None:
+            raise StorageError(Code.PHONE_KEY_MISSING, f"central has no phone hash key for "
+                               f"mall {mall_id}: members cannot be found by phone", 409)
+        return await self._read(ops.find_members_by_phone(mall_id, phone_hash, self.phones))
 
     async def erase_member(self, mall_id: str, member_id: str) -> None:
         await self._write(ops.erase_member(self.dialect, mall_id, member_id, self._stamp()))

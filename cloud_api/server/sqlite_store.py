@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cloud_api.server import operations as ops
+from cloud_api.server.phones import PhoneKeys
 from cloud_api.server.queries import (
     Dialect,
     Execute,
@@ -107,13 +108,14 @@ class SqliteStorage(SqlStorage):
     dialect = DIALECT
 
     def __init__(self, path: Path | str, *, rules: LoyaltyRules | None = None,
-                 now: Callable[[], datetime] = utc_now) -> None:
-        super().__init__(rules=rules, now=now)
+                 now: Callable[[], datetime] = utc_now,
+                 phones: PhoneKeys | None = None) -> None:
+        super().__init__(rules=rules, now=now, phones=phones)
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
 
-    async def open(self) -> None:
+    async def _connect(self) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="central-sqlite")
         await self._run(self._open)
 

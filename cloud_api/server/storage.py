@@ -77,10 +77,11 @@ class ChangePage:
 class StorageError(Exception):
     """A storage-level refusal with a stable code for the API's error body."""
 
-    def __init__(self, code: Code, message: str, status: int = 400) -> None:
+    def __init__(self, code: Code, message: str, status: int = 400, **details: Any) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+        self.details = details
 
 
 class NotFound(StorageError):
@@ -161,6 +162,11 @@ class Storage(ABC):
     @abstractmethod
     async def get_member(self, mall_id: str, member_id: str) -> dict[str, Any]:
         """The member's profile, balance, flagged debt and every ledger entry."""
+
+    @abstractmethod
+    async def find_members_by_phone(self, mall_id: str, number: str) -> list[dict[str, Any]]:
+        """The mall's members (not erased) with this phone number, found by its keyed
+        hash; `StorageError` `phone_key_missing` if central has no key for the mall."""
 
     @abstractmethod
     async def erase_member(self, mall_id: str, member_id: str) -> None: ...

@@ -1,7 +1,8 @@
 """The loyalty domain: pure functions over integer points and fen, no I/O.
 
 An entry's shared definition lives here too: its wire form (`wire`) and the hybrid
-logical clock that stamps it (`hlc`). The central server imports this package and nothing
+logical clock that stamps it (`hlc`); so does the keyed phone hash members are looked up
+by (`phones`). The central server imports this package and nothing
 else of the gateway, so the edge and central count, encode and stamp the same way. It
 depends on the standard library only.
 """
@@ -19,6 +20,7 @@ from gateway.loyalty.errors import (
     ImplausibleSale,
     InsufficientPoints,
     InvalidEntry,
+    InvalidPhone,
     InvalidSale,
     LoyaltyError,
     OfflineLimitExceeded,
@@ -42,7 +44,7 @@ from gateway.loyalty.tiers import TierState, tier_at
 
 __all__ = [
     "AccountState", "Entry", "EntryKind", "ImplausibleEntry", "ImplausibleSale",
-    "InsufficientPoints", "InvalidEntry", "InvalidSale",
+    "InsufficientPoints", "InvalidEntry", "InvalidPhone", "InvalidSale",
     "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules", "OfflineLimitExceeded",
     "Plausibility", "RedemptionRefused", "Refund", "Sale", "SaleLine", "TierState", "Totals",
     "birthday_entry",

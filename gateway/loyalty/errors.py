@@ -36,6 +36,10 @@ class ImplausibleSale(InvalidSale):
     code = "implausible_sale"
 
 
+class InvalidPhone(LoyaltyError, ValueError):
+    """A phone number that is not one: fewer than 5 or more than 20 digits, or letters."""
+
+
 class RedemptionRefused(LoyaltyError):
     """A redemption the rules do not allow; `code` is the stable code shown to kiosks."""
 

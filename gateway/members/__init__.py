@@ -4,7 +4,8 @@ Every read and write of `members`, `member_identifiers` and `accounts` is here, 
 member row means (central's version wins, identifiers follow their profile, an erasure
 purges personal data everywhere) is decided in one place:
 
-- `identity`: how a member names themself, without I/O: QR tokens, phone hashes, cards;
+- `identity`: how a member names themself, without I/O: QR tokens, phone hashes, cards
+  (the phone hash itself is `gateway.loyalty.phones`, shared with central);
 - `lookup`: finding a member by id or identifier, the profile offers read, beacon keys;
 - `store`: central's member upserts (one change or a whole snapshot) and demo members;
 - `erase`: purging an erased member from the edge.
@@ -13,6 +14,7 @@ Every function takes the caller's connection and runs in its transaction: reads 
 reader (or the writer's own op), writes inside one writer op.
 """
 
+from gateway.loyalty.phones import normalise_phone, phone_hash
 from gateway.members.erase import erase_member
 from gateway.members.identity import (
     IdentityError,
@@ -20,8 +22,6 @@ from gateway.members.identity import (
     Lookup,
     lookup_for,
     make_qr_token,
-    normalise_phone,
-    phone_hash,
     verify_qr_token,
 )
 from gateway.members.lookup import (

@@ -7,7 +7,8 @@ gateway. A copied or photographed QR code therefore stops working within minutes
 channel never handles a member id it could forge.
 
 Phone numbers never reach the store: central keeps a keyed hash of each, and the gateway
-looks the member up by the same hash of the number typed in.
+looks the member up by the same hash of the number typed in (`gateway.loyalty.phones`,
+the one definition both sides use).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
+
+from gateway.loyalty.errors import InvalidPhone
+from gateway.loyalty.phones import phone_hash
 
 _QR = re.compile(r"^v1\.(?P<member>[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,63})\.(?P<exp>\d{1,12})"
                  r"\.(?P<sig>[A-Za-z0-9_-]{43})$")
@@ -89,22 +93,6 @@ def verify_qr_token(key: bytes | None, token: str, now: datetime, skew_s: int) -
     return match["member"]
 
 
-def normalise_phone(number: str) -> str:
-    """Digits only, without the +86 / 0086 country prefix of mainland numbers."""
-    digits = re.sub(r"[\s()+-]", "", number)
-    if not digits.isdigit() or not 5 <= len(digits) <= 20:
-        raise IdentityError("invalid_payload", "a phone number is 5 to 20 digits")
-    for prefix in ("0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            return digits[len(prefix):]
-    return digits
-
-
-def phone_hash(key: bytes, number: str) -> str:
-    """The keyed hash central stores as the member's `phone_hash` identifier."""
-    return hmac.new(key, normalise_phone(number).encode("ascii"), hashlib.sha256).hexdigest()
-
-
 def lookup_for(by: str, value: str, keys: IdentityKeys, now: datetime) -> Lookup:
     """Where to find the member a channel names `by` ("qr", "card" or "phone") `value`."""
     if by == "qr":
@@ -113,4 +101,7 @@ def lookup_for(by: str, value: str, keys: IdentityKeys, now: datetime) -> Lookup
         return Lookup("card", value)
     if keys.phone_key is None:
         raise IdentityError("invalid_token", "identification by phone is not configured here")
-    return Lookup("phone_hash", phone_hash(keys.phone_key, value))
+    try:
+        return Lookup("phone_hash", phone_hash(keys.phone_key, value))
+    except InvalidPhone as exc:
+        raise IdentityError("invalid_payload", str(exc)) from None

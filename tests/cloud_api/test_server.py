@@ -162,7 +162,8 @@ async def test_an_offline_overdraft_is_flagged_as_debt(
 async def test_erasure_scrubs_the_profile_and_sends_a_tombstone(
     gw_client: CentralClient, admin: CentralClient,
 ) -> None:
-    await admin.create_member(MALL, {"member_id": "M1", "name": "钱多多", "phone": "139"})
+    await admin.create_member(MALL, {"member_id": "M1", "name": "钱多多",
+                                     "phone": "13900139000"})
     await admin.update_member(MALL, "M1", {"tier": "gold"})
     await admin.erase_member(MALL, "M1")
     with pytest.raises(CentralRejected) as gone:

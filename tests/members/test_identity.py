@@ -63,7 +63,7 @@ def test_a_mainland_number_hashes_the_same_however_typed(typed: str) -> None:
 @pytest.mark.parametrize("typed", ["1234", "139-abc-5678", "1" * 21])
 def test_a_malformed_number_is_an_invalid_payload(typed: str) -> None:
     with pytest.raises(IdentityError) as refused:
-        normalise_phone(typed)
+        lookup_for("phone", typed, KEYS, NOW)
     assert refused.value.code == "invalid_payload"
 
 
