@@ -32,7 +32,7 @@ from gateway.app.demo_mall.mall import DemoError, DemoOptions, run_demo
               help="Receipts per second on each of the three tills.")
 @click.option("--kiosk-every", type=click.FloatRange(min=0.1), default=3.0,
               show_default=True, help="Seconds between visitors at each kiosk.")
-@click.option("--ble-rate", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+@click.option("--ble-rate", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Visitors walking in per minute.")
 def demo(*, directory: Path, duration: float | None, report_file: Path | None,
          http_port: int, broker_port: int, members: int, pos_rate: float,

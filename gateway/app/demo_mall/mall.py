@@ -58,7 +58,7 @@ class DemoOptions:
     members: int = 20
     pos_rate: float = 1.0  # receipts per second on each till
     kiosk_every_s: float = 3.0  # seconds between visitors at each kiosk
-    ble_rate_per_min: float = 20.0  # visitors walking in per minute
+    ble_rate_per_min: float = 30.0  # visitors walking in per minute
     summary_every_s: float = 5.0
 
 
@@ -204,6 +204,8 @@ async def _drive(app: web.Application, stopper: GatewayStop, admin: CentralClien
         await _drain(app)
     say(await live_line(app, tallies, loop.time() - started))
     summary = await report(app, tallies, admin, members)
+    say(f"receipts: {tallies.receipts_sent} sent, {tallies.sales_sent} member sales, "
+        f"{summary['receipts']['credited']} credited; lost: {summary['lost']}")
     if tallies.sales_sent != summary["receipts"]["credited"]:
         problems.append(f"{tallies.sales_sent} member sales sent, "
                                f"{summary['receipts']['credited']} credited")

@@ -37,7 +37,10 @@ class PtyPair:
         one, other = self.ends
         self._process = await asyncio.create_subprocess_exec(
             socat, f"pty,raw,echo=0,link={one}", f"pty,raw,echo=0,link={other}",
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal must not pull the serial lines
+            # away while the demo drains; the demo kills it last.
+            start_new_session=True)
         async with asyncio.timeout(START_TIMEOUT_S):
             while not (one.exists() and other.exists()):
                 if self._process.returncode is not None:
