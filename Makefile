@@ -2,7 +2,7 @@
 SHELL := bash
 VENV ?= .venv
 BIN := $(VENV)/bin
-CONFIG ?= config/demo.toml
+DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: bootstrap demo test lint unit bench fuzz chaos soak clean
@@ -10,9 +10,9 @@ PYTEST_ARGS ?=
 bootstrap:
 	@scripts/bootstrap
 
-## demo: run the gateway with the demo configuration (http://127.0.0.1:8080/healthz)
+## demo: a whole mall on this machine: central, gateway and simulators (Ctrl-C stops it)
 demo: bootstrap
-	$(BIN)/mallgate run --config $(CONFIG)
+	$(BIN)/mallgate demo $(DEMO_ARGS)
 
 ## test: the whole default suite: lint, types, tests (about a minute)
 test: bootstrap lint unit

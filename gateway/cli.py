@@ -23,6 +23,8 @@ COMMANDS: Lazy = {
                 "The reference central member API (the cloud side of sync)."),
     "config": ("gateway.settings.cli:config_group",
                "Validate and describe the configuration file."),
+    "demo": ("gateway.app.demo_mall.cli:demo",
+             "A whole mall on this machine: central, broker, gateway and device simulators."),
     "deadletters": ("gateway.deadletters.cli:deadletters_group",
                     "Input the gateway could not process, kept raw with the reason."),
     "kiosk": ("devices.kiosk.cli:kiosk_group",

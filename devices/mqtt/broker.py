@@ -75,7 +75,10 @@ class Mosquitto:
         conf.write_text(self.config_text, encoding="utf-8")
         self._process = await asyncio.create_subprocess_exec(
             self.binary, "-c", str(conf), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal reaches the gateway alone, which
+            # stops the broker after the parts that use it.
+            start_new_session=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT_S
         while True:

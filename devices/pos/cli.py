@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from devices.pos import sim
+from gateway.demo import demo_ids
 
 
 @click.command("pos")
@@ -27,8 +28,9 @@ from devices.pos import sim
 @click.option("--store", "store_id", default="S01", show_default=True)
 @click.option("--pos", "pos_id", default="P1", show_default=True)
 @click.option("--members", type=click.IntRange(0), default=20, show_default=True,
-              help="Member codes M00000001... used on receipts (they must exist at the "
-              "gateway to earn; others stay unclaimed).")
+              help="Receipts carry the cards of demo members 1..N (DEMO0001..., as "
+              "`mallgate demo` and config/demo.toml create them); sales without one stay "
+              "unclaimed.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--baudrate", type=int, default=9600, show_default=True)
 @click.option("--timezone", "tz_name", default="Asia/Shanghai", show_default=True,
@@ -40,7 +42,7 @@ def sim_pos(*, path: str, mode: str, rate: float, count: int, store_id: str, pos
     now = datetime.now(ZoneInfo(tz_name)).replace(tzinfo=None, microsecond=0)
     start = now - timedelta(seconds=count)
     receipts = sim.scenario(count, seed=seed, start=start,
-                            members=[f"M{i:08d}" for i in range(1, members + 1)],
+                            members=[demo_ids(n)[2] for n in range(1, members + 1)],
                             store_id=store_id, pos_id=pos_id)
     report = asyncio.run(sim.run(path, cast(sim.Mode, mode), receipts, rate=rate,
                                  baudrate=baudrate, seed=seed, store_id=store_id,

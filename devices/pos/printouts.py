@@ -25,7 +25,8 @@ DEFAULT_TEMPLATE: dict[str, Any] = {
         "total": r"合计[:\uff1a]\s*(?P<total>[¥￥]?[\d,]+\.\d{2})",
         "payment": r"支付方式[:\uff1a]\s*(?P<payment>\S+)",
         "points_used": r"积分抵扣[:\uff1a]\s*(?P<points_used>\d+)分\s*\(¥(?P<points_paid>[\d.]+)\)",
-        "member_code": r"(?:会员[:\uff1a]\s*|MBR:)(?P<member_code>M\d{8})",
+        # Member cards: the demo's (DEMO0001...) and the M + 8 digits of older cards.
+        "member_code": r"(?:会员[:\uff1a]\s*|MBR:)(?P<member_code>DEMO\d{4}|M\d{8})",
         "original_no": r"原单号[:\uff1a]\s*(?P<original_no>[0-9A-Za-z-]+)",
     },
     "markers": {
