@@ -15,6 +15,7 @@ from gateway.loyalty.activities import (
 from gateway.loyalty.earn import Sale, SaleLine, quote_sale, sale_entries
 from gateway.loyalty.entries import Entry, EntryKind, entry_id_for
 from gateway.loyalty.errors import (
+    BasketTooSmall,
     InsufficientPoints,
     InvalidEntry,
     InvalidSale,
@@ -32,16 +33,22 @@ from gateway.loyalty.fold import (
     fold_totals,
     reminders_due,
 )
-from gateway.loyalty.redemption import check_redemption, offline_allowance, redemption_entry
+from gateway.loyalty.redemption import (
+    check_redemption,
+    grant_points,
+    offline_allowance,
+    redemption_entry,
+)
 from gateway.loyalty.refunds import Refund, refund_entries
 from gateway.loyalty.rules import LoyaltyRules
 from gateway.loyalty.tiers import TierState, tier_at
 
 __all__ = [
-    "AccountState", "Entry", "EntryKind", "InsufficientPoints", "InvalidEntry", "InvalidSale",
-    "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules", "OfflineLimitExceeded",
-    "RedemptionRefused", "Refund", "Sale", "SaleLine", "TierState", "Totals", "birthday_entry",
-    "check_redemption", "checkin_entry", "entry_id_for", "fold", "fold_totals",
-    "offline_allowance", "profile_completed_entry", "quote_sale", "redemption_entry",
-    "referral_entries", "refund_entries", "reminders_due", "sale_entries", "tier_at",
+    "AccountState", "BasketTooSmall", "Entry", "EntryKind", "InsufficientPoints",
+    "InvalidEntry", "InvalidSale", "JournalLine", "Lot", "LotStatus", "LoyaltyError",
+    "LoyaltyRules", "OfflineLimitExceeded", "RedemptionRefused", "Refund", "Sale", "SaleLine",
+    "TierState", "Totals", "birthday_entry", "check_redemption", "checkin_entry",
+    "entry_id_for", "fold", "fold_totals", "grant_points", "offline_allowance",
+    "profile_completed_entry", "quote_sale", "redemption_entry", "referral_entries",
+    "refund_entries", "reminders_due", "sale_entries", "tier_at",
 ]
