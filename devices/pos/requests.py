@@ -62,6 +62,9 @@ def authorize_request(payload: dict[str, Any], *, store_id: str, pos_id: str,
     if (not isinstance(coupons, list) or len(coupons) > MAX_COUPONS
             or not all(isinstance(c, str) and 0 < len(c) <= _ID_MAX for c in coupons)):
         raise _fail(f"coupon_codes must be a list of at most {MAX_COUPONS} codes")
+    partial = payload.get("partial", True)
+    if not isinstance(partial, bool):
+        raise _fail("partial must be true or false")
     basket = tuple(_line(x) for x in lines)
     total = _count(payload, "total_fen")
     if sum(x.amount_fen for x in basket) > total:
@@ -70,7 +73,7 @@ def authorize_request(payload: dict[str, Any], *, store_id: str, pos_id: str,
                             request_id=_text(payload, "request_id"),
                             member_code=_text(payload, "member_code"), total_fen=total,
                             points=_count(payload, "points", positive=True), lines=basket,
-                            coupon_codes=tuple(coupons))
+                            coupon_codes=tuple(coupons), partial=partial)
 
 
 def void_request(payload: dict[str, Any], *, store_id: str, pos_id: str) -> VoidRequest:

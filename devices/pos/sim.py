@@ -44,6 +44,9 @@ REASON_WAIT_S = 0.2
 # (the till voids the hold), and how often a hold is left to expire (the till crashed).
 VOID_CHANCE = 0.08
 ABANDON_CHANCE = 0.04
+# Tills that accept fewer points than they asked for (the rest paid in cash).
+PARTIAL_CHANCE = 0.5
+WHOLE_BILL_CHANCE = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,10 +223,15 @@ class PosSimulator:
         """Ask for the receipt's points; the sale to send: with its hold, or in cash."""
         cash = {k: v for k, v in payload.items() if k not in ("points_used", "points_paid_fen")}
         started = asyncio.get_running_loop().time()
+        # Now and then a member tries to pay the whole bill with points.
+        asked = (payload["total_fen"] if self.rng.random() < WHOLE_BILL_CHANCE
+                 else payload["points_used"])
         reply = (await self._message({
             "type": "authorize", "request_id": f"{payload['receipt_no']}-pay",
             "member_code": payload["member_code"], "total_fen": payload["total_fen"],
-            "points": payload["points_used"], "coupon_codes": [],
+            "points": asked, "coupon_codes": [],
+            # Some tills take all the points asked or none: those meet refusals.
+            "partial": self.rng.random() < PARTIAL_CHANCE,
             "lines": [{**line, "category": "retail"} for line in payload["lines"]],
         })).body or {}
         self.report.authorize_latencies.append(asyncio.get_running_loop().time() - started)

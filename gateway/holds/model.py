@@ -57,6 +57,7 @@ class AuthorizeRequest:
     points: int
     lines: tuple[BasketLine, ...] = ()
     coupon_codes: tuple[str, ...] = ()
+    partial: bool = True  # False: all the points asked, or none
 
     @property
     def hold_id(self) -> str:
@@ -67,7 +68,7 @@ class AuthorizeRequest:
                 "total_fen": self.total_fen, "points": self.points,
                 "lines": [{"name": x.name, "amount_fen": x.amount_fen,
                            "category": x.category} for x in self.lines],
-                "coupon_codes": list(self.coupon_codes)}
+                "coupon_codes": list(self.coupon_codes), "partial": self.partial}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

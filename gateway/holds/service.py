@@ -93,7 +93,8 @@ class Holds:
             try:
                 points = grant_points(asked=request.points, available=available,
                                       online=online, allowance_left=allowance,
-                                      payable_fen=request.total_fen, fen_per_point=rate)
+                                      payable_fen=request.total_fen, fen_per_point=rate,
+                                      partial=request.partial)
             except RedemptionRefused as refused:
                 decision = refused.code
                 reply = base | {"status": "refused", "error": decision, "msg": str(refused),

@@ -44,13 +44,14 @@ def check_redemption(
 
 def grant_points(
     *, asked: int, available: int, online: bool, allowance_left: int | None,
-    payable_fen: int, fen_per_point: int,
+    payable_fen: int, fen_per_point: int, partial: bool = True,
 ) -> int:
     """Points a till may reserve to pay with: never more than asked, than available, than
     the offline allowance left (offline), nor than the basket lets points pay for.
 
-    Raises the refusal when not one point can be granted. `available` and `allowance_left`
-    already exclude points other open holds reserve.
+    Raises the refusal when not one point can be granted, or, with `partial` False (the
+    till takes all it asked or nothing), when fewer than asked can be. `available` and
+    `allowance_left` already exclude points other open holds reserve.
     """
     if asked <= 0:
         raise ValueError("a till asks for a positive number of points")
@@ -65,6 +66,16 @@ def grant_points(
                 cost=asked, available=available)
         limits.append(allowance_left)
     granted = min(limits)
+    if not partial and granted < asked:
+        if granted == available:
+            raise InsufficientPoints(f"asks {asked} points, {available} available",
+                                     cost=asked, available=available)
+        if not online and granted == allowance_left:
+            raise OfflineLimitExceeded(
+                f"central is unreachable and the offline allowance left is {allowance_left}",
+                cost=asked, available=available)
+        raise BasketTooSmall(f"a basket of {payable_fen} fen cannot take {asked} points",
+                             cost=asked, available=available)
     if granted <= 0:
         raise BasketTooSmall(f"a basket of {payable_fen} fen cannot take a point",
                              cost=asked, available=available)

@@ -6,7 +6,10 @@ Through the whole app with its POS port on a real pty, the test playing the till
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import sqlite3
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from tests.pos.tills import (
     ACCOUNT,
     MEMBER,
     Clock,
+    add_member,
     available,
     count,
     gateway_and_till,
@@ -33,6 +37,7 @@ from tests.pos.tills import (
 )
 
 pytestmark = pytest.mark.skipif(SOCAT is None, reason="socat is not installed")
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.mark.parametrize("mode", ["framed", "jsonl"])
@@ -219,3 +224,31 @@ async def test_escpos_points_beyond_the_balance_are_flagged_for_review(
         assert balance.debt == 0 and balance.available >= 0
         assert any(r.levelname == "WARNING" and "review" in r.getMessage()
                    for r in caplog.records)
+
+
+async def test_sim_pos_tills_authorize_and_report_their_holds(tmp_path: Path) -> None:
+    async with gateway_and_till(tmp_path, "jsonl") as (app, till):
+        till.writer.close()  # the simulator takes the POS end
+        db = tmp_path / "gw.db"
+        for i in range(1, 6):
+            add_member(db, f"M{i:08d}", f"A{i}")
+            if i == 1:  # one member starts with points; the others have what they earn
+                await give_points(app, 3000, key=f"g{i}", account=f"A{i}",
+                                  member=f"M{i:08d}")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from gateway.cli import main; main()", "sim", "pos",
+            "--port", str(tmp_path / "pos-pos"), "--format", "jsonl", "--rate", "0",
+            "--count", "400", "--members", "5", "--baudrate", "115200", "--seed", "4",
+            "--authorize", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": ROOT})
+        async with asyncio.timeout(120):
+            out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        holds = json.loads(out.decode().splitlines()[0])["holds"]
+        assert holds["granted"] > 0 and holds["refused"] > 0 and holds["captured"] > 0, holds
+        assert holds["sales_refused"] == 0
+        assert set(holds) == {"granted", "refused", "captured", "voided", "expired",
+                              "sales_refused"}
+        for i in range(1, 6):
+            balance = await app[LEDGER].balance(f"A{i}")
+            assert balance.debt == 0 and balance.available >= 0
