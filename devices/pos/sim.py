@@ -218,6 +218,17 @@ class PosSimulator:
             assert again == answer, (answer, again)  # noqa: S101 - the gateway's promise
         return answer
 
+    async def authorize_points(self, *, request_id: str, member_code: str, points: int,
+                               total_fen: int, partial: bool = True) -> dict[str, Any]:
+        """One `authorize` and its reply (the time to it kept in `authorize_latencies`)."""
+        started = asyncio.get_running_loop().time()
+        answer = await self._message({
+            "type": "authorize", "request_id": request_id, "member_code": member_code,
+            "total_fen": total_fen, "points": points, "partial": partial,
+            "coupon_codes": []})
+        self.report.authorize_latencies.append(asyncio.get_running_loop().time() - started)
+        return answer.body or {}
+
     async def _authorized(self, receipt: SimReceipt, payload: dict[str, Any],
                           ) -> dict[str, Any]:
         """Ask for the receipt's points; the sale to send: with its hold, or in cash."""
