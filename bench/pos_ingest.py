@@ -16,6 +16,11 @@ lines one core keeps up with.
 
 The latency baseline is one durable commit on the same disk at the same spacing: the ACK
 cannot come sooner than that.
+
+Authorize: the same 20 tills then ask to pay with points (`authorize`, 100 per second in
+total, members with points and some without); the figure is the time from the till
+writing the request to reading the reply frame, which comes after the hold committed.
+Its baseline is the same plain durable commit.
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ from devices.pos.jobs import Splitter
 from devices.pos.printouts import DEFAULT_TEMPLATE
 from devices.pos.reading import CaptureReader
 from devices.pos.transport import PortSupervisor
+from gateway.holds.service import Holds
 from gateway.ledger import Ledger
-from gateway.loyalty import LoyaltyRules
+from gateway.loyalty import Entry, EntryKind, LoyaltyRules
 from gateway.loyalty.hlc import HybridClock
+from gateway.members.store import NewMember, add_members
 from gateway.receipts import ReceiptPipeline
 from gateway.settings.pos import PosPort, PosSettings, ReceiptTemplate
 from gateway.store import Reader, Writer
@@ -81,7 +88,32 @@ async def pty(loop: asyncio.AbstractEventLoop) -> AsyncIterator[
         os.close(slave)
 
 
-async def latency(seconds: float) -> list[float]:
+async def _members(writer: Writer, ledger: Ledger, members: list[str]) -> None:
+    """Members for the tills to authorize; every other one with points to pay with."""
+    await writer.submit(lambda conn: add_members(
+        conn, [NewMember(m, f"A-{m}", "", "normal") for m in members], "2026-01-01"))
+    for i, member in enumerate(members):
+        if i % 2 == 0:
+            await ledger.record(Entry(
+                kind=EntryKind.ADJUST, points=1_000_000, account_id=f"A-{member}",
+                member_id=member, source_type="bench", source_key=member, reason="bench",
+                effective_at=ledger.now(), rule_version=RULES.version))
+
+
+async def _authorize_all(sim_: sim.PosSimulator, port: int, count: int,
+                         members: list[str], offset: float) -> list[float]:
+    loop = asyncio.get_running_loop()
+    started = loop.time() + offset
+    for n in range(count):
+        delay = started + n / (RATE / PORTS) - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await sim_.authorize_points(request_id=f"P{port}-{n}", points=100, total_fen=5000,
+                                    member_code=members[(port + n) % len(members)])
+    return sim_.report.authorize_latencies
+
+
+async def latency(seconds: float) -> tuple[list[float], list[float]]:
     per_port = int(seconds * RATE / PORTS)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -99,7 +131,13 @@ async def latency(seconds: float) -> list[float]:
                             rules=RULES)
             pipeline = ReceiptPipeline(ledger, CaptureReader(settings, RULES.tz),
                                        reader=reader)
-            supervisors = [PortSupervisor(p, pipeline) for p in ports]
+            # The receipts' member codes stay unknown here (unclaimed sales, as this bench
+            # always measured them); the tills authorize for members of their own.
+            members = [f"M{i:08d}" for i in range(1, 21)]
+            payers = [f"T{i:08d}" for i in range(1, 21)]
+            await _members(writer, ledger, payers)
+            holds = Holds(ledger, central_online=lambda: True, expiry_s=120)
+            supervisors = [PortSupervisor(p, pipeline, holds=holds) for p in ports]
             tasks = [asyncio.create_task(s.run()) for s in supervisors]
             try:
                 async with asyncio.timeout(30):
@@ -107,7 +145,6 @@ async def latency(seconds: float) -> list[float]:
                         await asyncio.sleep(0.01)
                 start = (datetime.now(UTC).astimezone(RULES.tz).replace(tzinfo=None)
                          - timedelta(hours=1)).replace(microsecond=0)
-                members = [f"M{i:08d}" for i in range(1, 21)]
                 sims = [sim.PosSimulator(r, w, "framed", seed=i, noise=0.0, lose_ack=0.0,
                                          store_id="S01", pos_id=f"P{i}")
                         for i, (_, r, w) in enumerate(ttys)]
@@ -117,11 +154,15 @@ async def latency(seconds: float) -> list[float]:
                                       offset=i / RATE)
                         for i, s in enumerate(sims)]
                 reports = await asyncio.gather(*runs)
+                asks = await asyncio.gather(*(
+                    _authorize_all(s, i, per_port, payers, i / RATE)
+                    for i, s in enumerate(sims)))
             finally:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-    return [lat for report in reports for lat in report.latencies]
+    receipts = [lat for report in reports for lat in report.latencies]
+    return receipts, [lat for ask in asks for lat in ask]
 
 
 async def commit_floor(samples: int) -> list[float]:
@@ -168,13 +209,18 @@ def main() -> None:
     # The tokenizer first, on a quiet process: measured after the latency run it would
     # also measure that run's leftovers (threads winding down, a large heap).
     rate = throughput(5 if args.quick else 15)
-    lat = asyncio.run(latency(seconds))
+    lat, auth = asyncio.run(latency(seconds))
     floor = asyncio.run(commit_floor(int(seconds * RATE)))
     emit(BENCH, "receipt_to_ack_p50", percentile(lat, 50) * 1000, unit="ms", target=None,
          baseline=percentile(floor, 50) * 1000)
     emit(BENCH, "receipt_to_ack_p99", percentile(lat, 99) * 1000, unit="ms",
          target="<= 10", baseline=percentile(floor, 99) * 1000)
     emit(BENCH, "receipts_acked", len(lat), unit="receipts", target=None, baseline=None)
+    emit(BENCH, "authorize_to_reply_p50", percentile(auth, 50) * 1000, unit="ms",
+         target=None, baseline=percentile(floor, 50) * 1000)
+    emit(BENCH, "authorize_to_reply_p99", percentile(auth, 99) * 1000, unit="ms",
+         target="<= 10", baseline=percentile(floor, 99) * 1000)
+    emit(BENCH, "authorizations", len(auth), unit="requests", target=None, baseline=None)
     emit(BENCH, "tokenizer_throughput", rate / 1e6, unit="MB/s", target=None,
          baseline=LINE_BYTES_PER_S / 1e6)
     emit(BENCH, "lines_per_core", rate / LINE_BYTES_PER_S, unit="115200-baud lines",

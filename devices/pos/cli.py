@@ -35,8 +35,11 @@ from gateway.demo import demo_ids
 @click.option("--baudrate", type=int, default=9600, show_default=True)
 @click.option("--timezone", "tz_name", default="Asia/Shanghai", show_default=True,
               help="Time zone of the POS clock (the mall's).")
+@click.option("--authorize", is_flag=True,
+              help="framed/jsonl: the till authorizes points before paying with them (some "
+              "refused for lack of points), and now and then voids or abandons a hold.")
 def sim_pos(*, path: str, mode: str, rate: float, count: int, store_id: str, pos_id: str,
-            members: int, seed: int, baudrate: int, tz_name: str) -> None:
+            members: int, seed: int, baudrate: int, tz_name: str, authorize: bool) -> None:
     """A POS terminal printing realistic Chinese receipts (GB18030) on PORT."""
     # POS clocks print local wall time; receipts are dated up to now.
     now = datetime.now(ZoneInfo(tz_name)).replace(tzinfo=None, microsecond=0)
@@ -46,11 +49,14 @@ def sim_pos(*, path: str, mode: str, rate: float, count: int, store_id: str, pos
                             store_id=store_id, pos_id=pos_id)
     report = asyncio.run(sim.run(path, cast(sim.Mode, mode), receipts, rate=rate,
                                  baudrate=baudrate, seed=seed, store_id=store_id,
-                                 pos_id=pos_id))
+                                 pos_id=pos_id, authorize=authorize))
     kinds = Counter(r.kind for r in receipts)
-    click.echo(json.dumps({"sent": report.sent, "acked": report.acked, "naks": report.naks,
-                           "resends": report.resends, "noise_bytes": report.noise_bytes,
-                           "kinds": dict(sorted(kinds.items()))}, ensure_ascii=False))
+    summary = {"sent": report.sent, "acked": report.acked, "naks": report.naks,
+               "resends": report.resends, "noise_bytes": report.noise_bytes,
+               "kinds": dict(sorted(kinds.items()))}
+    if authorize or report.holds.sales_refused:
+        summary["holds"] = report.holds.as_dict()
+    click.echo(json.dumps(summary, ensure_ascii=False))
     if report.latencies:
         lat = sorted(report.latencies)
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]

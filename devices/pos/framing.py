@@ -230,3 +230,21 @@ def line_ack(seq: int) -> bytes:
 
 def line_nak(seq: int | None, code: str) -> bytes:
     return json.dumps({"nak": seq, "error": code}).encode() + b"\n"
+
+
+def frame_answer(ok: bool, seq: int, body: dict[str, Any] | None = None) -> bytes:
+    """`ACK seq` or `NAK seq`, followed by a reply frame with the same seq when there is a
+    body: the decision on an `authorize` or `void`, or why a sale was refused."""
+    head = frame_ack(seq) if ok else frame_nak(seq)
+    return head if body is None else head + encode_frame(seq, body)
+
+
+def line_reply(seq: int, body: dict[str, Any]) -> bytes:
+    """The reply line to an `authorize` or `void`: `{"ack": seq, "reply": {...}}`."""
+    return json.dumps({"ack": seq, "reply": body}, ensure_ascii=False).encode() + b"\n"
+
+
+def line_refused(seq: int, code: str, msg: str) -> bytes:
+    """A sale refused as it stands (resending it unchanged gets the same answer)."""
+    return json.dumps({"nak": seq, "error": code, "msg": msg},
+                      ensure_ascii=False).encode() + b"\n"

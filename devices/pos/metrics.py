@@ -36,6 +36,17 @@ def pos_families(service: PosService) -> Iterator[Metric]:
     yield from counters.values()
     stats = service.pipeline.stats
     yield counter_by("mallgate_pos_captures", "POS captures processed, by outcome (sale, "
-                     "refund, copy, non_sale, duplicate, dead).", "outcome", stats.by_status)
+                     "refund, copy, non_sale, duplicate, dead, refused).", "outcome",
+                     stats.by_status)
     yield counter_by("mallgate_pos_dead_letters", "POS captures dead-lettered, by error code.",
                      "code", stats.dead_by_code)
+    review = CounterMetricFamily(
+        "mallgate_pos_points_review", "Points printed as used on receipts beyond the member's "
+        "points or offline allowance: not applied, kept for review (needs_review).")
+    review.add_metric([], stats.flagged_points)
+    yield review
+    if service.holds is not None:
+        h = service.holds.stats
+        yield counter_by("mallgate_pos_holds", "Till authorizations and voids, by result.",
+                         "result", {"granted": h.granted, "refused": h.refused,
+                                    "voided": h.voided, "retry": h.retries})

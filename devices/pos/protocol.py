@@ -15,11 +15,15 @@ from devices.pos.framing import (
     encode_frame,
     encode_line,
     frame_ack,
+    frame_answer,
     frame_nak,
     line_ack,
     line_nak,
+    line_refused,
+    line_reply,
 )
 from devices.pos.jobs import Job, Splitter
+from devices.pos.requests import MessageType, authorize_request, message_type, void_request
 from devices.pos.templates import (
     Template,
     classify,
@@ -30,8 +34,10 @@ from gateway.receipts import ParsedReceipt, ReceiptKind
 
 __all__ = [
     "CodecError", "FrameDecoder", "FrameError", "Job", "Kind", "LineDecoder", "Message",
-    "ParsedReceipt", "PosError", "ReceiptKind", "ReceiptParseError", "Rejected", "Splitter",
-    "Template", "Token", "Tokenizer", "classify", "codes", "crc16_xmodem", "encode_frame",
-    "encode_line", "frame_ack", "frame_nak", "line_ack", "line_nak", "parse_receipt",
-    "receipt_from_payload", "receipt_text", "tokenize",
+    "MessageType", "ParsedReceipt", "PosError", "ReceiptKind", "ReceiptParseError",
+    "Rejected", "Splitter", "Template", "Token", "Tokenizer", "authorize_request",
+    "classify", "codes", "crc16_xmodem", "encode_frame", "encode_line", "frame_ack",
+    "frame_answer", "frame_nak", "line_ack", "line_nak", "line_refused", "line_reply",
+    "message_type", "parse_receipt", "receipt_from_payload", "receipt_text", "tokenize",
+    "void_request",
 ]

@@ -6,11 +6,17 @@ merchant copies and reprints, kitchen tickets and shift reports, and malformed r
 that no template can read — and `run` sends them at a given rate in one of the three
 modes, with line noise between receipts and, in framed/jsonl mode, the resends a real
 POS makes when an ACK is lost.
+
+With `authorize`, framed/jsonl tills ask before paying with points: `authorize` for the
+points on the receipt, then the sale with the hold it got (or paid in cash when refused);
+now and then the cashier cancels (`void`) or walks away from a hold (left to expire).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +25,7 @@ from typing import Any, Literal
 
 import serial_asyncio_fast
 
-from devices.pos.framing import ACK, encode_frame, encode_line
+from devices.pos.framing import ACK, STX, FrameDecoder, Message, encode_frame, encode_line
 from devices.pos.printouts import Printout, kitchen_ticket, shift_report
 
 Mode = Literal["escpos", "framed", "jsonl"]
@@ -32,6 +38,15 @@ ITEMS = (("拿铁(大杯)", 3200), ("美式咖啡", 2800), ("𠮷野家套餐", 
 NOISE = (b"\x10\x04\x01", b"\x10\x04\x04", b"\x00\x00", b"\x18", b"\x1d\x72\x01")
 ACK_TIMEOUT_S = 2.0
 MAX_TRIES = 5
+# How long a NAK waits for the reason frame the gateway sends right behind it.
+REASON_WAIT_S = 0.2
+# With `authorize`: how often the cashier cancels a sale after its points were granted
+# (the till voids the hold), and how often a hold is left to expire (the till crashed).
+VOID_CHANCE = 0.08
+ABANDON_CHANCE = 0.04
+# Tills that accept fewer points than they asked for (the rest paid in cash).
+PARTIAL_CHANCE = 0.5
+WHOLE_BILL_CHANCE = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +133,23 @@ def _printout(rng: random.Random, store: str, no: str, at: datetime,
 
 
 @dataclass(slots=True)
+class HoldReport:
+    """What the till's points payments came to (`authorize` mode)."""
+
+    granted: int = 0
+    refused: int = 0  # authorize refused (no points, offline limit...): paid in cash
+    captured: int = 0  # sales that spent their hold and were ACKed
+    voided: int = 0
+    expired: int = 0  # holds the till walked away from: released when they expire
+    sales_refused: int = 0  # sales the gateway refused (NAK with a reason)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"granted": self.granted, "refused": self.refused, "captured": self.captured,
+                "voided": self.voided, "expired": self.expired,
+                "sales_refused": self.sales_refused}
+
+
+@dataclass(slots=True)
 class SimReport:
     sent: int = 0
     acked: int = 0
@@ -125,6 +157,16 @@ class SimReport:
     resends: int = 0
     noise_bytes: int = 0
     latencies: list[float] = field(default_factory=list)  # receipt written -> ACK, seconds
+    holds: HoldReport = field(default_factory=HoldReport)
+    # Points each member sale paid with, by receipt index, as the gateway accepted them.
+    spent: dict[int, int] = field(default_factory=dict)
+    authorize_latencies: list[float] = field(default_factory=list)  # authorize -> reply
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    ok: bool  # ACK
+    body: dict[str, Any] | None  # reply frame / line, or a refusal's reason
 
 
 class PosSimulator:
@@ -133,11 +175,12 @@ class PosSimulator:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, mode: Mode,
                  *, seed: int = 1, noise: float = 0.05, lose_ack: float = 0.03,
-                 store_id: str = "S01", pos_id: str = "P1") -> None:
+                 store_id: str = "S01", pos_id: str = "P1", authorize: bool = False) -> None:
         self.reader, self.writer, self.mode = reader, writer, mode
         self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation
         self.noise, self.lose_ack = noise, lose_ack
         self.store_id, self.pos_id = store_id, pos_id
+        self.authorize = authorize and mode != "escpos"
         self.report = SimReport()
         self._seq = 0
 
@@ -151,14 +194,72 @@ class PosSimulator:
             await self.writer.drain()
             self.report.sent += 1
             return
-        self._seq = (self._seq + 1) % (256 if self.mode == "framed" else 2**31)
         payload = {**receipt.payload, "store_id": self.store_id, "pos_id": self.pos_id}
+        paying = receipt.kind == "sale" and payload.get("points_used", 0) > 0
+        if paying and self.authorize:
+            payload = await self._authorized(receipt, payload)
+        answer = await self._message(payload, resend=True)
+        if paying and payload.get("points_used"):
+            if answer.ok:
+                self.report.spent[receipt.index] = payload["points_used"]
+                self.report.holds.captured += "hold_id" in payload
+            else:
+                self.report.holds.sales_refused += 1
+
+    async def _message(self, payload: dict[str, Any], *, resend: bool = False) -> _Answer:
+        self._seq = (self._seq + 1) % (256 if self.mode == "framed" else 2**31)
         data = (encode_frame(self._seq, payload) if self.mode == "framed"
                 else encode_line(self._seq, payload))
-        await self._exchange(data)
-        if self.rng.random() < self.lose_ack:
+        request = payload.get("type") in ("authorize", "void")
+        answer = await self._exchange(data, request=request)
+        if resend and self.rng.random() < self.lose_ack:
             self.report.resends += 1
-            await self._exchange(data)
+            again = await self._exchange(data, request=request)
+            assert again == answer, (answer, again)  # noqa: S101 - the gateway's promise
+        return answer
+
+    async def authorize_points(self, *, request_id: str, member_code: str, points: int,
+                               total_fen: int, partial: bool = True) -> dict[str, Any]:
+        """One `authorize` and its reply (the time to it kept in `authorize_latencies`)."""
+        started = asyncio.get_running_loop().time()
+        answer = await self._message({
+            "type": "authorize", "request_id": request_id, "member_code": member_code,
+            "total_fen": total_fen, "points": points, "partial": partial,
+            "coupon_codes": []})
+        self.report.authorize_latencies.append(asyncio.get_running_loop().time() - started)
+        return answer.body or {}
+
+    async def _authorized(self, receipt: SimReceipt, payload: dict[str, Any],
+                          ) -> dict[str, Any]:
+        """Ask for the receipt's points; the sale to send: with its hold, or in cash."""
+        cash = {k: v for k, v in payload.items() if k not in ("points_used", "points_paid_fen")}
+        started = asyncio.get_running_loop().time()
+        # Now and then a member tries to pay the whole bill with points.
+        asked = (payload["total_fen"] if self.rng.random() < WHOLE_BILL_CHANCE
+                 else payload["points_used"])
+        reply = (await self._message({
+            "type": "authorize", "request_id": f"{payload['receipt_no']}-pay",
+            "member_code": payload["member_code"], "total_fen": payload["total_fen"],
+            "points": asked, "coupon_codes": [],
+            # Some tills take all the points asked or none: those meet refusals.
+            "partial": self.rng.random() < PARTIAL_CHANCE,
+            "lines": [{**line, "category": "retail"} for line in payload["lines"]],
+        })).body or {}
+        self.report.authorize_latencies.append(asyncio.get_running_loop().time() - started)
+        if reply.get("status") != "granted":
+            self.report.holds.refused += 1
+            return cash
+        self.report.holds.granted += 1
+        roll = self.rng.random()
+        if roll < VOID_CHANCE:
+            answer = await self._message({"type": "void", "hold_id": reply["hold_id"]})
+            self.report.holds.voided += (answer.body or {}).get("status") == "voided"
+            return cash
+        if roll < VOID_CHANCE + ABANDON_CHANCE:
+            self.report.holds.expired += 1
+            return cash
+        return {**payload, "hold_id": reply["hold_id"], "points_used": reply["points"],
+                "points_paid_fen": min(reply["value_fen"], payload["total_fen"])}
 
     def _noise(self) -> bytes:
         if self.mode == "escpos":
@@ -167,7 +268,7 @@ class PosSimulator:
             return b"\x00~" + bytes(self.rng.randrange(0x20, 0x7F) for _ in range(8)) + b"\n"
         return bytes(self.rng.choice((0x00, 0x55, 0xFF, 0x03)) for _ in range(4))
 
-    async def _exchange(self, data: bytes) -> None:
+    async def _exchange(self, data: bytes, *, request: bool = False) -> _Answer:
         loop = asyncio.get_running_loop()
         for _ in range(MAX_TRIES):
             started = loop.time()
@@ -175,41 +276,62 @@ class PosSimulator:
             await self.writer.drain()
             self.report.sent += 1
             try:
-                ok = await asyncio.wait_for(self._reply(), ACK_TIMEOUT_S)
+                answer = await asyncio.wait_for(self._reply(request), ACK_TIMEOUT_S)
             except TimeoutError:
                 continue
-            if ok:
+            if answer.ok:
                 self.report.acked += 1
                 self.report.latencies.append(loop.time() - started)
-                return
+                return answer
             self.report.naks += 1
+            if answer.body is not None:  # refused with a reason: resending will not help
+                return answer
         raise TimeoutError(f"no ACK for seq {self._seq} after {MAX_TRIES} tries")
 
-    async def _reply(self) -> bool:
-        """Read replies until the one for the current seq: True for ACK, False for NAK."""
+    async def _reply(self, request: bool) -> _Answer:
+        """Read replies until the one for the current seq, with the reply frame or line
+        that comes with it: a request's decision, or a refused sale's reason."""
         while True:
             if self.mode == "framed":
                 code, seq = await self.reader.readexactly(2)
-                if seq == self._seq:
-                    return code == ACK
-            else:
-                line = await self.reader.readline()
-                if line.startswith(b'{"ack": ') and int(line[8:-2]) == self._seq:
-                    return True
-                # A NAK without seq answers line noise, not this receipt.
-                if line.startswith(b'{"nak": ') and line[8:].split(b",")[0] == str(
-                        self._seq).encode():
-                    return False
+                if seq != self._seq:
+                    continue
+                if code == ACK and not request:
+                    return _Answer(True, None)
+                return _Answer(code == ACK, await self._reply_frame())
+            try:
+                line = json.loads(await self.reader.readline())
+            except ValueError:
+                continue
+            if line.get("ack") == self._seq:
+                return _Answer(True, line.get("reply"))
+            # A NAK without seq answers line noise, not this receipt.
+            if "nak" in line and line["nak"] == self._seq:
+                return _Answer(False, line if "msg" in line else None)
+
+    async def _reply_frame(self) -> dict[str, Any] | None:
+        """The frame right behind an ACK or NAK, if the gateway sent one."""
+        with contextlib.suppress(TimeoutError):
+            head = await asyncio.wait_for(self.reader.readexactly(4), REASON_WAIT_S)
+            if head[0] != STX:
+                return None
+            rest = await self.reader.readexactly(int.from_bytes(head[1:3], "big") + 3)
+            events = FrameDecoder().receive(head + rest, 0.0)
+            if events and isinstance(events[0], Message):
+                return events[0].payload
+        return None
 
 
 async def run(path: str, mode: Mode, receipts: Sequence[SimReceipt], *, rate: float,
               baudrate: int = 115200, seed: int = 1, noise: float = 0.05,
-              lose_ack: float = 0.03, store_id: str = "S01", pos_id: str = "P1") -> SimReport:
-    """Open `path` and send `receipts` at `rate` per second (0: as fast as acknowledged)."""
+              lose_ack: float = 0.03, store_id: str = "S01", pos_id: str = "P1",
+              authorize: bool = False) -> SimReport:
+    """Open `path` and send `receipts` at `rate` per second (0: as fast as acknowledged).
+    `authorize`: framed/jsonl tills authorize points before paying with them."""
     reader, writer = await serial_asyncio_fast.open_serial_connection(
         url=path, baudrate=baudrate, xonxoff=False)
     sim = PosSimulator(reader, writer, mode, seed=seed, noise=noise, lose_ack=lose_ack,
-                       store_id=store_id, pos_id=pos_id)
+                       store_id=store_id, pos_id=pos_id, authorize=authorize)
     try:
         report = await send_all(sim, receipts, rate=rate)
         await drained(writer)

@@ -169,10 +169,10 @@ def _from_payload(payload: dict[str, Any]) -> ParsedReceipt:
         _check(_count(value), f"{name} must be a non-negative integer")
     _check(isinstance(receipt_no, str) and 0 < len(receipt_no) <= 64,
            "receipt_no must be a string of 1..64 characters")
-    member, original, payment = (payload.get(k) for k in ("member_code", "original_no",
-                                                           "payment"))
+    member, original, payment, hold = (payload.get(k) for k in (
+        "member_code", "original_no", "payment", "hold_id"))
     for name, value in (("member_code", member), ("original_no", original),
-                        ("payment", payment)):
+                        ("payment", payment), ("hold_id", hold)):
         _check(value is None or isinstance(value, str), f"{name} must be a string")
     _check(points_paid_fen <= total_fen and (points_used == 0) == (points_paid_fen == 0),
            "points payment does not fit the total")
@@ -182,4 +182,4 @@ def _from_payload(payload: dict[str, Any]) -> ParsedReceipt:
     return ParsedReceipt(kind, receipt_no, occurred_at, total_fen,
                          points_paid_fen=points_paid_fen, points_used=points_used,
                          payment=payment, member_code=member, original_no=original,
-                         lines=lines)
+                         lines=lines, hold_id=hold)

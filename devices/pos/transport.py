@@ -7,8 +7,10 @@ exponential backoff and jitter, logging one line when it goes down and one when 
 back. XON/XOFF is never enabled: 0x11 and 0x13 are data in ESC/POS.
 
 framed / jsonl: a message is ACKed only after `pipeline.ingest` returned, i.e. after its
-receipt (or dead letter) committed; a resend of the last committed seq is ACKed again
-without being processed. escpos: jobs go through a bounded queue so that reading (and
+receipt (or dead letter) committed; a resend of the last committed seq gets the same
+answer again without being processed. `authorize` and `void` are answered with a reply
+after the hold committed; a sale paying with points without a valid hold gets a NAK with
+its reason. escpos: jobs go through a bounded queue so that reading (and
 the pass-through to the printer) never waits for the store.
 """
 
@@ -22,24 +24,31 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import serial
 import serial_asyncio_fast
 
 from devices.pos import const
+from devices.pos.errors import FrameError
 from devices.pos.framing import (
     FrameDecoder,
     LineDecoder,
     Message,
     Rejected,
     frame_ack,
+    frame_answer,
     frame_nak,
     line_ack,
     line_nak,
+    line_refused,
+    line_reply,
 )
 from devices.pos.jobs import Job, Splitter
+from devices.pos.requests import authorize_request, message_type, void_request
 from gateway.backoff import Backoff
 from gateway.clock import Clock, utc_now
+from gateway.holds.service import Holds
 from gateway.receipts import ReceiptPipeline
 from gateway.settings.pos import PosPort
 
@@ -88,9 +97,11 @@ class PortSupervisor:
     def __init__(self, port: PosPort, pipeline: ReceiptPipeline, *, reopen_max: float = 30.0,
                  idle_gap: float = const.IDLE_GAP_S,
                  monotonic: Callable[[], float] = time.monotonic, now: Clock = utc_now,
-                 rand: Callable[[float, float], float] = random.uniform) -> None:
+                 rand: Callable[[float, float], float] = random.uniform,
+                 holds: Holds | None = None) -> None:
         self.port = port
         self.pipeline = pipeline
+        self.holds = holds  # authorize / void on framed and jsonl; None: not offered
         self.reopen_max = reopen_max
         self.backoff = reopen_backoff(reopen_max, rand)
         self.monotonic = monotonic
@@ -234,6 +245,7 @@ class PortSupervisor:
                               writer: asyncio.StreamWriter) -> None:
         framed = self.port.mode == "framed"
         decoder: FrameDecoder | LineDecoder = FrameDecoder() if framed else LineDecoder()
+        last: bytes = b""  # the answer to the last committed seq, sent again to a resend
         while True:
             data = await self._read(reader)
             if data == b"":
@@ -241,28 +253,62 @@ class PortSupervisor:
             if data:
                 self.state.bytes_in += len(data)
             for event in decoder.receive(data or b"", self.monotonic()):
-                reply = await self._handle(event, decoder)
+                if isinstance(event, Rejected):
+                    reply = self._rejected(event, framed)
+                elif event.duplicate:
+                    reply = last or self._acked(event.seq, framed)
+                else:
+                    reply = last = await self._answer(event, framed)
+                    decoder.committed(event.seq)
                 if reply:
-                    writer.write(reply(framed))
+                    writer.write(reply)
                     await writer.drain()
 
-    async def _handle(self, event: Message | Rejected, decoder: FrameDecoder | LineDecoder,
-                      ) -> Callable[[bool], bytes] | None:
-        if isinstance(event, Rejected):
-            self.state.errors += 1
-            self.state.last_error = f"{event.code}: {event.reason}"
-            if event.code == "noise":
-                return None
-            seq = event.seq
-            return lambda framed: frame_nak(seq) if framed else line_nak(seq, event.code)
-        seq = event.seq
-        if not event.duplicate:
-            outcome = await self.pipeline.ingest(
-                store_id=self.port.store_id, pos_id=self.port.pos_id, mode=self.port.mode,
-                raw=event.raw)
-            decoder.committed(seq)
-            self.state.receipts += 1
-            if outcome.status == "dead":
-                self.state.errors += 1
-        return lambda framed: frame_ack(seq) if framed else line_ack(seq)
+    def _rejected(self, event: Rejected, framed: bool) -> bytes:
+        self.state.errors += 1
+        self.state.last_error = f"{event.code}: {event.reason}"
+        if event.code == "noise":
+            return b""
+        return frame_nak(event.seq) if framed else line_nak(event.seq, event.code)
 
+    @staticmethod
+    def _acked(seq: int, framed: bool) -> bytes:
+        return frame_ack(seq) if framed else line_ack(seq)
+
+    async def _answer(self, event: Message, framed: bool) -> bytes:
+        """Process a message and return its answer, which is sent only now: after commit."""
+        seq = event.seq
+        kind = message_type(event.payload)
+        if kind in ("authorize", "void"):
+            body = await self._request(kind, event.payload)
+            self.state.receipts += 1
+            return frame_answer(True, seq, body) if framed else line_reply(seq, body)
+        if kind is None:
+            self.state.errors += 1
+            body = {"status": "refused", "error": "bad_request",
+                    "msg": f"unknown message type {event.payload.get('type')!r}"}
+            return frame_answer(True, seq, body) if framed else line_reply(seq, body)
+        outcome = await self.pipeline.ingest(
+            store_id=self.port.store_id, pos_id=self.port.pos_id, mode=self.port.mode,
+            raw=event.raw)
+        self.state.receipts += 1
+        if outcome.status in ("dead", "refused"):
+            self.state.errors += 1
+        if outcome.status == "refused":  # kept as a dead letter; the till must not retry
+            code, _, msg = outcome.reason.partition(": ")
+            self.state.last_error = outcome.reason
+            return (frame_answer(False, seq, {"error": code, "msg": msg}) if framed
+                    else line_refused(seq, code, msg))
+        return self._acked(seq, framed)
+
+    async def _request(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        till = {"store_id": self.port.store_id, "pos_id": self.port.pos_id}
+        if self.holds is None:
+            return {"type": kind, "status": "refused", "error": "not_supported",
+                    "msg": "this gateway does not hold points for tills"}
+        try:
+            if kind == "authorize":
+                return await self.holds.authorize(authorize_request(payload, **till))
+            return await self.holds.void(void_request(payload, **till))
+        except FrameError as exc:
+            return {"type": kind, "status": "refused", "error": exc.code, "msg": exc.reason}

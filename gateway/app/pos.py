@@ -13,8 +13,9 @@ from devices.pos.metrics import pos_families
 from devices.pos.reading import CaptureReader
 from devices.pos.service import PosService
 from devices.pos.transport import PortSupervisor
-from gateway.app.keys import LEDGER, METRICS, POS, READER, SETTINGS
+from gateway.app.keys import CENTRAL, LEDGER, METRICS, POS, READER, SETTINGS
 from gateway.app.supervisor import part_task
+from gateway.holds.service import Holds
 from gateway.receipts import ReceiptPipeline
 from gateway.receipts.pipeline import Parser
 from gateway.settings import Settings
@@ -39,13 +40,17 @@ def receipt_parser(settings: Settings) -> Parser:
 async def pos_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     pos = settings.pos
-    pipeline = ReceiptPipeline(app[LEDGER], receipt_parser(settings), reader=app[READER])
+    online = app[CENTRAL].online
+    pipeline = ReceiptPipeline(app[LEDGER], receipt_parser(settings), reader=app[READER],
+                               central_online=online)
+    holds = Holds(app[LEDGER], central_online=online, expiry_s=pos.hold_s)
     recovered = await pipeline.recover()
     if recovered:
         log.info("processed %s POS captures left from the last run", len(recovered))
     supervisors = [PortSupervisor(port, pipeline, reopen_max=pos.reopen_max_s,
-                                  idle_gap=pos.idle_gap_s) for port in pos.ports]
-    service = app[POS] = PosService(pipeline, supervisors)
+                                  idle_gap=pos.idle_gap_s, holds=holds)
+                   for port in pos.ports]
+    service = app[POS] = PosService(pipeline, supervisors, holds)
     app[METRICS].add(lambda: pos_families(service))
     async with contextlib.AsyncExitStack() as stack:
         for supervisor in supervisors:

@@ -16,6 +16,7 @@ from gateway.loyalty.activities import (
 from gateway.loyalty.earn import Sale, SaleLine, quote_sale, sale_entries
 from gateway.loyalty.entries import Entry, EntryKind, entry_id_for
 from gateway.loyalty.errors import (
+    BasketTooSmall,
     ImplausibleEntry,
     ImplausibleSale,
     InsufficientPoints,
@@ -37,18 +38,23 @@ from gateway.loyalty.fold import (
     reminders_due,
 )
 from gateway.loyalty.limits import Plausibility
-from gateway.loyalty.redemption import check_redemption, offline_allowance, redemption_entry
+from gateway.loyalty.redemption import (
+    check_redemption,
+    grant_points,
+    offline_allowance,
+    redemption_entry,
+)
 from gateway.loyalty.refunds import Refund, refund_entries
 from gateway.loyalty.rules import LoyaltyRules
 from gateway.loyalty.tiers import TierState, tier_at
 
 __all__ = [
-    "AccountState", "Entry", "EntryKind", "ImplausibleEntry", "ImplausibleSale",
-    "InsufficientPoints", "InvalidEntry", "InvalidPhone", "InvalidSale",
+    "AccountState", "BasketTooSmall", "Entry", "EntryKind", "ImplausibleEntry",
+    "ImplausibleSale", "InsufficientPoints", "InvalidEntry", "InvalidPhone", "InvalidSale",
     "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules", "OfflineLimitExceeded",
     "Plausibility", "RedemptionRefused", "Refund", "Sale", "SaleLine", "TierState", "Totals",
-    "birthday_entry",
-    "check_redemption", "checkin_entry", "entry_id_for", "fold", "fold_totals",
-    "offline_allowance", "profile_completed_entry", "quote_sale", "redemption_entry",
-    "referral_entries", "refund_entries", "reminders_due", "sale_entries", "tier_at",
+    "birthday_entry", "check_redemption", "checkin_entry", "entry_id_for", "fold",
+    "fold_totals", "grant_points", "offline_allowance", "profile_completed_entry",
+    "quote_sale", "redemption_entry", "referral_entries", "refund_entries", "reminders_due",
+    "sale_entries", "tier_at",
 ]

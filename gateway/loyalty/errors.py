@@ -57,3 +57,9 @@ class InsufficientPoints(RedemptionRefused):
 
 class OfflineLimitExceeded(RedemptionRefused):
     code = "offline_limit"
+
+
+class BasketTooSmall(RedemptionRefused):
+    """A till asked to pay with points for a basket worth less than one point."""
+
+    code = "basket_too_small"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from gateway.loyalty.entries import Entry, EntryKind
-from gateway.loyalty.errors import InsufficientPoints, OfflineLimitExceeded
+from gateway.loyalty.errors import BasketTooSmall, InsufficientPoints, OfflineLimitExceeded
 from gateway.loyalty.rules import LoyaltyRules
 
 REDEEM_SOURCE = "redeem"
@@ -40,6 +40,46 @@ def check_redemption(
             f"central is unreachable and the offline allowance left is {allowance_left or 0}",
             cost=cost, available=available,
         )
+
+
+def grant_points(
+    *, asked: int, available: int, online: bool, allowance_left: int | None,
+    payable_fen: int, fen_per_point: int, partial: bool = True,
+) -> int:
+    """Points a till may reserve to pay with: never more than asked, than available, than
+    the offline allowance left (offline), nor than the basket lets points pay for.
+
+    Raises the refusal when not one point can be granted, or, with `partial` False (the
+    till takes all it asked or nothing), when fewer than asked can be. `available` and
+    `allowance_left` already exclude points other open holds reserve.
+    """
+    if asked <= 0:
+        raise ValueError("a till asks for a positive number of points")
+    if available <= 0:
+        raise InsufficientPoints(f"asks {asked} points, none available",
+                                 cost=asked, available=available)
+    limits = [asked, available, payable_fen // fen_per_point]
+    if not online:
+        if not allowance_left or allowance_left <= 0:
+            raise OfflineLimitExceeded(
+                "central is unreachable and no offline allowance is left",
+                cost=asked, available=available)
+        limits.append(allowance_left)
+    granted = min(limits)
+    if not partial and granted < asked:
+        if granted == available:
+            raise InsufficientPoints(f"asks {asked} points, {available} available",
+                                     cost=asked, available=available)
+        if not online and granted == allowance_left:
+            raise OfflineLimitExceeded(
+                f"central is unreachable and the offline allowance left is {allowance_left}",
+                cost=asked, available=available)
+        raise BasketTooSmall(f"a basket of {payable_fen} fen cannot take {asked} points",
+                             cost=asked, available=available)
+    if granted <= 0:
+        raise BasketTooSmall(f"a basket of {payable_fen} fen cannot take a point",
+                             cost=asked, available=available)
+    return granted
 
 
 def redemption_entry(

@@ -166,6 +166,11 @@ class RedemptionRules(RuleModel):
     restore_points_on_refund: bool = Field(
         default=True, description="Refunding a sale paid partly with points restores them."
     )
+    fen_per_point: int = Field(
+        default=1, ge=1, le=10_000,
+        description="Cash offset: what one point pays at a till, in fen (1: 100 points = "
+                    "1 yuan).",
+    )
 
 
 class LoyaltyRules(RuleModel):

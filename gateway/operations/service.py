@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import cast, get_args
 
+from gateway.holds.service import available_after_holds
 from gateway.ledger import Ledger
-from gateway.ledger.allowance import allowance_left as left_offline
 from gateway.ledger.service import Balance, Recorded
 from gateway.loyalty import (
     Entry,
@@ -234,15 +234,17 @@ class Operations:
                 now: datetime, online: bool) -> tuple[Reply | Refused, list[Recorded]]:
         data = request.data
         cost: int = data["points"]
-        balance = self._balance_in_write(conn, member, now)
-        # Offline: central's grant at the last sync, minus what it has not seen spent since.
-        allowance_left = None if online else left_offline(conn, member.account_id)
+        # Points tills have reserved (open holds) count as spent here, and offline the
+        # allowance is central's grant at the last sync, minus what it has not seen spent
+        # since and what the holds reserve.
+        available, allowance_left = available_after_holds(
+            self.ledger, conn, member.account_id, now, online=online)
         try:
-            check_redemption(cost=cost, available=balance.available, online=online,
+            check_redemption(cost=cost, available=available, online=online,
                              allowance_left=allowance_left)
         except RedemptionRefused as refused:
             return Refused(_refusal_code(refused.code), str(refused),
-                           data={"available": balance.available}), []
+                           data={"available": available}), []
         entry = redemption_entry(
             account_id=member.account_id, member_id=member.id, request_id=request.key,
             cost=cost, item=f"{data['kind']} {data['item']}", at=now, rules=self.ledger.rules)
@@ -250,7 +252,7 @@ class Operations:
         return self.replies.ok(request.id, {
             "member_id": member.id, "redemption_id": recorded[0].entry.entry_id,
             "kind": data["kind"], "item": data["item"], "points": cost,
-            "available": balance.available - cost}), recorded
+            "available": available - cost}), recorded
 
     async def _receipt_claim(self, request: OperationRequest, member: Member,
                              entries: Entries | None, now: datetime) -> Reply:

@@ -35,6 +35,7 @@ class ParsedReceipt:
     member_code: str | None = None
     original_no: str | None = None  # a refund's original receipt
     lines: tuple[Line, ...] = ()
+    hold_id: str | None = None  # the hold a till authorized the points payment with
 
     @property
     def business_date(self) -> date:
@@ -49,6 +50,7 @@ class ParsedReceipt:
             "payment": self.payment, "member_code": self.member_code,
             "original_no": self.original_no,
             "lines": [{"name": x.name, "amount_fen": x.amount_fen} for x in self.lines],
+            "hold_id": self.hold_id,
         }
 
 

@@ -16,17 +16,25 @@ Order of work for every capture (one print job, frame or JSON line):
    - a copy or non-sale document (kitchen ticket, X/Z report): only the status;
    - unreadable: a dead letter with the raw bytes and the reason; `replay_dead_letters`
      runs them again after a template fix.
+
+A sale that pays with points goes through `spend`: on framed and jsonl its hold is
+captured in the sale's transaction, and a sale without a valid hold is refused (outcome
+`refused`, kept as a dead letter, nothing credited); a printed receipt's points are
+applied within balance and allowance and the rest flagged for review.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from gateway.deadletters import keep, reword
+from gateway.holds import HoldRefused
+from gateway.holds import rows as holds
 from gateway.ledger import Ledger, Recorded
 from gateway.loyalty import (
     Entry,
@@ -44,10 +52,15 @@ from gateway.loyalty.rules import Tier
 from gateway.members import find_by_code
 from gateway.receipts.model import ParsedReceipt, ReceiptKind, UnreadableReceipt, sale_key
 from gateway.receipts.rows import ledger_entry, receipt_row, refunds_of, utc_text
+from gateway.receipts.spend import ASKING_MODES, REVIEW_CODE, REVIEW_SOURCE, printed_spend
 from gateway.store import Reader
 
 DEAD_LETTER_SOURCE = "pos"
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# What a sale's transaction does with its entries before they are recorded: capture a
+# hold, or cut a printed burn to what the account can pay (`spend`).
+Settle = Callable[[sqlite3.Connection, "Capture"], list[Entry]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +76,12 @@ class Capture:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     capture_id: int
-    status: str  # sale | refund | copy | non_sale | duplicate | dead
+    status: str  # sale | refund | copy | non_sale | duplicate | dead | refused
     points: int = 0
     member_id: str | None = None
     receipt_no: str = ""
-    reason: str = ""
+    reason: str = ""  # "code: text" for dead and refused
+    flagged: int = 0  # points printed as used and not applied: kept for review
 
 
 @dataclass(slots=True)
@@ -75,6 +89,8 @@ class PipelineStats:
     captured: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     dead_by_code: dict[str, int] = field(default_factory=dict)
+    flagged_receipts: int = 0  # printed receipts whose points were partly kept for review
+    flagged_points: int = 0
 
 
 Parser = Callable[[Capture], ParsedReceipt]
@@ -91,12 +107,15 @@ class ReceiptPipeline:
     """Durable, idempotent intake of POS receipts. `parser` reads a capture's raw bytes."""
 
     def __init__(self, ledger: Ledger, parser: Parser, *, reader: Reader | None = None,
-                 ) -> None:
+                 central_online: Callable[[], bool] | None = None) -> None:
         """`reader`: look-ups run on the store's read connections instead of waiting in
-        the writer's queue behind other ports' commits (the writes stay idempotent)."""
+        the writer's queue behind other ports' commits (the writes stay idempotent).
+        `central_online`: whether the offline allowance bounds printed points payments
+        (None: a standalone gateway, its own ledger the authority)."""
         self.ledger = ledger
         self.parser = parser
         self.reader = reader
+        self.central_online = central_online or (lambda: True)
         self.stats = PipelineStats()
 
     async def _look(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -150,6 +169,8 @@ class ReceiptPipeline:
                 outcome = await self._refund(capture, receipt)
             else:
                 outcome = await self._other(capture, receipt)
+        except HoldRefused as exc:  # a points payment without a valid hold: refused
+            outcome = await self._dead(capture, exc.code, exc.msg, status="refused")
         except (UnreadableReceipt, LoyaltyError) as exc:
             outcome = await self._dead(capture, getattr(exc, "code", "invalid"), str(exc))
         except Exception as exc:  # a parser bug must not stop the line: dead-letter it
@@ -174,17 +195,28 @@ class ReceiptPipeline:
     async def _sale(self, capture: Capture, receipt: ParsedReceipt) -> Outcome:
         key = sale_key(capture.store_id, capture.pos_id, receipt.receipt_no,
                        receipt.business_date)
+        asks_first = capture.mode in ASKING_MODES and bool(
+            receipt.points_used or receipt.hold_id)
 
         # Reads first (a read-only op costs no fsync), then one write transaction.
         def look(conn: sqlite3.Connection) -> tuple[bool, _Member | None]:
             exists = conn.execute("SELECT 1 FROM receipts WHERE store_id = ? AND pos_id = ? "
                                   "AND receipt_no = ? AND business_date = ?",
                                   _key_args(capture, receipt)).fetchone() is not None
-            return exists, _member(conn, receipt.member_code)
+            member = _member(conn, receipt.member_code)
+            if member is None and asks_first and receipt.hold_id and not receipt.member_code:
+                member = _hold_member(conn, receipt.hold_id)  # the hold names the member
+            return exists, member
 
         exists, member = await self._look(look)
         if exists:
             return await self._duplicate(capture, receipt)
+        if asks_first and not receipt.hold_id:
+            raise HoldRefused("hold_required", f"receipt {receipt.receipt_no} pays "
+                              f"{receipt.points_used} points without a hold: authorize first")
+        if asks_first and member is None:
+            raise HoldRefused("hold_member" if receipt.member_code else "unknown_hold",
+                              f"hold {receipt.hold_id} is not for this sale's member")
         entries: list[Entry] = []
         if member is not None:
             sale = Sale(store_id=capture.store_id, pos_id=capture.pos_id,
@@ -198,32 +230,97 @@ class ReceiptPipeline:
                                    tier=self._tier(member.tier_code), rules=self.ledger.rules)
         parsed = receipt.to_json() | {"key": key}
         member_id = member.member_id if member else None
+        settle: Settle | None = None
+        flagged = [0]
+        if asks_first:
+            assert member is not None and receipt.hold_id  # noqa: S101 - checked above
+            settle = self._capture_hold(receipt.hold_id, member.account_id, key,
+                                        receipt.points_used, entries)
+        elif receipt.points_used:
+            settle = self._printed(capture, receipt, member, entries, flagged)
 
         committed = await self._commit(capture, receipt, entries, parsed=parsed,
-                                       member_id=member_id, kind="sale")
+                                       member_id=member_id, kind="sale", settle=settle)
         if committed is None:
             return await self._duplicate(capture, receipt)
         recorded, capture = committed
+        if flagged[0]:
+            self.stats.flagged_receipts += 1
+            self.stats.flagged_points += flagged[0]
+            log.warning("receipt %s of %s/%s printed %s points used; %s kept for review "
+                        "(beyond the member's points or offline allowance)",
+                        receipt.receipt_no, capture.store_id, capture.pos_id,
+                        receipt.points_used, flagged[0])
         points = next((r.entry.points for r in recorded if r.entry.kind is EntryKind.EARN), 0)
-        return Outcome(capture.id, "sale", points, member_id, receipt.receipt_no)
+        return Outcome(capture.id, "sale", points, member_id, receipt.receipt_no,
+                       flagged=flagged[0])
+
+    def _capture_hold(self, hold_id: str, account_id: str, key: str, points: int,
+                      entries: list[Entry]) -> Settle:
+        now_text = utc_text(self.ledger.now())
+
+        def settle(conn: sqlite3.Connection, stored: Capture) -> list[Entry]:
+            holds.capture(conn, hold_id=hold_id, store_id=stored.store_id,
+                          pos_id=stored.pos_id, account_id=account_id, sale_key=key,
+                          points=points, now=now_text)
+            return entries
+
+        return settle
+
+    def _printed(self, capture: Capture, receipt: ParsedReceipt, member: _Member | None,
+                 entries: list[Entry], flagged: list[int]) -> Settle:
+        """A printed receipt's points: applied within what the account can pay, the rest
+        kept as a dead letter for review in the same transaction."""
+        online = self.central_online()
+        now = self.ledger.now()
+        now_text = utc_text(now)
+
+        def settle(conn: sqlite3.Connection, stored: Capture) -> list[Entry]:
+            printed = printed_spend(self.ledger, conn,
+                                    account_id=member.account_id if member else None,
+                                    entries=entries, points_used=receipt.points_used,
+                                    online=online, now=now)
+            flagged[0] = printed.flagged
+            if printed.flagged:
+                keep(conn, source=REVIEW_SOURCE, raw=capture.raw, code=REVIEW_CODE,
+                     error=f"receipt {receipt.receipt_no} printed {receipt.points_used} "
+                           f"points used; {receipt.points_used - printed.flagged} applied, "
+                           f"{printed.flagged} beyond the member's points or allowance",
+                     at=stored.received_at or now_text,
+                     context={"capture_id": stored.id, "store_id": capture.store_id,
+                              "pos_id": capture.pos_id, "receipt_no": receipt.receipt_no,
+                              "member_id": member.member_id if member else None,
+                              "points_used": receipt.points_used,
+                              "flagged": printed.flagged})
+            return printed.entries
+
+        return settle
 
     async def _commit(
         self, capture: Capture, receipt: ParsedReceipt, entries: list[Entry], *,
         parsed: dict[str, Any], member_id: str | None, kind: str,
+        settle: Settle | None = None,
     ) -> tuple[list[Recorded], Capture] | None:
         """The receipt row with its ledger entries, in one transaction; None if the same
-        receipt was stored meanwhile (then nothing of this one stays)."""
-        def store(conn: sqlite3.Connection, recorded: list[Recorded]) -> Capture:
+        receipt was stored meanwhile (then nothing of this one stays). `settle` decides
+        the entries inside the transaction, or raises to refuse the receipt."""
+        recorded_at = self.ledger.now()
+
+        def store(conn: sqlite3.Connection, _: list[Recorded]) -> tuple[list[Recorded],
+                                                                        Capture]:
             stored = replace(capture, id=_ensure_capture(conn, capture))
             if not _insert_receipt(conn, stored, receipt, parsed=parsed, member_id=member_id,
                                    kind=kind):
-                raise _AlreadyStored(stored)  # rolls back the entries as well
-            return stored
+                raise _AlreadyStored(stored)  # rolls back the capture as well
+            final = settle(conn, stored) if settle is not None else entries
+            return self.ledger.insert_in(conn, final, recorded_at), stored
 
         try:
-            return await self.ledger.record_with(entries, store)
+            _, (recorded, stored) = await self.ledger.record_with([], store)
         except _AlreadyStored:
             return None
+        self.ledger.count(recorded)
+        return recorded, stored
 
     async def _refund(self, capture: Capture, receipt: ParsedReceipt) -> Outcome:
         def look(conn: sqlite3.Connection) -> tuple[
@@ -302,7 +399,8 @@ class ReceiptPipeline:
         _, capture_id = await self.ledger.record_with([], mark)
         return Outcome(capture_id, "duplicate", receipt_no=receipt.receipt_no)
 
-    async def _dead(self, capture: Capture, code: str, reason: str) -> Outcome:
+    async def _dead(self, capture: Capture, code: str, reason: str, *,
+                    status: str = "dead") -> Outcome:
         now = utc_text(self.ledger.now())
 
         def store(conn: sqlite3.Connection, _: list[Recorded]) -> int:
@@ -324,7 +422,7 @@ class ReceiptPipeline:
 
         _, capture_id = await self.ledger.record_with([], store)
         self.stats.dead_by_code[code] = self.stats.dead_by_code.get(code, 0) + 1
-        return Outcome(capture_id, "dead", reason=f"{code}: {reason}")
+        return Outcome(capture_id, status, reason=f"{code}: {reason}")
 
     # -- dead letters -----------------------------------------------------------------------
 
@@ -401,6 +499,11 @@ def _insert_receipt(conn: sqlite3.Connection, capture: Capture, receipt: ParsedR
         return False
     _set_status(conn, capture.id, kind, cursor.lastrowid)
     return True
+
+
+def _hold_member(conn: sqlite3.Connection, hold_id: str) -> _Member | None:
+    hold = holds.hold_row(conn, hold_id)
+    return _member(conn, hold.member_id) if hold is not None else None
 
 
 def _member(conn: sqlite3.Connection, code: str | None) -> _Member | None:

@@ -129,6 +129,11 @@ class PosSettings(SettingsModel):
         default=5.0, gt=0, le=120, allow_inf_nan=False,
         description="escpos: silence that ends a receipt that never cut, in seconds.",
     )
+    hold_s: float = Field(
+        default=120.0, ge=5, le=3600, allow_inf_nan=False,
+        description="framed / jsonl: how long points a till authorized stay reserved for "
+        "its sale, in seconds; a hold not captured or voided by then is released.",
+    )
     reopen_max_s: float = Field(
         default=30.0, ge=1, le=600, allow_inf_nan=False,
         description="Longest wait between attempts to reopen a port that failed or vanished.",

@@ -1,0 +1,143 @@
+"""Authorize and void: each one writer op that reads, decides and stores its reply.
+
+`authorize` finds the member, subtracts what the account's open holds reserve from its
+available points (and, while central is offline, from the offline allowance left, the rule
+kiosk redemptions follow), grants what it can up to what was asked, and stores the hold
+with its reply before answering. A till that resends the request (same request id) gets
+the stored reply; nothing is reserved twice. Sales capture holds in the receipt pipeline.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import orjson
+
+from gateway.holds import rows
+from gateway.holds.model import AuthorizeRequest, HoldRefused, VoidRequest
+from gateway.ledger import Ledger, Recorded
+from gateway.ledger.allowance import allowance_left
+from gateway.loyalty import RedemptionRefused, grant_points
+from gateway.loyalty.wire import to_text
+from gateway.members import find_by_code
+
+Reply = dict[str, Any]
+
+
+@dataclass(slots=True)
+class HoldStats:
+    granted: int = 0
+    refused: int = 0
+    voided: int = 0
+    retries: int = 0  # resent requests answered from the stored reply
+
+
+def available_after_holds(ledger: Ledger, conn: sqlite3.Connection, account_id: str,
+                          now: datetime, *, online: bool) -> tuple[int, int | None]:
+    """An account's available points and, offline, its allowance left, both less what its
+    open holds reserve; inside a writer op (so the decision and its write are one step)."""
+    held = rows.reserved(conn, account_id, _text(now))
+    balance = ledger.balance_of(account_id, ledger.entries_in_write(conn, account_id), now)
+    allowance = None if online else allowance_left(conn, account_id)
+    return balance.available - held, None if allowance is None else max(0, allowance - held)
+
+
+class Holds:
+    def __init__(self, ledger: Ledger, *, central_online: Callable[[], bool],
+                 expiry_s: float) -> None:
+        self.ledger = ledger
+        self.central_online = central_online
+        self.expiry = timedelta(seconds=expiry_s)
+        self.stats = HoldStats()
+
+    async def authorize(self, request: AuthorizeRequest) -> Reply:
+        """The decision on `request`, durable when it returns."""
+        now = self.ledger.now()
+        online = self.central_online()
+
+        def op(conn: sqlite3.Connection, _: list[Recorded]) -> tuple[Reply, bool]:
+            stored = conn.execute(
+                "SELECT reply FROM holds WHERE store_id = ? AND pos_id = ? AND request_id = ?",
+                (request.store_id, request.pos_id, request.request_id)).fetchone()
+            if stored is not None:
+                return cast(Reply, orjson.loads(stored[0])), True
+            return self._decide(conn, request, now=now,
+                                expires_text=_text(now + self.expiry), online=online), False
+
+        _, (reply, retry) = await self.ledger.record_with([], op)
+        if retry:
+            self.stats.retries += 1
+        elif reply["status"] == "granted":
+            self.stats.granted += 1
+        else:
+            self.stats.refused += 1
+        return reply
+
+    def _decide(self, conn: sqlite3.Connection, request: AuthorizeRequest, *, now: datetime,
+                expires_text: str, online: bool) -> Reply:
+        base: Reply = {"type": "authorize", "request_id": request.request_id}
+        member = find_by_code(conn, request.member_code)
+        points, value, decision = 0, 0, "granted"
+        if member is None:
+            decision = "unknown_member"
+            reply = base | {"status": "refused", "error": decision,
+                            "msg": "no member with this code here"}
+        else:
+            available, allowance = available_after_holds(self.ledger, conn, member.account_id,
+                                                         now, online=online)
+            rate = self.ledger.rules.redemption.fen_per_point
+            try:
+                points = grant_points(asked=request.points, available=available,
+                                      online=online, allowance_left=allowance,
+                                      payable_fen=request.total_fen, fen_per_point=rate,
+                                      partial=request.partial)
+            except RedemptionRefused as refused:
+                decision = refused.code
+                reply = base | {"status": "refused", "error": decision, "msg": str(refused),
+                                "member_id": member.id, "available": max(0, available)}
+            else:
+                value = points * rate
+                reply = base | {
+                    "status": "granted", "hold_id": request.hold_id,
+                    "member_id": member.id, "tier": member.tier, "points": points,
+                    "value_fen": value, "expires_at": expires_text,
+                    "available": available - points, "coupons": []}
+        conn.execute(
+            "INSERT INTO holds (id, store_id, pos_id, request_id, account_id, member_id, "
+            "decision, asked, points, value_fen, basket_fen, request, reply, created_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (request.hold_id, request.store_id, request.pos_id, request.request_id,
+             member.account_id if member else None, member.id if member else None, decision,
+             request.points, points, value, request.total_fen,
+             orjson.dumps(request.to_json()).decode(), orjson.dumps(reply).decode(),
+             _text(now), expires_text))
+        return reply
+
+    async def void(self, request: VoidRequest) -> Reply:
+        """Release a hold; voiding one already voided or expired answers its state."""
+        now_text = _text(self.ledger.now())
+        base: Reply = {"type": "void", "hold_id": request.hold_id}
+
+        def op(conn: sqlite3.Connection, _: list[Recorded]) -> Reply:
+            try:
+                state = rows.void(conn, hold_id=request.hold_id, store_id=request.store_id,
+                                  pos_id=request.pos_id, now=now_text)
+            except HoldRefused as refused:
+                return base | {"status": "refused", "error": refused.code,
+                               "msg": refused.msg}
+            return base | {"status": state}
+
+        _, reply = await self.ledger.record_with([], op)
+        if reply["status"] == "voided":
+            self.stats.voided += 1
+        return reply
+
+
+def _text(at: datetime) -> str:
+    text = to_text(at)
+    assert text is not None  # noqa: S101 - to_text maps only None to None
+    return text

@@ -1,0 +1,175 @@
+"""A gateway with one POS port on a real pty, and a till speaking to it byte by byte."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from devices.pos.framing import (
+    ACK,
+    NAK,
+    STX,
+    FrameDecoder,
+    Message,
+    encode_frame,
+    encode_line,
+)
+from gateway.app import create_app
+from gateway.app.keys import LEDGER, POS
+from gateway.loyalty import Entry, EntryKind
+from gateway.settings import Settings
+from tests.pos.helpers import template_settings
+from tests.pos.ptys import open_pos_end, pty_pair
+
+REPLY_TIMEOUT_S = 10.0
+MEMBER, ACCOUNT = "M00000055", "A55"
+
+
+class Clock:
+    """The gateway's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def till_settings(tmp_path: Path, port: Path, mode: str, **extra: Any) -> Settings:
+    return Settings.model_validate_json(json.dumps({
+        "site": {"mall_id": "test-mall", "gateway_id": "gw-test"},
+        "store": {"path": str(tmp_path / "gw.db")},
+        "pos": {"ports": [{"path": str(port), "store_id": "S01", "pos_id": "P1",
+                           "mode": mode, "baudrate": 115200}],
+                "templates": [template_settings().model_dump()], "idle_gap_s": 0.5,
+                **extra},
+    }))
+
+
+def add_member(db: Path, member: str = MEMBER, account: str = ACCOUNT) -> None:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        with conn:
+            conn.execute("INSERT OR IGNORE INTO accounts (id, updated_at) "
+                         "VALUES (?, '2026-01-01')", (account,))
+            conn.execute("INSERT OR IGNORE INTO members (id, account_id, tier, updated_at) "
+                         "VALUES (?, ?, 'normal', '2026-01-01')", (member, account))
+    finally:
+        conn.close()
+
+
+def count(db: Path, sql: str, *args: object) -> int:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return int(conn.execute(sql, args).fetchone()[0])
+    finally:
+        conn.close()
+
+
+@dataclass
+class Reply:
+    """What the gateway answered: ACK or NAK, and the reply frame or line that came with it."""
+
+    ok: bool
+    body: dict[str, Any] | None
+
+
+class Till:
+    """A POS end of the line: sends framed or jsonl messages, reads the gateway's answer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 mode: str) -> None:
+        self.reader, self.writer, self.mode = reader, writer, mode
+        self.seq = 0
+
+    async def send(self, payload: dict[str, Any], *, same_seq: bool = False) -> Reply:
+        if not same_seq:
+            self.seq = (self.seq + 1) % 256
+        data = (encode_frame(self.seq, payload) if self.mode == "framed"
+                else encode_line(self.seq, payload))
+        self.writer.write(data)
+        await self.writer.drain()
+        async with asyncio.timeout(REPLY_TIMEOUT_S):
+            return await (self._framed() if self.mode == "framed" else self._line())
+
+    async def _framed(self) -> Reply:
+        code, seq = await self.reader.readexactly(2)
+        assert seq == self.seq, (code, seq)
+        body = None
+        # A reply frame follows at once for requests and for refusals.
+        with contextlib.suppress(TimeoutError):
+            first = await asyncio.wait_for(self.reader.readexactly(1), 0.3)
+            assert first[0] == STX
+            head = await self.reader.readexactly(3)
+            rest = await self.reader.readexactly(int.from_bytes(head[:2], "big") + 3)
+            events = FrameDecoder().receive(first + head + rest, 0.0)
+            assert isinstance(events[0], Message), events
+            assert events[0].seq == self.seq
+            body = events[0].payload
+        assert code in (ACK, NAK)
+        return Reply(code == ACK, body)
+
+    async def _line(self) -> Reply:
+        reply = json.loads(await self.reader.readline())
+        if "ack" in reply:
+            assert reply["ack"] == self.seq
+            return Reply(True, reply.get("reply"))
+        assert reply["nak"] == self.seq
+        return Reply(False, reply)
+
+
+@contextlib.asynccontextmanager
+async def gateway_and_till(tmp_path: Path, mode: str, clock: Clock | None = None,
+                           **pos: Any) -> AsyncIterator[tuple[web.Application, Till]]:
+    async with pty_pair(tmp_path) as pair:
+        app = create_app(till_settings(tmp_path, pair.gateway, mode, **pos),
+                         now=clock or Clock())
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            add_member(tmp_path / "gw.db")
+            async with asyncio.timeout(REPLY_TIMEOUT_S):
+                while not app[POS].states()[0]["up"]:  # noqa: ASYNC110 - port state
+                    await asyncio.sleep(0.02)
+            reader, writer = await open_pos_end(pair)
+            try:
+                yield app, Till(reader, writer, mode)
+            finally:
+                writer.close()
+        finally:
+            await runner.cleanup()
+
+
+async def give_points(app: web.Application, points: int, key: str = "gift",
+                      account: str = ACCOUNT, member: str = MEMBER) -> None:
+    ledger = app[LEDGER]
+    await ledger.record(Entry(kind=EntryKind.ADJUST, points=points, account_id=account,
+                              member_id=member, source_type="test", source_key=key,
+                              reason="test points", effective_at=ledger.now(),
+                              rule_version=ledger.rules.version))
+
+
+async def available(app: web.Application, account: str = ACCOUNT) -> int:
+    return (await app[LEDGER].balance(account)).available
+
+
+def sale(no: str, *, total: int = 6450, points: int = 0, hold: str | None = None,
+         member: str | None = MEMBER) -> dict[str, Any]:
+    payload: dict[str, Any] = {"receipt_no": no, "occurred_at": "2026-11-22T14:05:09+08:00",
+                               "total_fen": total}
+    if member:
+        payload["member_code"] = member
+    if points:
+        payload |= {"points_used": points, "points_paid_fen": min(points, total)}
+    if hold:
+        payload["hold_id"] = hold
+    return payload
