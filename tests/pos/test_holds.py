@@ -18,6 +18,7 @@ import pytest
 from devices.kiosk.protocol import REPLIES
 from devices.pos.printouts import Printout
 from gateway.app.keys import CENTRAL, LEDGER, POS, READER, WRITER
+from gateway.demo import demo_ids
 from gateway.loyalty.wire import to_text
 from gateway.members import IdentityKeys
 from gateway.operations.model import OperationRequest
@@ -230,11 +231,11 @@ async def test_sim_pos_tills_authorize_and_report_their_holds(tmp_path: Path) ->
     async with gateway_and_till(tmp_path, "jsonl") as (app, till):
         till.writer.close()  # the simulator takes the POS end
         db = tmp_path / "gw.db"
-        for i in range(1, 6):
-            add_member(db, f"M{i:08d}", f"A{i}")
+        for i in range(1, 6):  # the cards `sim pos` prints: the demo members'
+            add_member(db, demo_ids(i)[2], f"A{i}")
             if i == 1:  # one member starts with points; the others have what they earn
                 await give_points(app, 3000, key=f"g{i}", account=f"A{i}",
-                                  member=f"M{i:08d}")
+                                  member=demo_ids(i)[2])
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from gateway.cli import main; main()", "sim", "pos",
             "--port", str(tmp_path / "pos-pos"), "--format", "jsonl", "--rate", "0",
