@@ -46,3 +46,17 @@ def test_every_doc_the_readme_names_exists() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in re.findall(r"`(docs/[\w./-]+\.md)`", readme):
         assert (ROOT / name).is_file(), name
+
+
+def test_every_test_a_guide_names_exists() -> None:
+    """The guides prove claims by naming tests (docs/reliability.md): each must exist."""
+    named = 0
+    for guide in sorted((ROOT / "docs").glob("*.md")):
+        for reference in re.findall(r"`(tests/[\w/.-]+\.py(?:::\w+)?)`", guide.read_text()):
+            path, _, test = reference.partition("::")
+            assert (ROOT / path).is_file(), f"{guide.name} names {path}, which does not exist"
+            if test:
+                source = (ROOT / path).read_text()
+                assert re.search(rf"def {test}\b", source), f"{guide.name} names {reference}"
+            named += 1
+    assert named >= 30  # docs/reliability.md alone names more
