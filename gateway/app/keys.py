@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from devices.pos.service import PosService
     from gateway.app.mqtt import Mqtt
     from gateway.app.retention import Retention
+    from gateway.http.snapshot import Snapshots
     from sync.engine import SyncEngine
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -55,3 +56,5 @@ TOKENS = web.AppKey("tokens", Tokens)
 # What the local API reads of the devices and sync, and how it replays a POS dead letter:
 # given by the composition root (gateway/app/api.py), so the API imports none of them.
 SOURCES = web.AppKey("sources", Sources)
+# The dashboard's snapshot, shared by every watcher (gateway/http/snapshot.py).
+SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots")

@@ -30,11 +30,9 @@ def _loopback_only(host: str) -> bool:
 
 
 def tokens(app: web.Application) -> Tokens:
-    """The app's tokens, read from the settings on first use."""
+    """The app's tokens (`TOKENS`), or read from the settings for an app without the API."""
     known = app.get(TOKENS)
-    if known is None:
-        known = app[TOKENS] = Tokens(app[SETTINGS].http)
-    return known
+    return known if known is not None else Tokens(app[SETTINGS].http)
 
 
 def _presented(request: web.Request, *, query: bool) -> str | None:
@@ -75,4 +73,5 @@ def require_ops(request: web.Request) -> None:
             return
         raise web.HTTPForbidden(text="set http.ops_token to use this endpoint on a network "
                                      "address\n")
-    require_role(request, ("ops",))
+    ops: tuple[ApiRole, ...] = ("ops",)
+    require_role(request, ops)

@@ -17,7 +17,7 @@ from gateway.settings.model import ApiRole, HttpSettings
 
 TOKEN_BYTES = 32
 # The name the audit log gives the `[http] ops_token` (a token from the environment).
-OPS_TOKEN_NAME = "ops_token"
+OPS_TOKEN_NAME = "ops_token"  # noqa: S105 - a name, not a secret
 
 
 @dataclass(frozen=True, slots=True)
