@@ -30,7 +30,8 @@ def token(role: str, name: str | None) -> None:
     try:  # the table printed must load: checked by the model the configuration uses
         HttpToken.model_validate({"name": name, "role": role, "sha256": token_hash(secret)})
     except ValidationError:
-        raise click.BadParameter("letters, digits and _.- only, up to 64", param_hint="--name") from None
+        raise click.BadParameter("letters, digits and _.- only, up to 64",
+                                 param_hint="--name") from None
     click.echo(f"token (shown once, give it to its holder): {secret}")
     click.echo("\nadd to the gateway's configuration, then restart it:\n")
     click.echo("[[http.tokens]]")

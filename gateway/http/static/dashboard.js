@@ -5,6 +5,7 @@
 "use strict";
 
 const KEY = "mallgate.token";
+const STREAM_AFTER_MS = 2000;  // the stream's own period
 const $ = (id) => document.getElementById(id);
 let source = null;
 
@@ -145,7 +146,17 @@ async function connect() {
   $("login").hidden = true;
   $("board").hidden = false;
   $("forget").hidden = false;
+  $("link").textContent = "connected";
+  $("link").className = "badge live";
   render(await reply.json());
+  // The stream starts at the next tick: the page already shows this one. (A headless
+  // browser waiting for the page to settle, as the tests do, would wait forever on an
+  // open stream; this way it settles first.)
+  setTimeout(() => openStream(token), STREAM_AFTER_MS);
+}
+
+function openStream(token) {
+  if (source || sessionStorage.getItem(KEY) !== token) return;
   source = new EventSource("/api/v1/events?token=" + encodeURIComponent(token));
   source.addEventListener("snapshot", (event) => {
     $("link").textContent = "live";
