@@ -27,6 +27,7 @@ COMMANDS: Lazy = {
              "A whole mall on this machine: central, broker, gateway and device simulators."),
     "deadletters": ("gateway.deadletters.cli:deadletters_group",
                     "Input the gateway could not process, kept raw with the reason."),
+    "http": ("gateway.http.cli:http_group", "The local HTTP API: bearer tokens of its roles."),
     "kiosk": ("devices.kiosk.cli:kiosk_group",
               "Kiosks and BLE receivers over MQTT: broker logins and demo QR tokens."),
     "ledger": ("gateway.ledger.cli:ledger_group", "Read an account's points ledger."),

@@ -19,6 +19,7 @@ from functools import partial
 from aiohttp import web
 
 from cloud_api.httpguard import ConnectionGuard, GuardedSockSite, HttpLimits
+from gateway.app import api
 from gateway.app.keys import (
     CENTRAL,
     LEDGER,
@@ -143,6 +144,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = utc_now,
         app.cleanup_ctx.append(sync_context)
     health.add_routes(app)
     metrics.setup(app)
+    api.setup(app)
     return app
 
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway.central import CentralStatus
+from gateway.http.sources import Sources
+from gateway.http.tokens import Tokens
 from gateway.ledger import Ledger
 from gateway.metrics import Metrics
 from gateway.parts import Parts, Restarts
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from devices.pos.service import PosService
     from gateway.app.mqtt import Mqtt
     from gateway.app.retention import Retention
+    from gateway.http.snapshot import Snapshots
     from sync.engine import SyncEngine
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -48,3 +51,10 @@ BLE: web.AppKey[BleService] = web.AppKey("ble")
 SYNC: web.AppKey[SyncEngine] = web.AppKey("sync")
 # The daily pruning of dead letters and POS bytes (gateway/app/retention.py).
 RETENTION: web.AppKey[Retention] = web.AppKey("retention")
+# The bearer tokens of the local API, read from [http] on first use (gateway/http/auth.py).
+TOKENS = web.AppKey("tokens", Tokens)
+# What the local API reads of the devices and sync, and how it replays a POS dead letter:
+# given by the composition root (gateway/app/api.py), so the API imports none of them.
+SOURCES = web.AppKey("sources", Sources)
+# The dashboard's snapshot, shared by every watcher (gateway/http/snapshot.py).
+SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from gateway.deadletters.replayable import Letter, letters, refusal
 from gateway.ledger import Ledger
 from gateway.loyalty.hlc import HybridClock
 from gateway.receipts import DEAD_LETTER_SOURCE, Outcome, ReceiptPipeline
@@ -61,44 +60,6 @@ def list_dead_letters(config_file: Path, show_all: bool) -> None:
     click.echo(f"{len(rows)} dead letter(s)")
 
 
-@dataclass(frozen=True, slots=True)
-class _Letter:
-    id: int
-    source: str
-    capture_id: int | None
-    replay_result: str | None  # set once it was replayed
-    raw_kept: bool  # its capture still has its raw bytes ([store] pos_capture_retention_days)
-
-
-def _letters(conn: sqlite3.Connection, ids: tuple[int, ...]) -> dict[int, _Letter]:
-    """The letters among `ids`, or every pending POS letter when `ids` is empty."""
-    query = ("SELECT id, source, json_extract(context, '$.capture_id'), replay_result, "
-             "coalesce((SELECT length(raw) > 0 FROM pos_captures WHERE id = "
-             "json_extract(context, '$.capture_id')), 0) FROM dead_letters ")
-    if ids:
-        rows = conn.execute(query + f"WHERE id IN ({', '.join('?' * len(ids))})", ids)
-    else:
-        rows = conn.execute(query + "WHERE source = ? AND replayed_at IS NULL",
-                            (DEAD_LETTER_SOURCE,))
-    return {row[0]: _Letter(row[0], row[1], row[2], row[3], bool(row[4])) for row in rows}
-
-
-def _refusal(letter_id: int, letter: _Letter | None) -> str | None:
-    """Why the typed id cannot be replayed, or None if it can."""
-    if letter is None:
-        return f"dead letter {letter_id}: no such dead letter"
-    if letter.source != DEAD_LETTER_SOURCE or letter.capture_id is None:
-        return (f"dead letter {letter_id}: not replayable (source {letter.source}; only "
-                f"{DEAD_LETTER_SOURCE} dead letters are)")
-    if letter.replay_result is not None:
-        return (f"dead letter {letter_id}: not replayable (already replayed: "
-                f"{letter.replay_result})")
-    if not letter.raw_kept:
-        return (f"dead letter {letter_id}: not replayable (its capture's raw bytes were "
-                "deleted after [store] pos_capture_retention_days)")
-    return None
-
-
 @deadletters_group.command("replay")
 @CONFIG_OPTION
 @click.argument("ids", nargs=-1, type=int)
@@ -114,26 +75,26 @@ def replay_dead_letters(config_file: Path, ids: tuple[int, ...]) -> None:
     path = _store_or_exit(settings)
     typed = tuple(dict.fromkeys(ids))  # in the order typed, each once
 
-    async def replay() -> tuple[dict[int, _Letter], list[Outcome]]:
+    async def replay() -> tuple[dict[int, Letter], list[Outcome]]:
         async with Writer(path) as writer, Reader(path, connections=1) as reader:
-            letters = await reader.run(lambda conn: _letters(conn, typed))
-            wanted = [i for i in (typed or sorted(letters))
-                      if _refusal(i, letters.get(i)) is None]
+            found = await reader.run(lambda conn: letters(conn, typed))
+            wanted = [i for i in (typed or sorted(found))
+                      if refusal(i, found.get(i)) is None]
             if not wanted:
-                return letters, []
+                return found, []
             ledger = Ledger(writer, reader, site=settings.site.gateway_id,
                             clock=HybridClock(settings.site.gateway_id), rules=settings.loyalty,
                             limits=settings.limits.plausibility())
             pipeline = ReceiptPipeline(ledger, receipt_parser(settings))
-            return letters, await pipeline.replay_dead_letters(wanted)
+            return found, await pipeline.replay_dead_letters(wanted)
 
-    letters, outcomes = asyncio.run(replay())
-    letter_of = {letter.capture_id: letter.id for letter in letters.values()}
+    found, outcomes = asyncio.run(replay())
+    letter_of = {letter.capture_id: letter.id for letter in found.values()}
     for outcome in outcomes:
         detail = outcome.reason or outcome.receipt_no
         click.echo(f"dead letter {letter_of.get(outcome.capture_id, '?')} (capture "
                    f"{outcome.capture_id}): {outcome.status} {detail}".rstrip())
-    refused = [reason for i in typed if (reason := _refusal(i, letters.get(i))) is not None]
+    refused = [reason for i in typed if (reason := refusal(i, found.get(i))) is not None]
     for reason in refused:
         click.echo(reason, err=True)
     fixed = sum(1 for o in outcomes if o.status != "dead")

@@ -95,6 +95,27 @@ class StoreSettings(SettingsModel):
     )
 
 
+# The roles of the local API: `ops` runs the gateway (metrics, parts, dead letters and
+# their replay), `staff` serves members at the service desk and watches the dashboard, `pos`
+# is a till asking who a member is and what they hold.
+ApiRole = Literal["ops", "staff", "pos"]
+
+
+class HttpToken(SettingsModel):
+    """One bearer token of the local API, kept as the SHA-256 of the token, never the token."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Who holds the token (e.g. `desk-1`), written in the audit log.",
+    )
+    role: ApiRole = Field(description="What the token may do: `ops`, `staff` or `pos`.")
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the token, 64 lower-case hex digits, as `mallgate http "
+        "token` prints it.",
+    )
+
+
 class HttpSettings(SettingsModel):
     """The local HTTP API, dashboard and metrics."""
 
@@ -122,6 +143,22 @@ class HttpSettings(SettingsModel):
         description="A connection that has not sent a whole request's headers this many "
         "seconds after opening (or after its previous request) is closed.",
     )
+    tokens: tuple[HttpToken, ...] = Field(
+        default=(),
+        description="Bearer tokens of `/api/v1` and the dashboard, one `[[http.tokens]]` "
+        "table each; `ops_token` counts as one more of the `ops` role.",
+    )
+
+    @field_validator("tokens")
+    @classmethod
+    def _distinct_tokens(cls, tokens: tuple[HttpToken, ...]) -> tuple[HttpToken, ...]:
+        names = [token.name for token in tokens]
+        if len(set(names)) != len(names):
+            raise ValueError("each token needs its own name (the audit log tells them apart)")
+        hashes = [token.sha256 for token in tokens]
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("the same token is listed twice")
+        return tokens
 
 
 class CentralSettings(SettingsModel):

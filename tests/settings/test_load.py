@@ -182,7 +182,7 @@ parking_hours = 2
     assert (port.value, port.problem) == ("8080", "wrong type (string)")
     assert port.allowed == "integer, 1..65535"
     assert issues["http.prot"].allowed == (
-        "keys of [http]: host, port, ops_token, max_connections, header_timeout_s")
+        "keys of [http]: host, port, ops_token, max_connections, header_timeout_s, tokens")
     assert issues["store.batch_wait_ms"].value == 51
     assert "0..50" in issues["store.batch_wait_ms"].allowed
     assert '"DEBUG"' in issues["logging.level"].allowed
