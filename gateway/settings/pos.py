@@ -125,6 +125,12 @@ class PosSettings(SettingsModel):
         description="Days after its business date that an unclaimed receipt (no member code) "
         "can still be claimed at a kiosk.",
     )
+    refund_window_days: int = Field(
+        default=30, ge=1, le=366,
+        description="Days after a sale's business date within which a refund finds it, rung "
+        "on any till of the store; a refund whose original is not found is kept for review "
+        "and applied if the sale arrives later.",
+    )
     idle_gap_s: float = Field(
         default=5.0, gt=0, le=120, allow_inf_nan=False,
         description="escpos: silence that ends a receipt that never cut, in seconds.",
