@@ -9,10 +9,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from gateway.ledger import Ledger, Recorded
-from gateway.loyalty import Entry, EntryKind, Refund, Sale, SaleLine, refund_entries, sale_entries
+from gateway.loyalty import Entry, EntryKind, Refund, Sale, refund_entries, sale_entries
 from gateway.loyalty.calendar import local_date
 from gateway.loyalty.earn import SALE_SOURCE
 from gateway.loyalty.rules import Tier
+from gateway.receipts.lines import stored_sale_lines
 from gateway.receipts.model import ReceiptKind, sale_key
 from gateway.receipts.rows import ledger_entry, receipt_row, refunds_of, utc_text
 
@@ -51,7 +52,7 @@ def _sale_of(row: dict[str, Any], parsed: dict[str, Any]) -> Sale:
         occurred_at=datetime.fromisoformat(parsed["occurred_at"]),
         total_fen=int(parsed["total_fen"]), points_paid_fen=int(parsed["points_paid_fen"]),
         points_used=int(parsed["points_used"]),
-        lines=tuple(SaleLine(int(x["amount_fen"])) for x in parsed.get("lines", [])),
+        lines=stored_sale_lines(parsed.get("lines", [])),
     )
 
 

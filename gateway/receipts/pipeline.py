@@ -45,12 +45,12 @@ from gateway.loyalty import (
     LoyaltyError,
     Refund,
     Sale,
-    SaleLine,
     sale_entries,
 )
 from gateway.loyalty.rules import Tier
 from gateway.members import find_by_code
 from gateway.receipts import refunds
+from gateway.receipts.lines import sale_lines, unknown_categories
 from gateway.receipts.model import ParsedReceipt, ReceiptKind, UnreadableReceipt, sale_key
 from gateway.receipts.rows import utc_text
 from gateway.receipts.spend import ASKING_MODES, REVIEW_CODE, REVIEW_SOURCE, printed_spend
@@ -92,6 +92,7 @@ class PipelineStats:
     dead_by_code: dict[str, int] = field(default_factory=dict)
     flagged_receipts: int = 0  # printed receipts whose points were partly kept for review
     flagged_points: int = 0
+    unknown_category_lines: int = 0  # sale lines whose category the rules do not list
     # Refunds by how their original was found: linked, held (unknown: kept for review),
     # applied_late (a held refund applied when its sale arrived).
     refunds: dict[str, int] = field(default_factory=dict)
@@ -234,7 +235,7 @@ class ReceiptPipeline:
                         occurred_at=receipt.occurred_at, total_fen=receipt.total_fen,
                         points_paid_fen=receipt.points_paid_fen,
                         points_used=receipt.points_used,
-                        lines=tuple(SaleLine(x.amount_fen) for x in receipt.lines))
+                        lines=sale_lines(receipt.lines))
             entries = sale_entries(sale, account_id=member.account_id,
                                    member_id=member.member_id,
                                    tier=self._tier(member.tier_code), rules=self.ledger.rules)
@@ -257,6 +258,8 @@ class ReceiptPipeline:
         if committed is None:
             return await self._duplicate(capture, receipt)
         recorded, capture = committed
+        self.stats.unknown_category_lines += unknown_categories(receipt.lines,
+                                                                self.ledger.rules)
         if late:
             self.stats.count_refunds("applied_late", len(late))
             log.info("sale %s of %s/%s applied refund(s) %s kept for it", receipt.receipt_no,
