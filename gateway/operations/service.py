@@ -269,7 +269,7 @@ class Operations:
                 self.ledger, store_id=data["store_id"], pos_id=data["pos_id"],
                 receipt_no=data["receipt_no"], business_date=business_date,
                 member_id=member.id, account_id=member.account_id, tier=self._tier(member),
-                now=now, claim_days=self.claim_days)
+                now=now, claim_days=self.claim_days, online=self.central_online())
         except ReceiptClaimError as refused:
             raise Refused(_refusal_code(refused.code), str(refused)) from None
         balance = await self.ledger.balance(member.account_id, now)

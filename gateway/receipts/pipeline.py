@@ -53,7 +53,7 @@ from gateway.receipts import refunds
 from gateway.receipts.lines import sale_lines, unknown_categories
 from gateway.receipts.model import ParsedReceipt, ReceiptKind, UnreadableReceipt, sale_key
 from gateway.receipts.rows import utc_text
-from gateway.receipts.spend import ASKING_MODES, REVIEW_CODE, REVIEW_SOURCE, printed_spend
+from gateway.receipts.spend import ASKING_MODES, flag_for_review, printed_spend
 from gateway.store import Reader
 
 DEAD_LETTER_SOURCE = "pos"
@@ -319,16 +319,11 @@ class ReceiptPipeline:
                                     online=online, now=now)
             flagged[0] = printed.flagged
             if printed.flagged:
-                keep(conn, source=REVIEW_SOURCE, raw=capture.raw, code=REVIEW_CODE,
-                     error=f"receipt {receipt.receipt_no} printed {receipt.points_used} "
-                           f"points used; {receipt.points_used - printed.flagged} applied, "
-                           f"{printed.flagged} beyond the member's points or allowance",
-                     at=stored.received_at or now_text,
-                     context={"capture_id": stored.id, "store_id": capture.store_id,
-                              "pos_id": capture.pos_id, "receipt_no": receipt.receipt_no,
-                              "member_id": member.member_id if member else None,
-                              "points_used": receipt.points_used,
-                              "flagged": printed.flagged})
+                flag_for_review(conn, raw=capture.raw, at=stored.received_at or now_text,
+                                capture_id=stored.id, store_id=capture.store_id,
+                                pos_id=capture.pos_id, receipt_no=receipt.receipt_no,
+                                member_id=member.member_id if member else None,
+                                points_used=receipt.points_used, flagged=printed.flagged)
             return printed.entries
 
         return settle
