@@ -45,6 +45,15 @@ def pos_families(service: PosService) -> Iterator[Metric]:
         "points or offline allowance: not applied, kept for review (needs_review).")
     review.add_metric([], stats.flagged_points)
     yield review
+    unknown = CounterMetricFamily(
+        "mallgate_pos_lines_unknown_category", "Sale lines naming a category the loyalty "
+        "rules do not list ([loyalty.earn] category_multiplier_pct): earned at the base rate.")
+    unknown.add_metric([], stats.unknown_category_lines)
+    yield unknown
+    yield counter_by("mallgate_pos_refunds", "POS refunds by how their original sale was found: "
+                     "linked (on any till of the store), held (not found: kept for review as "
+                     "refund_unmatched), applied_late (held, then applied when the sale "
+                     "arrived).", "result", stats.refunds)
     if service.holds is not None:
         h = service.holds.stats
         yield counter_by("mallgate_pos_holds", "Till authorizations and voids, by result.",

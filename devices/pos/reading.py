@@ -24,7 +24,9 @@ def compile_template(t: ReceiptTemplate) -> Template:
     markers = {name: getattr(t, f"{name}_marker") for name in ("refund", "copy", "non_sale")
                if getattr(t, f"{name}_marker")}
     return Template.compile(t.store_id, fields=fields, markers=markers, item=t.item or None,
-                            datetime_format=t.datetime_format)
+                            datetime_format=t.datetime_format,
+                            categories=tuple((c.category, c.name, c.sku)
+                                             for c in t.categories))
 
 
 class CaptureReader:

@@ -33,11 +33,15 @@ class Template:
     markers: dict[str, re.Pattern[str]]  # refund, copy, non_sale
     item: re.Pattern[str] | None
     datetime_format: str
+    categories: tuple[CategoryRule, ...] = ()
 
     @classmethod
     def compile(cls, store_id: str, *, fields: dict[str, str], markers: dict[str, str],
                 item: str | None = None, datetime_format: str = "%Y-%m-%d %H:%M:%S",
+                categories: tuple[tuple[str, str, str], ...] = (),
                 ) -> Template:
+        """`categories`: `(category, name pattern, sku pattern)` per rule, either pattern
+        empty; the first rule whose pattern matches an item line gives its category."""
         patterns: dict[str, re.Pattern[str]] = {}
         for name, source in fields.items():
             if name not in FIELDS:
@@ -56,7 +60,44 @@ class Template:
         item_pattern = re.compile(item, re.MULTILINE) if item else None
         if item_pattern is not None and not {"name", "amount"} <= set(item_pattern.groupindex):
             raise ValueError("the item pattern needs groups (?P<name>...) and (?P<amount>...)")
-        return cls(store_id, patterns, compiled_markers, item_pattern, datetime_format)
+        rules = tuple(CategoryRule.compile(*rule) for rule in categories)
+        if any(r.sku for r in rules) and (item_pattern is None
+                                          or "sku" not in item_pattern.groupindex):
+            raise ValueError("a category by sku needs an item pattern with (?P<sku>...)")
+        return cls(store_id, patterns, compiled_markers, item_pattern, datetime_format,
+                   rules)
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryRule:
+    """Item lines whose name (searched) or SKU (matched whole) fits are of `category`."""
+
+    category: str
+    name: re.Pattern[str] | None
+    sku: re.Pattern[str] | None
+
+    @classmethod
+    def compile(cls, category: str, name: str, sku: str) -> CategoryRule:
+        if not category or not (name or sku):
+            raise ValueError("a category rule needs a category and a name or sku pattern")
+        return cls(category, re.compile(name) if name else None,
+                   re.compile(sku) if sku else None)
+
+    def matches(self, name: str, sku: str | None) -> bool:
+        if self.name is not None and self.name.search(name):
+            return True
+        return self.sku is not None and sku is not None and self.sku.fullmatch(sku) is not None
+
+
+def category_of(template: Template, name: str, sku: str | None) -> str | None:
+    return next((r.category for r in template.categories if r.matches(name, sku)), None)
+
+
+def _item(template: Template, match: re.Match[str]) -> Line:
+    name = match.group("name").strip()
+    sku = match.groupdict().get("sku")
+    sku = sku.strip() if sku else None
+    return Line(name, to_fen(match.group("amount")), category_of(template, name, sku))
 
 
 def to_fen(text: str) -> int:
@@ -108,7 +149,7 @@ def parse_receipt(template: Template, text: str, codes: list[str], tz: tzinfo,
         occurred_at = datetime.strptime(at_text, template.datetime_format).replace(tzinfo=tz)
         total_fen = abs(to_fen(total_text))
         points_used, points_paid_fen = _points(template, text)
-        lines = tuple(Line(m.group("name").strip(), to_fen(m.group("amount")))
+        lines = tuple(_item(template, m)
                       for m in (template.item.finditer(text) if template.item else ()))
     except ValueError as exc:
         raise ReceiptParseError(str(exc), code="bad_value") from exc
@@ -157,6 +198,13 @@ def _count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12
 
 
+def _payload_line(raw: dict[str, Any]) -> Line:
+    category = raw.get("category")
+    _check(category is None or (isinstance(category, str) and 0 < len(category) <= 64),
+           "a line's category must be a string of 1..64 characters")
+    return Line(str(raw["name"]), int(raw["amount_fen"]), category)
+
+
 def _from_payload(payload: dict[str, Any]) -> ParsedReceipt:
     kind = ReceiptKind(payload.get("kind", "sale"))
     receipt_no = payload["receipt_no"]
@@ -178,7 +226,7 @@ def _from_payload(payload: dict[str, Any]) -> ParsedReceipt:
            "points payment does not fit the total")
     raw_lines = payload.get("lines", [])
     _check(isinstance(raw_lines, list), "lines must be a list")
-    lines = tuple(Line(str(x["name"]), int(x["amount_fen"])) for x in raw_lines)
+    lines = tuple(_payload_line(x) for x in raw_lines)
     return ParsedReceipt(kind, receipt_no, occurred_at, total_fen,
                          points_paid_fen=points_paid_fen, points_used=points_used,
                          payment=payment, member_code=member, original_no=original,

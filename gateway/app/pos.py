@@ -42,7 +42,8 @@ async def pos_context(app: web.Application) -> AsyncIterator[None]:
     pos = settings.pos
     online = app[CENTRAL].online
     pipeline = ReceiptPipeline(app[LEDGER], receipt_parser(settings), reader=app[READER],
-                               central_online=online)
+                               central_online=online,
+                               refund_window_days=pos.refund_window_days)
     holds = Holds(app[LEDGER], central_online=online, expiry_s=pos.hold_s)
     recovered = await pipeline.recover()
     if recovered:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast, get_args
 
+from gateway.holds import rows as holds
 from gateway.holds.service import available_after_holds
 from gateway.ledger import Ledger
 from gateway.ledger.service import Balance, Recorded
@@ -42,12 +44,24 @@ from gateway.operations.model import (
 )
 from gateway.operations.stored import store_reply, stored_reply
 from gateway.receipts import ReceiptClaimError, claim_receipt
+from gateway.receipts.rows import utc_text
 from gateway.store import Reader, Writer
 
-# The account's entries, read with the member for the reads that answer with a balance.
 Entries = list[tuple[Entry, bool]]
-# A read operation: the member and, for those in _READS_WITH_BALANCE, their entries.
-ReadOp = Callable[[OperationRequest, Member, Entries | None, datetime], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRead:
+    """The account's entries and the points its open till holds reserve, read with the
+    member (one snapshot) for the reads that answer with a balance."""
+
+    entries: Entries
+    held: int
+
+
+# A read operation: the member and, for those in _READS_WITH_BALANCE, their account.
+ReadOp = Callable[[OperationRequest, Member, AccountRead | None, datetime],
+                  Awaitable[Reply]]
 # A write operation: runs inside one writer op, returns its answer (or refusal) and the
 # entries it recorded.
 WriteOp = Callable[[sqlite3.Connection, OperationRequest, Member, datetime, bool],
@@ -119,7 +133,7 @@ class Operations:
         # entries in the same read. A few point lookups: read right here, on the loop.
         with_entries = request.op in _READS_WITH_BALANCE
         stored, member, entries = self.reader.run_here(lambda conn: self._first_read(
-            conn, request, lookup, with_entries=with_entries))
+            conn, request, lookup, with_entries=with_entries, now=now))
         if stored is not None:
             return stored, True
         outcome = refusal if refusal is not None else await self._run(
@@ -129,7 +143,7 @@ class Operations:
         return outcome, False
 
     async def _run(self, request: OperationRequest, member: Member | None,
-                   entries: Entries | None, now: datetime) -> Reply | Refused:
+                   entries: AccountRead | None, now: datetime) -> Reply | Refused:
         if member is None:
             return Refused("unknown_member", "no member with this identity here")
         try:
@@ -183,38 +197,44 @@ class Operations:
         return Lookup("member", request.data["member_id"])
 
     def _first_read(self, conn: sqlite3.Connection, request: OperationRequest,
-                    lookup: Lookup | None, *, with_entries: bool,
-                    ) -> tuple[Reply | None, Member | None, Entries | None]:
+                    lookup: Lookup | None, *, with_entries: bool, now: datetime,
+                    ) -> tuple[Reply | None, Member | None, AccountRead | None]:
         """The stored reply, else the member, with its account's entries when asked."""
         stored = stored_reply(conn, request)
         if stored is not None or lookup is None:
             return stored, None, None
         member = find_member(conn, lookup)
         if member is not None and with_entries:
-            return None, member, self.ledger.entries_in(conn, member.account_id)
+            return None, member, AccountRead(
+                self.ledger.entries_in(conn, member.account_id),
+                holds.reserved(conn, member.account_id, utc_text(now)))
         return None, member, None
 
     # -- operations ----------------------------------------------------------------------
 
-    async def _read_balance(self, member: Member, entries: Entries | None,
-                            now: datetime) -> Balance:
-        if entries is None:
-            return await self.ledger.balance(member.account_id, now)
-        return self.ledger.balance_of(member.account_id, entries, now)
+    async def _read_balance(self, member: Member, account: AccountRead | None,
+                            now: datetime) -> tuple[Balance, int]:
+        """The balance and the points open till holds reserve (counted as spent)."""
+        if account is None:
+            account = await self.reader.run(lambda conn: AccountRead(
+                self.ledger.entries_in(conn, member.account_id),
+                holds.reserved(conn, member.account_id, utc_text(now))))
+        return self.ledger.balance_of(member.account_id, account.entries, now), account.held
 
     async def _identify(self, request: OperationRequest, member: Member,
-                        entries: Entries | None, now: datetime) -> Reply:
-        balance = await self._read_balance(member, entries, now)
+                        entries: AccountRead | None, now: datetime) -> Reply:
+        balance, held = await self._read_balance(member, entries, now)
         return self.replies.ok(request.id, {
             "member_id": member.id, "display_name": member.display_name,
-            "tier": member.tier, "available": balance.available})
+            "tier": member.tier, "available": balance.available - held, "held": held})
 
     async def _balance(self, request: OperationRequest, member: Member,
-                       entries: Entries | None, now: datetime) -> Reply:
-        b = await self._read_balance(member, entries, now)
+                       entries: AccountRead | None, now: datetime) -> Reply:
+        b, held = await self._read_balance(member, entries, now)
         return self.replies.ok(request.id, {
-            "member_id": member.id, "available": b.available, "confirmed": b.confirmed,
-            "pending": b.pending, "locked": b.locked, "debt": b.debt})
+            "member_id": member.id, "available": b.available - held, "held": held,
+            "confirmed": b.confirmed, "pending": b.pending, "locked": b.locked,
+            "debt": b.debt})
 
     def _checkin(self, conn: sqlite3.Connection, request: OperationRequest, member: Member,
                  now: datetime, online: bool) -> tuple[Reply | Refused, list[Recorded]]:
@@ -255,7 +275,7 @@ class Operations:
             "available": available - cost}), recorded
 
     async def _receipt_claim(self, request: OperationRequest, member: Member,
-                             entries: Entries | None, now: datetime) -> Reply:
+                             entries: AccountRead | None, now: datetime) -> Reply:
         """Credit an unclaimed sale; the receipt pipeline makes the claim itself idempotent,
         so a crash between its commit and the stored reply only makes the retry a duplicate
         claim with the same points."""
@@ -269,7 +289,7 @@ class Operations:
                 self.ledger, store_id=data["store_id"], pos_id=data["pos_id"],
                 receipt_no=data["receipt_no"], business_date=business_date,
                 member_id=member.id, account_id=member.account_id, tier=self._tier(member),
-                now=now, claim_days=self.claim_days)
+                now=now, claim_days=self.claim_days, online=self.central_online())
         except ReceiptClaimError as refused:
             raise Refused(_refusal_code(refused.code), str(refused)) from None
         balance = await self.ledger.balance(member.account_id, now)

@@ -19,6 +19,7 @@ class ReceiptKind(enum.Enum):
 class Line:
     name: str
     amount_fen: int
+    category: str | None = None  # for per-category earn multipliers (e.g. tobacco 0 %)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,8 @@ class ParsedReceipt:
             "points_paid_fen": self.points_paid_fen, "points_used": self.points_used,
             "payment": self.payment, "member_code": self.member_code,
             "original_no": self.original_no,
-            "lines": [{"name": x.name, "amount_fen": x.amount_fen} for x in self.lines],
+            "lines": [{"name": x.name, "amount_fen": x.amount_fen}
+                      | ({"category": x.category} if x.category else {}) for x in self.lines],
             "hold_id": self.hold_id,
         }
 

@@ -12,7 +12,9 @@ Order of work for every capture (one print job, frame or JSON line):
      credited again — the ledger entries are idempotent on the same key as well;
    - a sale without a (known) member code: the receipt row, unclaimed, claimable at a
      kiosk for `claim_days` (`claim_receipt`);
-   - a refund: its receipt row and the reversal of the original sale's points;
+   - a refund: its receipt row and the reversal of the original sale's points, found on
+     any till of the store (`refunds`); a refund whose original is unknown is kept for
+     review and applied by the sale's own transaction if the sale arrives later;
    - a copy or non-sale document (kitchen ticket, X/Z report): only the status;
    - unreadable: a dead letter with the raw bytes and the reason; `replay_dead_letters`
      runs them again after a template fix.
@@ -43,16 +45,15 @@ from gateway.loyalty import (
     LoyaltyError,
     Refund,
     Sale,
-    SaleLine,
-    refund_entries,
     sale_entries,
 )
-from gateway.loyalty.earn import SALE_SOURCE
 from gateway.loyalty.rules import Tier
 from gateway.members import find_by_code
+from gateway.receipts import refunds
+from gateway.receipts.lines import sale_lines, unknown_categories
 from gateway.receipts.model import ParsedReceipt, ReceiptKind, UnreadableReceipt, sale_key
-from gateway.receipts.rows import ledger_entry, receipt_row, refunds_of, utc_text
-from gateway.receipts.spend import ASKING_MODES, REVIEW_CODE, REVIEW_SOURCE, printed_spend
+from gateway.receipts.rows import utc_text
+from gateway.receipts.spend import ASKING_MODES, flag_for_review, printed_spend
 from gateway.store import Reader
 
 DEAD_LETTER_SOURCE = "pos"
@@ -91,6 +92,13 @@ class PipelineStats:
     dead_by_code: dict[str, int] = field(default_factory=dict)
     flagged_receipts: int = 0  # printed receipts whose points were partly kept for review
     flagged_points: int = 0
+    unknown_category_lines: int = 0  # sale lines whose category the rules do not list
+    # Refunds by how their original was found: linked, held (unknown: kept for review),
+    # applied_late (a held refund applied when its sale arrived).
+    refunds: dict[str, int] = field(default_factory=dict)
+
+    def count_refunds(self, result: str, n: int = 1) -> None:
+        self.refunds[result] = self.refunds.get(result, 0) + n
 
 
 Parser = Callable[[Capture], ParsedReceipt]
@@ -107,12 +115,15 @@ class ReceiptPipeline:
     """Durable, idempotent intake of POS receipts. `parser` reads a capture's raw bytes."""
 
     def __init__(self, ledger: Ledger, parser: Parser, *, reader: Reader | None = None,
-                 central_online: Callable[[], bool] | None = None) -> None:
+                 central_online: Callable[[], bool] | None = None,
+                 refund_window_days: int = 30) -> None:
         """`reader`: look-ups run on the store's read connections instead of waiting in
         the writer's queue behind other ports' commits (the writes stay idempotent).
         `central_online`: whether the offline allowance bounds printed points payments
-        (None: a standalone gateway, its own ledger the authority)."""
+        (None: a standalone gateway, its own ledger the authority).
+        `refund_window_days`: how far back a refund looks for its original sale."""
         self.ledger = ledger
+        self.refund_window_days = refund_window_days
         self.parser = parser
         self.reader = reader
         self.central_online = central_online or (lambda: True)
@@ -224,7 +235,7 @@ class ReceiptPipeline:
                         occurred_at=receipt.occurred_at, total_fen=receipt.total_fen,
                         points_paid_fen=receipt.points_paid_fen,
                         points_used=receipt.points_used,
-                        lines=tuple(SaleLine(x.amount_fen) for x in receipt.lines))
+                        lines=sale_lines(receipt.lines))
             entries = sale_entries(sale, account_id=member.account_id,
                                    member_id=member.member_id,
                                    tier=self._tier(member.tier_code), rules=self.ledger.rules)
@@ -238,12 +249,21 @@ class ReceiptPipeline:
                                         receipt.points_used, entries)
         elif receipt.points_used:
             settle = self._printed(capture, receipt, member, entries, flagged)
+        late: list[str] = []
+        settle = self._held_refunds(receipt, key, member_id, settle or (lambda *_: entries),
+                                    late)
 
         committed = await self._commit(capture, receipt, entries, parsed=parsed,
                                        member_id=member_id, kind="sale", settle=settle)
         if committed is None:
             return await self._duplicate(capture, receipt)
         recorded, capture = committed
+        self.stats.unknown_category_lines += unknown_categories(receipt.lines,
+                                                                self.ledger.rules)
+        if late:
+            self.stats.count_refunds("applied_late", len(late))
+            log.info("sale %s of %s/%s applied refund(s) %s kept for it", receipt.receipt_no,
+                     capture.store_id, capture.pos_id, ", ".join(late))
         if flagged[0]:
             self.stats.flagged_receipts += 1
             self.stats.flagged_points += flagged[0]
@@ -254,6 +274,23 @@ class ReceiptPipeline:
         points = next((r.entry.points for r in recorded if r.entry.kind is EntryKind.EARN), 0)
         return Outcome(capture.id, "sale", points, member_id, receipt.receipt_no,
                        flagged=flagged[0])
+
+    def _held_refunds(self, receipt: ParsedReceipt, key: str, member_id: str | None,
+                      settle: Settle, late: list[str]) -> Settle:
+        """After the sale's own entries: the refunds kept waiting for it, applied once."""
+        at = utc_text(self.ledger.now())
+
+        def then(conn: sqlite3.Connection, stored: Capture) -> list[Entry]:
+            entries = settle(conn, stored)
+            applied, reversals = refunds.apply_held(
+                conn, store_id=stored.store_id, receipt_no=receipt.receipt_no,
+                business_date=receipt.business_date, sale_key=key,
+                total_fen=receipt.total_fen, member_id=member_id, entries=entries,
+                window_days=self.refund_window_days, rules=self.ledger.rules, at=at)
+            late[:] = applied
+            return entries + reversals
+
+        return then
 
     def _capture_hold(self, hold_id: str, account_id: str, key: str, points: int,
                       entries: list[Entry]) -> Settle:
@@ -282,16 +319,11 @@ class ReceiptPipeline:
                                     online=online, now=now)
             flagged[0] = printed.flagged
             if printed.flagged:
-                keep(conn, source=REVIEW_SOURCE, raw=capture.raw, code=REVIEW_CODE,
-                     error=f"receipt {receipt.receipt_no} printed {receipt.points_used} "
-                           f"points used; {receipt.points_used - printed.flagged} applied, "
-                           f"{printed.flagged} beyond the member's points or allowance",
-                     at=stored.received_at or now_text,
-                     context={"capture_id": stored.id, "store_id": capture.store_id,
-                              "pos_id": capture.pos_id, "receipt_no": receipt.receipt_no,
-                              "member_id": member.member_id if member else None,
-                              "points_used": receipt.points_used,
-                              "flagged": printed.flagged})
+                flag_for_review(conn, raw=capture.raw, at=stored.received_at or now_text,
+                                capture_id=stored.id, store_id=capture.store_id,
+                                pos_id=capture.pos_id, receipt_no=receipt.receipt_no,
+                                member_id=member.member_id if member else None,
+                                points_used=receipt.points_used, flagged=printed.flagged)
             return printed.entries
 
         return settle
@@ -323,54 +355,65 @@ class ReceiptPipeline:
         return recorded, stored
 
     async def _refund(self, capture: Capture, receipt: ParsedReceipt) -> Outcome:
-        def look(conn: sqlite3.Connection) -> tuple[
-                bool, dict[str, Any] | None, Entry | None, Entry | None, int]:
+        window = self.refund_window_days
+
+        def look(conn: sqlite3.Connection) -> tuple[bool, refunds.Original | None]:
             exists = conn.execute("SELECT 1 FROM receipts WHERE store_id = ? AND pos_id = ? "
                                   "AND receipt_no = ? AND business_date = ?",
                                   _key_args(capture, receipt)).fetchone() is not None
             original = None
             if receipt.original_no:
-                original = receipt_row(
-                    conn, "store_id = ? AND pos_id = ? AND receipt_no = ? AND kind = 'sale' "
-                    "AND business_date <= ? ORDER BY business_date DESC LIMIT 1",
-                    (capture.store_id, capture.pos_id, receipt.original_no,
-                     receipt.business_date.isoformat()))
-            if original is None:
-                return exists, None, None, None, 0
-            okey = json.loads(original["parsed"]).get("key", "")
-            prior = sum(int(r["parsed"]["total_fen"]) for r in refunds_of(conn, okey))
-            return (exists, original, ledger_entry(conn, SALE_SOURCE, okey, EntryKind.EARN),
-                    ledger_entry(conn, SALE_SOURCE, okey, EntryKind.BURN), prior)
+                original = refunds.find_original(
+                    conn, store_id=capture.store_id, pos_id=capture.pos_id,
+                    original_no=receipt.original_no, business_date=receipt.business_date,
+                    window_days=window)
+            return exists, original
 
-        exists, original, earn, burn, prior = await self._look(look)
+        exists, original = await self._look(look)
         if exists:
             return await self._duplicate(capture, receipt)
         entries: list[Entry] = []
-        original_key = None
-        member_id = None
+        settle: Settle | None = None
         if original is not None:
-            original_parsed = json.loads(original["parsed"])
-            original_key = original_parsed.get("key")
-            member_id = original["member_id"]
-            if member_id is not None:
-                entries = refund_entries(
-                    Refund(store_id=capture.store_id, pos_id=capture.pos_id,
-                           refund_no=receipt.receipt_no, business_date=receipt.business_date,
-                           occurred_at=receipt.occurred_at, refund_fen=receipt.total_fen),
-                    sale_total_fen=int(original_parsed["total_fen"]), earn=earn, burn=burn,
-                    prior_refunded_fen=prior, rules=self.ledger.rules)
+            entries = refunds.reversal(
+                Refund(store_id=capture.store_id, pos_id=capture.pos_id,
+                       refund_no=receipt.receipt_no, business_date=receipt.business_date,
+                       occurred_at=receipt.occurred_at, refund_fen=receipt.total_fen),
+                original, self.ledger.rules)
+        else:
+            settle = self._hold_refund(capture, receipt)
+        member_id = original.member_id if original else None
         parsed = receipt.to_json() | {
             "key": sale_key(capture.store_id, capture.pos_id, receipt.receipt_no,
                             receipt.business_date),
-            "original_key": original_key}
+            "original_key": original.key if original else None}
 
         committed = await self._commit(capture, receipt, entries, parsed=parsed,
-                                       member_id=member_id, kind="refund")
+                                       member_id=member_id, kind="refund", settle=settle)
         if committed is None:
             return await self._duplicate(capture, receipt)
         recorded, capture = committed
+        self.stats.count_refunds("linked" if original else "held")
+        if original is None:
+            log.warning("refund %s of %s/%s: original receipt %s not found on any till of "
+                        "the store within %s days; kept for review (applied if that sale "
+                        "arrives)", receipt.receipt_no, capture.store_id, capture.pos_id,
+                        receipt.original_no or "(none printed)", window)
         points = sum(r.entry.points for r in recorded if not r.duplicate)
         return Outcome(capture.id, "refund", points, member_id, receipt.receipt_no)
+
+    def _hold_refund(self, capture: Capture, receipt: ParsedReceipt) -> Settle:
+        now_text = utc_text(self.ledger.now())
+
+        def settle(conn: sqlite3.Connection, stored: Capture) -> list[Entry]:
+            refunds.hold_for_review(
+                conn, capture_id=stored.id, raw=capture.raw, store_id=capture.store_id,
+                pos_id=capture.pos_id, receipt_no=receipt.receipt_no,
+                original_no=receipt.original_no, business_date=receipt.business_date,
+                window_days=self.refund_window_days, at=stored.received_at or now_text)
+            return []
+
+        return settle
 
     async def _other(self, capture: Capture, receipt: ParsedReceipt) -> Outcome:
         status = receipt.kind.value

@@ -60,6 +60,29 @@ class PosPort(SettingsModel):
         return value
 
 
+class LineCategory(SettingsModel):
+    """Item lines of one category: by a pattern of their name, or of their SKU."""
+
+    category: str = Field(
+        min_length=1, max_length=64,
+        description="The category, as in `[loyalty.earn] category_multiplier_pct`.")
+    name: str = Field(default="", description="Pattern searched in the item's name, or "
+                      "empty.")
+    sku: str = Field(default="", description="Pattern the item's whole SKU must match (the "
+                     "`item` pattern then needs `(?P<sku>...)`), or empty.")
+
+    @model_validator(mode="after")
+    def _one_pattern(self) -> LineCategory:
+        if not (self.name or self.sku):
+            raise ValueError("give a name or sku pattern")
+        for name in ("name", "sku"):
+            try:
+                re.compile(getattr(self, name))
+            except re.error as exc:
+                raise ValueError(f"{name}: not a regular expression: {exc}") from None
+        return self
+
+
 class ReceiptTemplate(SettingsModel):
     """How to read one store's printed receipts: a regular expression per field."""
 
@@ -87,7 +110,12 @@ class ReceiptTemplate(SettingsModel):
                              description="Pattern with `(?P<original_no>...)`: a refund's "
                              "original receipt number, or empty.")
     item: str = Field(default="", description="Pattern of an item line with `(?P<name>...)` "
-                      "and `(?P<amount>...)`, or empty.")
+                      "and `(?P<amount>...)` (and `(?P<sku>...)` for categories by SKU), or "
+                      "empty.")
+    categories: tuple[LineCategory, ...] = Field(
+        default=(),
+        description="Category of item lines, the first rule that matches; a line no rule "
+        "matches has no category and earns at the base rate.")
     refund_marker: str = Field(default="", description="Pattern that marks a refund.")
     copy_marker: str = Field(default="",
                              description="Pattern that marks a copy or reprint (never earns).")
@@ -110,6 +138,9 @@ class ReceiptTemplate(SettingsModel):
             if not needed <= set(pattern.groupindex):
                 groups = ", ".join(f"(?P<{g}>...)" for g in sorted(needed))
                 raise ValueError(f"{name}: the pattern needs {groups}")
+        if any(c.sku for c in self.categories) and "(?P<sku>" not in self.item:
+            raise ValueError("categories: a rule by sku needs an item pattern with "
+                             "(?P<sku>...)")
         return self
 
 
@@ -124,6 +155,12 @@ class PosSettings(SettingsModel):
         default=7, ge=0, le=365,
         description="Days after its business date that an unclaimed receipt (no member code) "
         "can still be claimed at a kiosk.",
+    )
+    refund_window_days: int = Field(
+        default=30, ge=1, le=366,
+        description="Days after a sale's business date within which a refund finds it, rung "
+        "on any till of the store; a refund whose original is not found is kept for review "
+        "and applied if the sale arrives later.",
     )
     idle_gap_s: float = Field(
         default=5.0, gt=0, le=120, allow_inf_nan=False,

@@ -203,6 +203,38 @@ async def test_a_kiosk_redemption_sees_reserved_points_as_spent(tmp_path: Path) 
         assert burns(tmp_path / "gw.db") == -500
 
 
+async def test_a_kiosk_balance_shows_the_points_tills_hold(tmp_path: Path) -> None:
+    async with gateway_and_till(tmp_path, "framed") as (app, till):
+        await give_points(app, 500)
+        ops = Operations(ledger=app[LEDGER], reader=app[READER], writer=app[WRITER],
+                         keys=IdentityKeys(None, None, 30), replies=REPLIES,
+                         central_online=app[CENTRAL].online, claim_days=7, site="gw-test")
+        hold = (await till.send(authorize("pay-1", 400))).body
+        assert hold is not None and hold["points"] == 400
+        balance, _ = await ops.handle(OperationRequest(
+            op="balance.query", key="k1/b1", id="b1", kiosk="k1",
+            data={"member_id": MEMBER}))
+        assert balance["status"] == "ok"
+        assert (balance["data"]["available"], balance["data"]["held"]) == (100, 400)
+        conn = sqlite3.connect(tmp_path / "gw.db", timeout=30)
+        with conn:
+            conn.execute("INSERT INTO member_identifiers (kind, value, member_id) "
+                         "VALUES ('card', 'C0055', ?)", (MEMBER,))
+        conn.close()
+        member, _ = await ops.handle(OperationRequest(
+            op="member.identify", key="k1/i1", id="i1", kiosk="k1",
+            data={"by": "card", "value": "C0055"}))
+        assert member["status"] == "ok"
+        assert (member["data"]["available"], member["data"]["held"]) == (100, 400)
+        # Once the sale spends the hold, nothing is held and the burn is in the balance.
+        assert (await till.send(sale("R-1", points=400, hold=hold["hold_id"]))).ok
+        after, _ = await ops.handle(OperationRequest(
+            op="balance.query", key="k1/b2", id="b2", kiosk="k1",
+            data={"member_id": MEMBER}))
+        assert after["data"]["held"] == 0
+        assert after["data"]["available"] == await available(app)
+
+
 async def test_escpos_points_beyond_the_balance_are_flagged_for_review(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async with gateway_and_till(tmp_path, "escpos") as (app, till):

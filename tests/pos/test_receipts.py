@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date, datetime
@@ -11,7 +12,7 @@ import pytest
 from devices.pos.framing import encode_frame, encode_line
 from devices.pos.printouts import Printout
 from devices.pos.reading import CaptureReader
-from gateway.loyalty import Plausibility
+from gateway.loyalty import Entry, EntryKind, Plausibility
 from gateway.receipts import (
     ReceiptAlreadyClaimed,
     ReceiptClaimError,
@@ -217,3 +218,40 @@ async def test_a_sale_over_the_limit_is_a_dead_letter_not_credited(tmp_path: Pat
         ok = sale("OK-1", fen=1_000_000).payload("S01", "P1")
         assert (await pipeline.ingest(store_id="S01", pos_id="P1", mode="jsonl",
                                       raw=encode_line(2, ok))).status == "sale"
+
+
+async def test_a_claim_applies_printed_points_only_within_the_balance(
+        pipeline: ReceiptPipeline, clock: Clock) -> None:
+    # An unclaimed printed receipt paid 100 points; the member who claims it has none.
+    paid = sale("S-11", member=None, points_used=100, points_paid_fen=100)
+    assert await escpos(pipeline, paid.escpos()) == "sale"
+    earned = await claim(pipeline, clock, no="S-11", member="M00000003", account="A3")
+    assert earned == 63  # the cash part, 63.50 yuan
+    assert await balance(pipeline, "A3") == 63
+    assert rows(db(pipeline), "SELECT count(*) FROM ledger WHERE kind = 'BURN'") == [(0,)]
+    letters = rows(db(pipeline), "SELECT json_extract(context, '$.flagged'), "
+                   "json_extract(context, '$.member_id') FROM dead_letters WHERE source = "
+                   "'pos_review' AND error_code = 'needs_review' AND replayed_at IS NULL")
+    assert letters == [(100, "M00000003")]
+
+
+async def test_a_claim_offline_applies_printed_points_within_the_allowance(
+        pipeline: ReceiptPipeline, clock: Clock) -> None:
+    await pipeline.ledger.record(Entry(
+        kind=EntryKind.ADJUST, points=500, account_id="A3", member_id="M00000003",
+        source_type="test", source_key="gift", reason="test points",
+        effective_at=clock.now, rule_version=RULES.version))
+    conn = sqlite3.connect(db(pipeline))
+    with conn:
+        conn.execute("INSERT INTO offline_allowances (account_id, points, granted_seq, "
+                     "granted_at) VALUES ('A3', 40, 0, '2026-01-01')")
+    conn.close()
+    paid = sale("S-12", member=None, points_used=100, points_paid_fen=100)
+    assert await escpos(pipeline, paid.escpos()) == "sale"
+    await claim_receipt(
+        pipeline.ledger, store_id="S01", pos_id="P1", receipt_no="S-12", business_date=DAY,
+        member_id="M00000003", account_id="A3", tier=NORMAL, now=clock.now, claim_days=7,
+        online=False)
+    assert rows(db(pipeline), "SELECT sum(points) FROM ledger WHERE kind = 'BURN'") == [(-40,)]
+    assert rows(db(pipeline), "SELECT json_extract(context, '$.flagged') FROM dead_letters "
+                "WHERE source = 'pos_review' AND replayed_at IS NULL") == [(60,)]

@@ -101,3 +101,30 @@ def test_payload_receipts() -> None:
                  "points_used": 5}):
         with pytest.raises(ReceiptParseError):
             receipt_from_payload(bad, TZ)
+
+
+def test_item_lines_get_the_category_of_the_first_rule_that_matches() -> None:
+    fields = DEFAULT_TEMPLATE["fields"]
+    by_sku = Template.compile(
+        "S01", fields=fields, markers=DEFAULT_TEMPLATE["markers"],
+        item=r"^(?:(?P<sku>\d+) )?(?P<name>[^\t\n]+)\t[¥￥](?P<amount>[\d,]+\.\d{2})$",
+        categories=(("tobacco", "", r"690\d+"), ("food", "拿铁|套餐", "")))
+    text = ("单号: A-1\n时间: 2026-11-22 14:05:09\n6901028 中华(软)\t¥45.00\n"
+            "拿铁(大杯)\t¥32.00\n手机壳\t¥10.00\n合计: ¥87.00\n")
+    receipt = parse_receipt(by_sku, text, [], TZ)
+    assert [(x.name, x.category) for x in receipt.lines] == [
+        ("中华(软)", "tobacco"), ("拿铁(大杯)", "food"), ("手机壳", None)]
+    with pytest.raises(ValueError, match="sku"):
+        Template.compile("S01", fields=fields, markers={}, item=DEFAULT_TEMPLATE["item"],
+                         categories=(("tobacco", "", r"690\d+"),))
+
+
+def test_payload_lines_carry_their_category() -> None:
+    payload = {"receipt_no": "A-1", "occurred_at": "2026-11-22T14:05:09+08:00",
+               "total_fen": 100, "lines": [{"name": "烟", "amount_fen": 100,
+                                            "category": "tobacco"}]}
+    (line,) = receipt_from_payload(payload, TZ).lines
+    assert line.category == "tobacco"
+    payload["lines"] = [{"name": "烟", "amount_fen": 100, "category": 7}]
+    with pytest.raises(ReceiptParseError):
+        receipt_from_payload(payload, TZ)

@@ -44,14 +44,19 @@ class Clock:
         return self.now
 
 
-def till_settings(tmp_path: Path, port: Path, mode: str, **extra: Any) -> Settings:
+def till_settings(tmp_path: Path, port: Path, mode: str, *,
+                  more: dict[str, Path] | None = None,
+                  loyalty: dict[str, Any] | None = None, **extra: Any) -> Settings:
+    """One port `P1` on `port`, and `more` ports of the same store by POS id."""
+    ports = {"P1": port} | (more or {})
     return Settings.model_validate_json(json.dumps({
         "site": {"mall_id": "test-mall", "gateway_id": "gw-test"},
         "store": {"path": str(tmp_path / "gw.db")},
-        "pos": {"ports": [{"path": str(port), "store_id": "S01", "pos_id": "P1",
-                           "mode": mode, "baudrate": 115200}],
+        "pos": {"ports": [{"path": str(path), "store_id": "S01", "pos_id": pos_id,
+                           "mode": mode, "baudrate": 115200} for pos_id, path in ports.items()],
                 "templates": [template_settings().model_dump()], "idle_gap_s": 0.5,
                 **extra},
+        "loyalty": loyalty or {},
     }))
 
 
@@ -147,6 +152,34 @@ async def gateway_and_till(tmp_path: Path, mode: str, clock: Clock | None = None
                 writer.close()
         finally:
             await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def gateway_and_tills(tmp_path: Path, mode: str, pos_ids: tuple[str, ...],
+                            clock: Clock | None = None, *,
+                            loyalty: dict[str, Any] | None = None,
+                            **pos: Any) -> AsyncIterator[tuple[web.Application, dict[str, Till]]]:
+    """The gateway with one port per till of store S01, each on its own real pty."""
+    async with contextlib.AsyncExitStack() as stack:
+        pairs = {pos_id: await stack.enter_async_context(pty_pair(tmp_path, pos_id))
+                 for pos_id in pos_ids}
+        first, *rest = pos_ids
+        settings = till_settings(tmp_path, pairs[first].gateway, mode, loyalty=loyalty,
+                                 more={p: pairs[p].gateway for p in rest}, **pos)
+        app = create_app(settings, now=clock or Clock())
+        runner = web.AppRunner(app)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        add_member(tmp_path / "gw.db")
+        async with asyncio.timeout(REPLY_TIMEOUT_S):
+            while not all(s["up"] for s in app[POS].states()):  # noqa: ASYNC110 - port state
+                await asyncio.sleep(0.02)
+        tills = {}
+        for pos_id, pair in pairs.items():
+            reader, writer = await open_pos_end(pair)
+            stack.callback(writer.close)
+            tills[pos_id] = Till(reader, writer, mode)
+        yield app, tills
 
 
 async def give_points(app: web.Application, points: int, key: str = "gift",
