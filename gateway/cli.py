@@ -30,6 +30,8 @@ COMMANDS: Lazy = {
     "kiosk": ("devices.kiosk.cli:kiosk_group",
               "Kiosks and BLE receivers over MQTT: broker logins and demo QR tokens."),
     "ledger": ("gateway.ledger.cli:ledger_group", "Read an account's points ledger."),
+    "pos": ("devices.pos.installer:pos_group",
+            "POS installer tools: stored captures and trying receipt templates."),
     "sync": ("sync.cli:sync_group", "Sync with central: state and a one-off run."),
 }
 SIMULATORS: Lazy = {
