@@ -25,6 +25,8 @@ COMMANDS: Lazy = {
                "Validate and describe the configuration file."),
     "demo": ("gateway.app.demo_mall.cli:demo",
              "A whole mall on this machine: central, broker, gateway and device simulators."),
+    "doctor": ("gateway.app.doctor.cli:doctor",
+               "Check ports, BLE adapters, broker, central, clock, disk, store and secrets."),
     "deadletters": ("gateway.deadletters.cli:deadletters_group",
                     "Input the gateway could not process, kept raw with the reason."),
     "kiosk": ("devices.kiosk.cli:kiosk_group",
