@@ -7,7 +7,12 @@ or else the HTTP `Date`); the token from a heartbeat, the gateway's own authenti
 from __future__ import annotations
 
 from cloud_api.client import CentralClient
-from cloud_api.errors import CentralError, CentralRejected, CentralUnavailable
+from cloud_api.errors import (
+    CentralAuthError,
+    CentralError,
+    CentralRejected,
+    CentralUnavailable,
+)
 from gateway.app.doctor.model import Finding, Result
 from gateway.settings import Settings
 
@@ -41,11 +46,11 @@ async def _auth(client: CentralClient, settings: Settings) -> Finding:
         return Finding("central auth", Result.FAIL, "no token configured", fix)
     try:
         await client.heartbeat(site.gateway_id, {})
+    except CentralAuthError as exc:
+        return Finding("central auth", Result.FAIL,
+                       f"token refused (HTTP {exc.status}) for gateway {site.gateway_id} "
+                       f"of mall {site.mall_id}", fix)
     except CentralRejected as exc:
-        if exc.status in (401, 403):
-            return Finding("central auth", Result.FAIL,
-                           f"token refused (HTTP {exc.status}) for gateway {site.gateway_id} "
-                           f"of mall {site.mall_id}", fix)
         return Finding("central auth", Result.FAIL, f"heartbeat refused: {exc}",
                        "check [site] mall_id and gateway_id as registered with central")
     except CentralUnavailable as exc:
