@@ -212,6 +212,11 @@ class CentralClient:
             raise CentralRejected(f"changes: a page the gateway cannot read ({exc!r})",
                                   code="malformed_page") from None
 
+    async def health(self) -> dict[str, Any]:
+        """`GET /healthz`: whether central answers, without the token; observes its clock."""
+        data: dict[str, Any] = await self._request("GET", "/healthz")
+        return data
+
     async def heartbeat(self, gateway_id: str, status: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = await self._request(
             "POST", f"/v1/gateways/{gateway_id}/heartbeat", json_body=status)

@@ -25,12 +25,16 @@ COMMANDS: Lazy = {
                "Validate and describe the configuration file."),
     "demo": ("gateway.app.demo_mall.cli:demo",
              "A whole mall on this machine: central, broker, gateway and device simulators."),
+    "doctor": ("gateway.app.doctor.cli:doctor",
+               "Check ports, BLE adapters, broker, central, clock, disk, store and secrets."),
     "deadletters": ("gateway.deadletters.cli:deadletters_group",
                     "Input the gateway could not process, kept raw with the reason."),
     "http": ("gateway.http.cli:http_group", "The local HTTP API: bearer tokens of its roles."),
     "kiosk": ("devices.kiosk.cli:kiosk_group",
               "Kiosks and BLE receivers over MQTT: broker logins and demo QR tokens."),
     "ledger": ("gateway.ledger.cli:ledger_group", "Read an account's points ledger."),
+    "pos": ("devices.pos.installer:pos_group",
+            "POS installer tools: stored captures and trying receipt templates."),
     "sync": ("sync.cli:sync_group", "Sync with central: state and a one-off run."),
 }
 SIMULATORS: Lazy = {

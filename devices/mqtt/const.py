@@ -21,3 +21,13 @@ RECONNECT_MAX_S = 30.0
 
 # How often paho's housekeeping (keepalive pings, retries) runs when driven from asyncio.
 MISC_INTERVAL_S = 1.0
+
+# DISCONNECT reason "Session taken over": another client connected with our client id.
+# Reconnecting would take it back and the two would evict each other for ever.
+SESSION_TAKEN_OVER = 0x8E
+# Brokers that close the old connection without that DISCONNECT (mosquitto 2.0.11 does):
+# the broker closing accepted connections this many times in a row, each within this
+# many seconds of its CONNACK, is two clients with one id evicting each other. A broker
+# restart or a flaky network fails connects instead, or keeps connections longer.
+TAKEOVER_DROPS = 3
+TAKEOVER_SHORT_S = 5.0

@@ -40,6 +40,15 @@ from devices.mqtt.socketbuf import BufferedSocket
 log = logging.getLogger(__name__)
 
 
+class SessionTakenOver(ConnectionError):
+    """The broker handed this link's session to another client with the same client id."""
+
+    def __init__(self, client_id: str, broker: str) -> None:
+        super().__init__(f"session taken over: another client connected to {broker} as "
+                         f"{client_id} (another gateway with this client id?); not reconnecting")
+        self.client_id = client_id
+
+
 @dataclass(frozen=True, slots=True)
 class Retained:
     """A retained message: the birth published on connect, or the Last Will."""
@@ -119,6 +128,11 @@ class MqttLink:
         self._was_up = False
         self._closing = False
         self._attempt_counted = False  # this connect attempt's failure is counted
+        # Set when the broker disconnects us for another client with our id: the link
+        # stops reconnecting rather than fight that client for the session.
+        self.taken_over = asyncio.Event()
+        self._connected_at = 0.0
+        self._drops = 0  # accepted connections the broker closed in a row, soon after CONNACK
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
@@ -221,6 +235,8 @@ class MqttLink:
                 log.warning("MQTT broker %s:%s unreachable: %s", cfg.host, cfg.port, exc)
             else:
                 await self._down.wait()
+                if self.taken_over.is_set():
+                    return
                 if self._was_up:  # a connection that worked: the next outage starts afresh
                     delay = cfg.reconnect_min_s
             self._was_up = False
@@ -247,6 +263,7 @@ class MqttLink:
             return
         self._generation += 1
         self.stats.connects += 1
+        self._connected_at = self._loop.time()
         self._was_up = True
         extra = self._subscriptions() if self._subscriptions is not None else ()
         for topic, qos in (*self.config.subscriptions, *extra):
@@ -266,9 +283,15 @@ class MqttLink:
     def _on_disconnect(self, client: paho.Client, userdata: Any,
                        flags: paho.DisconnectFlags, reason_code: ReasonCode,
                        properties: Properties | None) -> None:
+        taken_over = self._taken_over(reason_code)
+        if taken_over:
+            self.stats.last_error = str(self.takeover_error())
+            if not self.taken_over.is_set():
+                log.error("MQTT %s", self.stats.last_error)
+            self._on_loop(self.taken_over.set)
         if self.connected.is_set():
             self.stats.disconnects += 1
-            if self._closing:
+            if self._closing or taken_over:
                 log.debug("MQTT disconnected: %s", reason_code)
             else:
                 log.warning("MQTT disconnected: %s", reason_code)
@@ -372,6 +395,19 @@ class MqttLink:
             fn()
         else:
             self._loop.call_soon_threadsafe(fn)
+
+    def _taken_over(self, reason_code: ReasonCode) -> bool:
+        """Whether this disconnect hands the session to another client with our id."""
+        if self._closing or not self.connected.is_set():
+            return False
+        if reason_code.value == const.SESSION_TAKEN_OVER:
+            return True
+        lasted = self._loop.time() - self._connected_at
+        self._drops = self._drops + 1 if lasted < const.TAKEOVER_SHORT_S else 1
+        return self._drops >= const.TAKEOVER_DROPS
+
+    def takeover_error(self) -> SessionTakenOver:
+        return SessionTakenOver(self.config.client_id, f"{self.config.host}:{self.config.port}")
 
     # -- use -------------------------------------------------------------------------------
 

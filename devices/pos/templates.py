@@ -16,6 +16,7 @@ from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from devices.pos import payload_check
 from devices.pos.errors import ReceiptParseError
 from gateway.receipts import Line, ParsedReceipt, ReceiptKind
 
@@ -180,10 +181,12 @@ def _points(template: Template, text: str) -> tuple[int, int]:
 
 def receipt_from_payload(payload: dict[str, Any], tz: tzinfo) -> ParsedReceipt:
     """A receipt sent as JSON by the `framed` / `jsonl` protocols (see docs/pos.md)."""
+    if (wrong := payload_check.problem(payload)) is not None:
+        raise ReceiptParseError(wrong, code="bad_payload")
     try:
         receipt = _from_payload(payload)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise ReceiptParseError(f"receipt payload: {exc}", code="bad_payload") from exc
+        raise ReceiptParseError(payload_check.reason(exc), code="bad_payload") from exc
     at = receipt.occurred_at
     at = at.replace(tzinfo=tz) if at.tzinfo is None else at.astimezone(tz)
     return replace(receipt, occurred_at=at)

@@ -42,6 +42,7 @@ from gateway.parts import DEFAULT_RESTARTS, Parts, Policy, Restarts
 from gateway.settings import Settings
 from gateway.settings.advice import log_advice
 from gateway.store import Reader, Writer
+from gateway.store.lock import StoreBusy, StoreLock
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,26 @@ async def _serve(settings: Settings) -> int:
         log.critical("cannot listen on http://%s:%s: %s (is another gateway running with "
                      "this configuration?)", host, port, exc.strerror or exc)
         return 1
+    # The store next: a second gateway on the same store stops here, before it writes.
+    store_lock = StoreLock(settings.store.path)
+    try:
+        store_lock.acquire()
+    except StoreBusy as exc:
+        sock.close()
+        log.critical("cannot open the store: %s", exc)
+        return 1
+    except OSError as exc:
+        sock.close()
+        log.critical("cannot lock the store %s: %s", settings.store.path, exc.strerror or exc)
+        return 1
+    try:
+        return await _serve_locked(settings, sock)
+    finally:
+        store_lock.release()
+
+
+async def _serve_locked(settings: Settings, sock: socket.socket) -> int:
+    host, port = settings.http.host, settings.http.port
     log_advice(settings)
     app = create_app(settings)
     stopper = app[STOP]

@@ -12,6 +12,7 @@ has registered, so a request queued in the persistent session is never taken for
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -57,6 +58,27 @@ class Mqtt:
         self.router = router
 
 
+async def serve_link(mqtt: Mqtt) -> None:
+    """The `mqtt` part's work: dispatch the link's messages until the link's session is
+    taken over by another client with its id; then the part goes down with that reason,
+    and each restart finds it so again, rather than take the session back in a loop."""
+    link = mqtt.link
+    if link.taken_over.is_set():
+        raise link.takeover_error()
+    dispatching = asyncio.create_task(mqtt.router.run(link), name="mqtt-dispatch")
+    taken = asyncio.create_task(link.taken_over.wait(), name="mqtt-takeover")
+    try:
+        await asyncio.wait({dispatching, taken}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (dispatching, taken):
+            task.cancel()
+        await asyncio.wait({dispatching, taken})
+    if not dispatching.cancelled():
+        dispatching.result()  # the dispatcher ended first: its error is the part's
+        return
+    raise link.takeover_error()
+
+
 def _link_check(link: MqttLink) -> str | None:
     if link.connected.is_set():
         return None
@@ -84,6 +106,6 @@ async def mqtt_link_context(app: web.Application) -> AsyncIterator[None]:
     if not mqtt.router.routes:
         log.warning("MQTT link opened with no part to serve")
     async with (mqtt.link,
-                part_task(app, "mqtt", lambda: mqtt.router.run(mqtt.link),
+                part_task(app, "mqtt", lambda: serve_link(mqtt),
                           check=lambda: _link_check(mqtt.link))):
         yield

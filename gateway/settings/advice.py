@@ -12,6 +12,7 @@ import logging
 from urllib.parse import urlsplit
 
 from gateway.settings.model import Settings
+from gateway.settings.template_overlap import overlap_advice
 
 log = logging.getLogger("gateway.settings")
 
@@ -29,6 +30,8 @@ def advice(settings: Settings) -> list[str]:
         if parts.scheme == "https" and not central.verify_tls:
             said.append("[central] verify_tls = false: anyone on the path can pose as "
                         "central; set ca_file to central's CA instead")
+    for template in settings.pos.templates:
+        said += overlap_advice(template)
     return said
 
 

@@ -91,11 +91,14 @@ class SettingsError(Exception):
 
 
 def load_settings(
-    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None,
+    secret_modes: bool = True,
 ) -> Settings:
     """Read, override from `environ` (default: `os.environ`) and validate a TOML file.
 
-    Raises `SettingsError` with every problem found.
+    Raises `SettingsError` with every problem found. `secret_modes=False` reads a token
+    file others can read too: `mallgate doctor` reports it as one finding among the others
+    rather than stopping there.
     """
     source = os.fspath(path)
     data = _read_toml(Path(path), source)
@@ -105,7 +108,7 @@ def load_settings(
     # validation errors at the same keys would only repeat them.
     replaced: list[SettingIssue] = []
     _check_values(data, (), replaced)
-    _read_token_file(data, replaced)
+    _read_token_file(data, replaced, secret_modes=secret_modes)
     issues += replaced
     try:
         settings = Settings.model_validate_json(json.dumps(data))
@@ -241,7 +244,8 @@ def _check_values(value: object, loc: Loc, issues: list[SettingIssue]) -> object
     return value
 
 
-def _read_token_file(data: dict[str, Any], issues: list[SettingIssue]) -> None:
+def _read_token_file(data: dict[str, Any], issues: list[SettingIssue], *,
+                     secret_modes: bool = True) -> None:
     central = data.get("central")
     if not isinstance(central, dict) or not isinstance(central.get("token_file"), str):
         return  # absent; a wrong type is reported by validation
@@ -253,7 +257,7 @@ def _read_token_file(data: dict[str, Any], issues: list[SettingIssue]) -> None:
     allowed = "a readable UTF-8 file holding the token"
     try:
         mode = Path(token_file).stat().st_mode
-        if mode & 0o077:
+        if mode & 0o077 and secret_modes:
             # Anyone who can read the token can act as this gateway at central.
             issues.append(SettingIssue(
                 "central.token_file", token_file,
