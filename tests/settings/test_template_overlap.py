@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -13,7 +14,7 @@ from gateway.settings.template_overlap import group_source, member_code_overlaps
 
 CLEAN_ENV: dict[str, str | None] = {k: None for k in os.environ if k.startswith("MALLGATE__")}
 # The example template's fields, as in config/example-mall.toml.
-FIELDS = {
+FIELDS: dict[str, Any] = {
     "store_id": "S01",
     "receipt_no": r"单号[:\uff1a]\s*(?P<receipt_no>[0-9A-Za-z-]+)",
     "occurred_at": r"时间[:\uff1a]\s*(?P<occurred_at>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})",
