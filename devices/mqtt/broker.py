@@ -1,32 +1,31 @@
-"""The demo broker: mosquitto from PATH, on loopback, with a generated configuration.
+"""The demo broker: mosquitto from PATH, else rumqttd from the `iotcore` extra, on loopback.
 
 Production runs its own mosquitto with config/mosquitto (per-kiosk passwords, ACL, TLS).
 For the zero-setup demo and for tests the gateway starts one itself, bound to 127.0.0.1 so
-nothing outside this machine can reach it, with persistence in the gateway's var/ directory
-so sessions and queued messages survive a broker restart.
+nothing outside this machine can reach it. mosquitto keeps its persistence in the gateway's
+var/ directory so sessions and queued messages survive a broker restart; rumqttd
+(devices/mqtt/rumqttd.py) keeps them in memory only, so it is the fallback, not the choice.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import getpass
-import logging
 import os
 import shutil
-import signal
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import Literal
 
-log = logging.getLogger(__name__)
+from devices.mqtt.child import BrokerProcess, BrokerUnavailable
+from devices.mqtt.rumqttd import Rumqttd, iotcore_installed
 
-# How long a freshly started mosquitto may take to accept connections.
-START_TIMEOUT_S = 10.0
+__all__ = ["BrokerProcess", "BrokerUnavailable", "EmbeddedKind", "Mosquitto", "Rumqttd",
+           "demo_broker", "find_mosquitto", "iotcore_installed", "loopback_config"]
 
+# `auto`: mosquitto if installed, else rumqttd (iotcore); the others force one.
+EmbeddedKind = Literal["auto", "mosquitto", "iotcore"]
 
-class BrokerUnavailable(RuntimeError):
-    """No broker could be started (mosquitto missing or failing to start)."""
+INSTALL_MOSQUITTO = "install mosquitto (apt install mosquitto)"
+INSTALL_IOTCORE = "install the Python broker (pip install 'mallgate[broker]')"
 
 
 def loopback_config(port: int, data_dir: Path, extra: str = "") -> str:
@@ -53,75 +52,49 @@ def loopback_config(port: int, data_dir: Path, extra: str = "") -> str:
     return "\n".join(lines) + "\n" + extra
 
 
-class Mosquitto:
+class Mosquitto(BrokerProcess):
     """A mosquitto child process on 127.0.0.1:`port`, stopped when the context closes."""
+
+    name = "mosquitto"
+    config_name = "mosquitto.conf"
+    log_name = "mosquitto.log"
 
     def __init__(self, port: int, data_dir: Path, *, config_text: str | None = None,
                  binary: str | None = None) -> None:
-        self.port = port
-        self.data_dir = data_dir
-        self.config_text = config_text or loopback_config(port, data_dir)
-        found = binary or shutil.which("mosquitto") or _sbin("mosquitto")
+        super().__init__(port, data_dir, config_text or loopback_config(port, data_dir))
+        found = binary or find_mosquitto()
         if found is None:
             raise BrokerUnavailable(
-                "mosquitto is not installed: install Debian's `mosquitto` package or set "
-                "[kiosk] broker = \"external\" with a broker's host and port")
+                f"mosquitto is not installed: {INSTALL_MOSQUITTO}, or set [kiosk] broker = "
+                "\"external\" with a broker's host and port")
         self.binary = found
-        self._process: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        conf = self.data_dir / "mosquitto.conf"
-        conf.write_text(self.config_text, encoding="utf-8")
-        self._process = await asyncio.create_subprocess_exec(
-            self.binary, "-c", str(conf), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            # Its own session: a Ctrl-C in the terminal reaches the gateway alone, which
-            # stops the broker after the parts that use it.
-            start_new_session=True)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + START_TIMEOUT_S
-        while True:
-            if self._process.returncode is not None:
-                raise BrokerUnavailable(f"mosquitto exited with {self._process.returncode}; "
-                                        f"see {self.data_dir / 'mosquitto.log'}")
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                if loop.time() > deadline:
-                    await self.stop()
-                    raise BrokerUnavailable("mosquitto did not start listening") from None
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            await writer.wait_closed()
-            break
-        log.info("demo MQTT broker (mosquitto, pid %s) on 127.0.0.1:%s", self.pid, self.port)
+    def argv(self, config: Path) -> list[str]:
+        return [self.binary, "-c", str(config)]
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
-    async def stop(self, *, kill: bool = False) -> None:
-        """SIGTERM (mosquitto saves its persistence file) or SIGKILL (it does not)."""
-        process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+def demo_broker(port: int, data_dir: Path, kind: EmbeddedKind = "auto") -> BrokerProcess:
+    """The demo broker to start for `[kiosk] broker = "embedded"`, or a one-line reason why
+    there is none (BrokerUnavailable) naming what to install."""
+    if kind != "iotcore" and find_mosquitto() is not None:
+        return Mosquitto(port, data_dir)
+    if kind != "mosquitto" and iotcore_installed():
+        return Rumqttd(port, data_dir)
+    if kind == "mosquitto":
+        raise BrokerUnavailable(
+            f"[kiosk] embedded_broker = \"mosquitto\" but mosquitto is not installed: "
+            f"{INSTALL_MOSQUITTO}")
+    if kind == "iotcore":
+        raise BrokerUnavailable(
+            f"[kiosk] embedded_broker = \"iotcore\" but iotcore is not installed: "
+            f"{INSTALL_IOTCORE}")
+    raise BrokerUnavailable(
+        f"no MQTT broker for [kiosk] broker = \"embedded\": {INSTALL_MOSQUITTO} or "
+        f"{INSTALL_IOTCORE}")
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.stop()
+def find_mosquitto() -> str | None:
+    return shutil.which("mosquitto") or _sbin("mosquitto")
 
 
 def _sbin(name: str) -> str | None:

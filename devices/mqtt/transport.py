@@ -113,6 +113,11 @@ class MqttLink:
         self._subscriptions = subscriptions
         self.stats = LinkStats()
         self.connected = asyncio.Event()
+        # Set once the broker has answered every subscription of this connection: a broker
+        # (rumqttd) may route another client's message before a subscription sent just
+        # earlier takes effect, so "ready to serve" waits for the SUBACKs.
+        self.subscribed = asyncio.Event()
+        self._unanswered: set[int] = set()
         self._on_connect_hook = on_connect
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
@@ -152,6 +157,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.on_publish = self._on_publish
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -266,11 +272,17 @@ class MqttLink:
         self._connected_at = self._loop.time()
         self._was_up = True
         extra = self._subscriptions() if self._subscriptions is not None else ()
+        self.subscribed.clear()
+        self._unanswered.clear()
         for topic, qos in (*self.config.subscriptions, *extra):
             # Retain as published: a message its sender retained keeps the flag even when
             # forwarded live, so a part that takes no retained input can tell it apart.
-            client.subscribe(topic, options=SubscribeOptions(qos=qos, noLocal=True,
-                                                             retainAsPublished=True))
+            _, mid = client.subscribe(topic, options=SubscribeOptions(
+                qos=qos, noLocal=True, retainAsPublished=True))
+            if mid is not None:
+                self._unanswered.add(mid)
+        if not self._unanswered:
+            self.subscribed.set()
         if self.config.birth is not None:
             client.publish(self.config.birth.topic, self.config.birth.payload,
                            qos=self.config.birth.qos, retain=True)
@@ -303,7 +315,17 @@ class MqttLink:
             log.warning("MQTT broker %s:%s closed the connection before accepting it (%s): "
                         "TLS expected?", self.config.host, self.config.port, reason_code)
         self.connected.clear()
+        self.subscribed.clear()
         self._on_loop(self._down.set)
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
+                      reason_codes: list[ReasonCode], properties: Properties | None) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.warning("MQTT broker refused a subscription: %s", ", ".join(refused))
+        self._unanswered.discard(mid)
+        if not self._unanswered and self.connected.is_set():
+            self.subscribed.set()
 
     def _on_message(self, client: paho.Client, userdata: Any,
                     message: paho.MQTTMessage) -> None:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from devices.mqtt.broker import Mosquitto
+from devices.mqtt.broker import demo_broker
 from devices.mqtt.contract import gateway_status
 from devices.mqtt.metrics import router_families
 from devices.mqtt.router import Router
@@ -91,7 +91,8 @@ async def mqtt_context(app: web.Application) -> AsyncIterator[None]:
     k = settings.kiosk
     async with contextlib.AsyncExitStack() as stack:
         if k.broker == "embedded":
-            await stack.enter_async_context(Mosquitto(k.port, k.embedded_dir.resolve()))
+            await stack.enter_async_context(
+                demo_broker(k.port, k.embedded_dir.resolve(), k.embedded_broker))
         router = Router()
         link = MqttLink(link_config(settings, str(to_text(app[LEDGER].now()))),
                         subscriptions=lambda: router.subscriptions)

@@ -24,8 +24,15 @@ class KioskSettings(SettingsModel):
     broker: Literal["embedded", "external"] = Field(
         default="external",
         description="`external`: connect to the mall's broker at `host`:`port` (production, "
-        "see config/mosquitto); `embedded`: start a loopback-only mosquitto from PATH for a "
-        "demo, listening on 127.0.0.1:`port`.",
+        "see config/mosquitto); `embedded`: start a loopback-only demo broker listening on "
+        "127.0.0.1:`port` (see `embedded_broker`).",
+    )
+    embedded_broker: Literal["auto", "mosquitto", "iotcore"] = Field(
+        default="auto",
+        description="Which demo broker `broker = \"embedded\"` starts: `auto` runs mosquitto "
+        "from PATH if installed, else rumqttd from the `iotcore` package (`pip install "
+        "'mallgate[broker]'`; MQTT v5 only, state in memory only); `mosquitto` or "
+        "`iotcore` forces one.",
     )
     host: str = Field(default="127.0.0.1", pattern=r"^\S+$",
                       description="Broker host (external broker).")

@@ -63,7 +63,7 @@ async def running_gateway(
     await runner.setup()
     try:
         service = app[KIOSK]
-        await asyncio.wait_for(service.link.connected.wait(), 10)
+        await asyncio.wait_for(service.link.subscribed.wait(), 10)
         yield app
     finally:
         await runner.cleanup()

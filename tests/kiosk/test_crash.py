@@ -13,14 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from devices.mqtt.broker import Mosquitto
+from devices.mqtt.broker import BrokerProcess, Mosquitto
 from devices.mqtt.transport import LinkConfig, MqttLink
 from gateway.ids import new_ulid
+from tests.brokers import KINDS, running_broker
 from tests.kiosk.helpers import TOPICS, kiosk, kiosk_settings_data
 from tests.scale import rounds
 
 CHILD = Path(__file__).with_name("crash_child.py")
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=KINDS)
+async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BrokerProcess]:
+    """Against mosquitto and rumqttd: both must fire the Will and redeliver the request."""
+    async with running_broker(request.param, tmp_path / "broker") as running:
+        yield running
 
 
 @contextlib.asynccontextmanager

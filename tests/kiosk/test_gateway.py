@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devices.kiosk.protocol import default_contract
-from devices.mqtt.broker import Mosquitto
+from devices.mqtt.broker import BrokerProcess, Mosquitto, iotcore_installed
 from gateway.app.keys import KIOSK, LEDGER, METRICS, WRITER
 from gateway.ids import new_ulid
 from gateway.members import make_qr_token
 from gateway.receipts import Capture, ParsedReceipt, ReceiptKind, ReceiptPipeline
+from tests.brokers import KINDS, running_broker
 from tests.conftest import free_port
 from tests.kiosk.helpers import (
     QR_KEY,
@@ -38,12 +39,24 @@ def conforms(op: str, reply: dict[str, object]) -> bool:
     return CONTRACT.schema_error(schema, reply) is None
 
 
-@pytest.fixture(params=["external", "embedded"])
+@pytest.fixture(params=KINDS)
+async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BrokerProcess]:
+    """Every test here against mosquitto and against rumqttd, the fallback demo broker."""
+    async with running_broker(request.param, tmp_path / "broker") as running:
+        yield running
+
+
+@pytest.fixture(params=["external", "embedded", "embedded-iotcore"])
 async def broker_port(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         tuple[int, dict[str, str]]]:
-    """The test's own mosquitto, or the demo broker the gateway starts itself."""
-    if request.param == "embedded":
-        yield free_port(), {"broker": "embedded", "embedded_dir": str(tmp_path / "mqtt")}
+    """The test's own mosquitto, or the demo broker the gateway starts itself: mosquitto
+    (found first), or rumqttd when forced."""
+    if request.param == "embedded-iotcore" and not iotcore_installed():
+        pytest.skip("iotcore is not installed (pip install 'mallgate[broker]')")
+    if request.param.startswith("embedded"):
+        kind = "iotcore" if request.param == "embedded-iotcore" else "auto"
+        yield free_port(), {"broker": "embedded", "embedded_dir": str(tmp_path / "mqtt"),
+                            "embedded_broker": kind}
         return
     async with Mosquitto(free_port(), tmp_path / "broker") as running:
         yield running.port, {}

@@ -28,7 +28,7 @@ def config(broker: Mosquitto, client_id: str) -> LinkConfig:
 async def serving(broker: Mosquitto, router: Router) -> AsyncIterator[MqttLink]:
     """The gateway's side: one link subscribing what `router` holds, dispatched by it."""
     async with MqttLink(config(broker, "gw"), subscriptions=lambda: router.subscriptions) as link:
-        await asyncio.wait_for(link.connected.wait(), 10)
+        await asyncio.wait_for(link.subscribed.wait(), 10)
         task = asyncio.create_task(router.run(link))
         try:
             yield link

@@ -24,7 +24,7 @@ def config(broker: Mosquitto, client_id: str, *subs: str, **kw: object) -> LinkC
 @asynccontextmanager
 async def connected(cfg: LinkConfig) -> AsyncIterator[MqttLink]:
     async with MqttLink(cfg) as link:
-        await asyncio.wait_for(link.connected.wait(), 10)
+        await asyncio.wait_for(link.subscribed.wait(), 10)
         yield link
 
 

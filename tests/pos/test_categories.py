@@ -69,7 +69,7 @@ async def test_a_template_maps_printed_lines_to_tobacco(tmp_path: Path) -> None:
         # The receipt and its points commit together; the ledger's own view of them may
         # follow the database's by a loop turn, so the points are what is waited for.
         async with asyncio.timeout(10):
-            while await available(app) != 32:
+            while await available(app) != 32:  # noqa: ASYNC110 - polls the ledger
                 await asyncio.sleep(0.05)
         assert count(db, "SELECT count(*) FROM receipts") == 1
         assert count(db, "SELECT count(*) FROM receipts WHERE json_extract(parsed, "
