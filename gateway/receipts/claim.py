@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from gateway.ledger import Ledger, Recorded
+from gateway.ledger.tiers import upgrade_tiers_in
 from gateway.loyalty import Entry, EntryKind, Refund, Sale, SaleLine, refund_entries, sale_entries
 from gateway.loyalty.calendar import local_date
 from gateway.loyalty.earn import SALE_SOURCE
@@ -99,6 +100,7 @@ async def claim_receipt(
                                  (row["id"],)).fetchone()
             if owner is None or owner[0] != member_id:
                 raise ReceiptAlreadyClaimed(f"sale {key} is claimed by another member")
+        upgrade_tiers_in(ledger, conn, recorded)  # a claimed sale counts towards tiers too
 
     recorded, _ = await ledger.record_with(entries, mark)
     points = next((r.entry.points for r in recorded if r.entry.kind is EntryKind.EARN), 0)
