@@ -91,8 +91,15 @@ def upgrade_after(standing: Standing, qualifying: Iterable[Qualifying], rules: L
                   *, member_id: str, trigger: Entry) -> TierChange | None:
     """The upgrade `trigger` (an entry just recorded, its spend in `qualifying`) earns the
     member, possibly over several tiers; None if the spend holds no higher tier."""
+    spend = window_spend(qualifying, rules, trigger.effective_at, member_id)
+    return upgrade_for_spend(standing, spend, rules, member_id=member_id, trigger=trigger)
+
+
+def upgrade_for_spend(standing: Standing, spend: int, rules: LoyaltyRules, *,
+                      member_id: str, trigger: Entry) -> TierChange | None:
+    """`upgrade_after` given the window's spend at the trigger, for a caller that sums it
+    itself (the edge, with an indexed query)."""
     at = trigger.effective_at
-    spend = window_spend(qualifying, rules, at, member_id)
     reached = qualified_index(spend, rules)
     if reached <= tier_index(rules, standing.tier):
         return None
