@@ -113,12 +113,35 @@ def check_member(view: object, key: object) -> Mapping[str, Any]:
         if type(day) is not int or not 1 <= day <= _MONTH_DAYS[month]:
             raise _invalid_member(f"birth_day must be 1 to {_MONTH_DAYS[month]} in month "
                                   f"{month}, got {_shown(day)}")
-    if (anniversary := get("tier_anniversary")) is not None:
-        _date(anniversary)
+    _tier(get("tier_anniversary"), get("tier_since"), get("tier_change"), member_id)
     _texts(get("tags"), "tags")
     _texts(get("opt_outs"), "opt_outs")
     _identifiers(get("identifiers"))
     return view
+
+
+_MAX_STAMP = 40
+_TIER_CHANGE_IDS = ("change_id", "account_id", "from_tier", "to_tier", "changed_at")
+
+
+def _tier(anniversary: object, since: object, change: object, member_id: str) -> None:
+    """The tier's anniversary, when it was reached, and central's latest change of it."""
+    if anniversary is not None:
+        _date(anniversary)
+    if since is not None and not (type(since) is str and len(since) <= _MAX_STAMP):
+        raise _invalid_member(f"tier_since must be a timestamp, got {_shown(since)}")
+    if change is not None:
+        _tier_change(change, member_id)
+
+
+def _tier_change(change: object, member_id: str) -> None:
+    """Central's latest tier change of the member, kept as a fact at the edge."""
+    if type(change) is not dict or change.get("member_id") != member_id \
+            or not all(is_id(change.get(key)) for key in _TIER_CHANGE_IDS) \
+            or change.get("direction") not in {"upgrade", "downgrade"}:
+        raise _invalid_member("tier_change must be this member's tier change: change_id, "
+                              "account_id, from_tier, to_tier, changed_at and direction "
+                              "(upgrade or downgrade)")
 
 
 def _date(value: object) -> None:

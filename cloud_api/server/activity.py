@@ -1,4 +1,5 @@
-"""The gateways' activity events: a member arriving in a zone, a welcome offer claimed.
+"""The gateways' activity events: a member arriving in a zone, a welcome offer claimed, a
+tier changed.
 
 Central keeps them once per `event_id` (a replayed event is a duplicate), keyed by member
 so that erasing a member removes them. They are not ledger facts: they take no
@@ -81,9 +82,31 @@ class OfferClaimedPayload(_Payload):
         return self.claimed_at
 
 
-PAYLOADS: dict[str, type[VisitPayload] | type[OfferClaimedPayload]] = {
+class TierChangedPayload(_Payload):
+    """`tier.changed`: a gateway upgraded a member's tier after a sale (provisional until
+    central's own recomputation, which records the same change under the same id)."""
+
+    from_tier: str = Id
+    to_tier: str = Id
+    direction: Literal["upgrade", "downgrade"]
+    changed_at: str
+    reason: str = Field(max_length=500)
+
+    @field_validator("changed_at")
+    @classmethod
+    def _changed(cls, value: str) -> str:
+        return _rfc3339(value)
+
+    @property
+    def occurred_at(self) -> str:
+        return self.changed_at
+
+
+PAYLOADS: dict[str, type[VisitPayload] | type[OfferClaimedPayload]
+               | type[TierChangedPayload]] = {
     "visit": VisitPayload,
     "offer.claimed": OfferClaimedPayload,
+    "tier.changed": TierChangedPayload,
 }
 ACTIVITY_TYPES = frozenset(PAYLOADS)
 

@@ -52,6 +52,7 @@ MAX_PAGE = 5000
 MAX_WAIT_S = 30.0
 SNAPSHOT_PAGE = 2000
 PURGE_INTERVAL_S = 3600.0
+TIER_REVIEW_INTERVAL_S = 3600.0
 DEFAULT_RETENTION_DAYS = 90
 
 
@@ -365,16 +366,35 @@ async def purge_forever(storage: Storage, retention_s: float) -> None:
         await asyncio.sleep(PURGE_INTERVAL_S)
 
 
+async def review_tiers_forever(storage: Storage) -> None:
+    """Review the tier anniversaries that are over, once an hour: a review decides by whole
+    past days, so the hours after the first of a day change nothing."""
+    while True:
+        for mall_id in await storage.mall_ids():
+            try:
+                downgraded = await storage.review_tiers(mall_id)
+            except Exception:  # one mall's failure must not stop the others' reviews
+                log.exception("mall %s: tier review failed; retried in an hour", mall_id)
+                continue
+            if downgraded:
+                log.info("mall %s: %d members one tier down at their anniversary",
+                         mall_id, downgraded)
+        await asyncio.sleep(TIER_REVIEW_INTERVAL_S)
+
+
 def create_central_app(
     storage: Storage, *, rules: LoyaltyRules | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
     retention_s: float | None = None, limits: CentralLimits | None = None,
+    review_tiers: bool = False,
 ) -> web.Application:
     """The central API over `storage`; the app opens and closes the storage.
 
     `middlewares` run before authentication (tests use them to inject faults).
     `retention_s` turns on the hourly purge of the change log (None keeps everything).
-    `limits`: what a request, a batch and an entry may hold (the defaults when None)."""
+    `limits`: what a request, a batch and an entry may hold (the defaults when None).
+    `review_tiers` turns on the hourly review of tier anniversaries (`mallgate central
+    serve` does; tests call `Storage.review_tiers` with their own clock)."""
     contract = Contract(limits)
     app = web.Application(
         client_max_size=contract.limits.max_body_bytes,
@@ -390,11 +410,14 @@ def create_central_app(
         await storage.open()
         purge = (asyncio.create_task(purge_forever(storage, retention_s), name="purge")
                  if retention_s is not None else None)
+        review = (asyncio.create_task(review_tiers_forever(storage), name="tier-review")
+                  if review_tiers else None)
         yield
-        if purge is not None:
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
+        for task in (purge, review):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await storage.close()
 
     app.cleanup_ctx.append(storage_context)

@@ -293,10 +293,11 @@ def create_member(mall_id: str, body: dict[str, Any], phones: PhoneKeys,
     # An erased member's id stays taken: its ledger and tombstone still name it.
     created = yield Fetch(
         "INSERT INTO members (mall_id, member_id, account_id, profile, edge_view, version, "
-        f"erased_at, updated_at, {PHONE_COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?) "
+        f"erased_at, updated_at, {PHONE_COLUMNS}, tier_anniversary) VALUES "
+        "(?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?, ?) "
         "ON CONFLICT (mall_id, member_id) DO NOTHING RETURNING member_id",
         (mall_id, member_id, account_id, json.dumps(profile), view_json(view), at,
-         phone.hash, phone.masked, phone.encrypted))
+         phone.hash, phone.masked, phone.encrypted, profile.get("tier_anniversary")))
     if not created:
         raise StorageError(Code.MEMBER_EXISTS, f"member {member_id} exists", 409)
     yield from log_change(mall_id, "member.upsert", member_id, payload=view, at=at,
@@ -319,15 +320,17 @@ def _live_member(dialect: Dialect | None, mall_id: str,
     return str(account_id), str(profile), int(version), StoredPhone(*phone)
 
 
-def _write_member(mall_id: str, member_id: str, account_id: str, profile: dict[str, Any], *,
+def write_member(mall_id: str, member_id: str, account_id: str, profile: dict[str, Any], *,
                   version: int, phone: StoredPhone, at: str) -> Op[dict[str, Any]]:
     """Store a member's new version and send its edge view down; returns the view."""
     view = edge_view(member_id, account_id, profile, version, phone=phone)
     yield Execute("UPDATE members SET account_id = ?, profile = ?, edge_view = ?, "
                   "version = ?, updated_at = ?, phone_hash = ?, phone_masked = ?, "
-                  "phone_encrypted = ? WHERE mall_id = ? AND member_id = ?",
+                  "phone_encrypted = ?, tier_anniversary = ? WHERE mall_id = ? AND "
+                  "member_id = ?",
                   (account_id, json.dumps(profile), view_json(view), version, at,
-                   phone.hash, phone.masked, phone.encrypted, mall_id, member_id))
+                   phone.hash, phone.masked, phone.encrypted,
+                   profile.get("tier_anniversary"), mall_id, member_id))
     yield from log_change(mall_id, "member.upsert", member_id, payload=view, at=at,
                           account_id=account_id)
     return view
@@ -342,7 +345,7 @@ def update_member(dialect: Dialect, mall_id: str, member_id: str, body: dict[str
     account_id = str(body.get("account_id") or account_id)
     profile, phone = take_phone(phones, mall_id, {**stored_profile(profile_text), **changed},
                                 changed, phone)
-    yield from _write_member(mall_id, member_id, account_id, profile, version=version + 1,
+    yield from write_member(mall_id, member_id, account_id, profile, version=version + 1,
                              phone=phone, at=at)
     return member_json(member_id, account_id, profile, version + 1, phone=phone,
                        number=phones.reveal(phone.encrypted))
@@ -369,7 +372,7 @@ def convert_clear_phones(dialect: Dialect, mall_id: str, phones: PhoneKeys, *, a
         if "phone" in profile:
             left.append(str(member_id))
             continue
-        yield from _write_member(mall_id, member_id, account_id, profile,
+        yield from write_member(mall_id, member_id, account_id, profile,
                                  version=int(version) + 1, phone=phone, at=at)
         converted += 1
     return (str(rows[-1][0]) if rows else None), converted, left

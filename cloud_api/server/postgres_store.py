@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from cloud_api.server import operations as ops
+from cloud_api.server import tiers
 from cloud_api.server.phones import PhoneKeys
 from cloud_api.server.queries import (
     Dialect,
@@ -150,8 +151,8 @@ class PostgresStorage(SqlStorage):
         async with self._p().acquire() as conn:
             try:
                 async with conn.transaction():
-                    return await run(conn, ops.accept_batch(self.dialect, mall_id, origin,
-                                                            items, self.now()))
+                    return await run(conn, tiers.accept_batch(
+                        self.dialect, mall_id, origin, items, self.now(), rules=self.rules))
             except asyncpg.UniqueViolationError:
                 # Another worker committed one of these facts meanwhile: redo the batch
                 # event by event, each in its own savepoint.
@@ -163,8 +164,8 @@ class PostgresStorage(SqlStorage):
                             item: Parsed) -> Verdict:
         try:
             async with conn.transaction():  # a savepoint: this event alone
-                (verdict,) = await run(conn, ops.accept_batch(self.dialect, mall_id, origin,
-                                                              [item], self.now()))
+                (verdict,) = await run(conn, tiers.accept_batch(
+                    self.dialect, mall_id, origin, [item], self.now(), rules=self.rules))
         except asyncpg.UniqueViolationError:
             return await run(conn, ops.raced_entry(mall_id, parsed_id(item)))
         return verdict

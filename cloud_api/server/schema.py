@@ -109,6 +109,14 @@ ALTER TABLE members ADD COLUMN phone_encrypted TEXT;
 CREATE INDEX members_phone ON members (mall_id, phone_hash);
 """
 
+# Tiers kept live: the anniversary a member's tier is next reviewed on, as a column so the
+# review finds the members due without reading every profile. Members written before keep
+# it in their profile only until their next change.
+_TIER_ANNIVERSARY = """
+ALTER TABLE members ADD COLUMN tier_anniversary TEXT;
+CREATE INDEX members_tier_review ON members (mall_id, tier_anniversary);
+"""
+
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"""
 
@@ -135,4 +143,5 @@ def migrations(integer: str, *, c_collation: bool = False) -> list[Migration]:
         Migration(2, "keys scoped by mall", _statements(_KEYS_BY_MALL.format(
             integer=integer))),
         Migration(3, "phone numbers as keyed hashes", _statements(_PHONE_COLUMNS)),
+        Migration(4, "tier anniversaries", _statements(_TIER_ANNIVERSARY)),
     ]

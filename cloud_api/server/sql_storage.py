@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloud_api.server import operations as ops
+from cloud_api.server import tiers
 from cloud_api.server.codes import Code
 from cloud_api.server.grants import GrantThrottle
 from cloud_api.server.ids import hash_token, new_token
@@ -100,8 +101,8 @@ class SqlStorage(Storage):
     # -- the gateways' events ---------------------------------------------------------
     async def accept_events(self, mall_id: str, origin: str,
                             items: Sequence[Parsed]) -> list[Verdict]:
-        return await self._write(ops.accept_batch(self.dialect, mall_id, origin, items,
-                                                  self.now()))
+        return await self._write(tiers.accept_batch(self.dialect, mall_id, origin, items,
+                                                    self.now(), rules=self.rules))
 
     async def redeem_online(self, mall_id: str, burn: Entry) -> Verdict:
         return await self._write(ops.redeem_online(self.dialect, mall_id, burn, self.now()))
@@ -155,6 +156,10 @@ class SqlStorage(Storage):
 
     async def mall_ids(self) -> list[str]:
         return await self._read(ops.mall_ids())
+
+    async def review_tiers(self, mall_id: str) -> int:
+        return await self._write(tiers.review_anniversaries(self.dialect, mall_id, self.rules,
+                                                            self.now(), self._stamp()))
 
     async def purge_changes(self, mall_id: str, older_than_s: float) -> int:
         cutoff = to_text(self.now() - timedelta(seconds=older_than_s)) or ""

@@ -190,6 +190,11 @@ class Storage(ABC):
         duplicate, whatever the balance is now."""
 
     @abstractmethod
+    async def review_tiers(self, mall_id: str) -> int:
+        """Review the tiers whose anniversary is over (one step down, or another year),
+        sending each changed member down; returns how many were downgraded."""
+
+    @abstractmethod
     async def mall_ids(self) -> list[str]: ...
 
     @abstractmethod

@@ -22,6 +22,7 @@ from gateway.holds.model import AuthorizeRequest, HoldRefused, VoidRequest
 from gateway.ledger import Ledger, Recorded
 from gateway.ledger.allowance import allowance_left
 from gateway.loyalty import RedemptionRefused, grant_points
+from gateway.loyalty.tier_review import benefits, tier_of
 from gateway.loyalty.wire import to_text
 from gateway.members import find_by_code
 
@@ -103,7 +104,8 @@ class Holds:
                 value = points * rate
                 reply = base | {
                     "status": "granted", "hold_id": request.hold_id,
-                    "member_id": member.id, "tier": member.tier, "points": points,
+                    "member_id": member.id,
+                    **benefits(tier_of(self.ledger.rules, member.tier)), "points": points,
                     "value_fen": value, "expires_at": expires_text,
                     "available": available - points, "coupons": []}
         conn.execute(

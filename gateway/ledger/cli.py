@@ -14,6 +14,7 @@ import click
 from gateway.clock import utc_now
 from gateway.ledger.service import account_entries
 from gateway.loyalty import AccountState, fold
+from gateway.members.tiers import TierRecord, tier_history
 from gateway.settings.cli import load_or_exit
 from gateway.store import Reader
 
@@ -23,18 +24,20 @@ CONFIG_OPTION = click.option(
 )
 
 
-def _state(config_file: Path, account_id: str) -> tuple[AccountState, int]:
+def _state(config_file: Path,
+           account_id: str) -> tuple[AccountState, int, list[TierRecord]]:
     settings = load_or_exit(config_file, dict(os.environ))
     if not settings.store.path.exists():
         raise click.ClickException(f"no store at {settings.store.path}: has the gateway run?")
 
-    async def read() -> tuple[AccountState, int]:
+    async def read() -> tuple[AccountState, int, list[TierRecord]]:
         async with Reader(settings.store.path, connections=1) as reader:
             rows = await account_entries(reader, account_id)
+            tiers = await reader.run(lambda conn: tier_history(conn, account_id))
         entries = [entry for entry, _ in rows]
         state = fold(entries, utc_now(), reminder_days=settings.loyalty.expiry.reminder_days)
         confirmed = fold([e for e, acked in rows if acked], utc_now())
-        return state, confirmed.available
+        return state, confirmed.available, tiers
 
     return asyncio.run(read())
 
@@ -49,7 +52,7 @@ def ledger_group() -> None:
 @click.argument("account_id")
 def balance(config_file: Path, account_id: str) -> None:
     """Show ACCOUNT_ID's points: available (confirmed + pending), locked, debt."""
-    state, confirmed = _state(config_file, account_id)
+    state, confirmed, _ = _state(config_file, account_id)
     click.echo(f"account {account_id}: available {state.available} "
                f"(confirmed {confirmed}, pending {state.available - confirmed}), "
                f"locked {state.locked}, debt {state.debt}")
@@ -63,10 +66,17 @@ def balance(config_file: Path, account_id: str) -> None:
 @CONFIG_OPTION
 @click.argument("account_id")
 def history(config_file: Path, account_id: str) -> None:
-    """Replay ACCOUNT_ID's whole history: every step, its reason and the running balance."""
-    state, _ = _state(config_file, account_id)
+    """Replay ACCOUNT_ID's whole history: every step, its reason and the running balance,
+    then its members' tier changes with theirs."""
+    state, _, tiers = _state(config_file, account_id)
     for line in state.journal:
         click.echo(f"{line.at.isoformat(timespec='seconds')}  {line.event:<10} "
                    f"{line.available_delta:>+8} {line.locked_delta:>+8}  "
                    f"= {line.available:>8} (locked {line.locked}, debt {line.debt})  "
                    f"{line.reason}")
+    for change in tiers:
+        # An upgrade made here is provisional until central has decided on the tier since.
+        status = change.confirmed or "provisional"
+        click.echo(f"{change.at[:19]}  TIER       {change.member_id}: {change.from_tier} -> "
+                   f"{change.to_tier} ({change.direction}, {change.origin}, {status})  "
+                   f"{change.reason}")

@@ -373,3 +373,27 @@ def reminders_due(state: AccountState, now: datetime) -> list[tuple[Lot, datetim
         if passed and lot.expires_at is not None and now < lot.expires_at:
             due.append((lot, passed[-1]))
     return due
+
+
+def qualifying_of(entries: Iterable[Entry]) -> tuple[Qualifying, ...]:
+    """`fold(entries, ...).qualifying` without the lots: the tier-qualifying spend stream
+    with the fold's caps (a refund never takes back more spend than its sale counted), for
+    a tier check on every sale that must not cost a whole fold."""
+    ordered = sorted(dedupe(entries).values(), key=fold_order)
+    earned_fen = {e.entry_id: e.qual_fen for e in ordered if e.kind is EntryKind.EARN}
+    reversed_fen: dict[str, int] = {}
+    stream: list[Qualifying] = []
+    for entry in ordered:
+        fen = entry.qual_fen
+        if entry.kind is EntryKind.REVERSE:
+            ref = entry.ref_entry_id or ""
+            if ref not in earned_fen:
+                continue
+            taken = min(-fen, earned_fen[ref] - reversed_fen.get(ref, 0))
+            reversed_fen[ref] = reversed_fen.get(ref, 0) + taken
+            fen = -taken
+        elif entry.kind not in (EntryKind.EARN, EntryKind.QUAL_SPEND):
+            continue
+        if fen:
+            stream.append(Qualifying(entry.effective_at, entry.member_id, fen))
+    return tuple(stream)

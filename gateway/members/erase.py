@@ -40,6 +40,7 @@ def erase_member(conn: sqlite3.Connection, member_id: str) -> bool:
     conn.execute("DELETE FROM member_identifiers WHERE member_id = ?", (member_id,))
     conn.execute("DELETE FROM coupons WHERE member_id = ?", (member_id,))
     conn.execute("DELETE FROM offer_deliveries WHERE member_id = ?", (member_id,))
+    conn.execute("DELETE FROM tier_changes WHERE member_id = ?", (member_id,))
     return conn.execute("DELETE FROM members WHERE id = ?", (member_id,)).rowcount > 0
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from gateway.members.tiers import record_central_change, settle_provisional
+
 # One encoder for the hot path: json.dumps with options builds a new encoder per call.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # Tags and opt-outs repeat across members: each distinct list is encoded once.
@@ -34,6 +36,28 @@ def _json_list(values: Any) -> str:
             _LIST_TEXT.clear()
         text = _LIST_TEXT[key] = _JSON.encode(values)
     return text
+
+
+# An upgrade made at the edge (`tier_provisional_at` set) survives a profile of central's
+# that does not know of it yet: one whose tier differs and that central decided before the
+# upgrade (its `tier_since` earlier). Any profile deciding the tier since replaces it, and
+# clears the mark (`excluded.tier_provisional_at` is always NULL).
+_KEEP_PROVISIONAL = (
+    "CASE WHEN members.tier_provisional_at IS NOT NULL AND excluded.tier <> members.tier "
+    "AND coalesce(excluded.tier_since, '') < members.tier_provisional_at "
+    "THEN members.{0} ELSE excluded.{0} END")
+
+
+def _settle_tiers(conn: sqlite3.Connection, took: Sequence[Mapping[str, Any]],
+                  replaced: list[str], at: str) -> None:
+    """Central's tier changes sent with its profiles become facts here, and the edge's
+    upgrades central has decided on since are settled."""
+    for view in took:
+        change = view.get("tier_change")
+        if isinstance(change, dict):
+            record_central_change(conn, change, at)
+    if replaced:
+        settle_provisional(conn, replaced)
 
 
 def upsert_members(conn: sqlite3.Connection, views: Sequence[Mapping[str, Any]],
@@ -58,18 +82,22 @@ def upsert_members(conn: sqlite3.Connection, views: Sequence[Mapping[str, Any]],
         rows.append((member_id, v["account_id"], get("display_name_masked"),
                      get("tier") or "normal", get("tier_anniversary"), get("birth_month"),
                      get("birth_day"), _json_list(get("tags")), _json_list(get("opt_outs")),
-                     version))
+                     version, get("tier_since")))
     if not rows:
         return
     members = _json_rows(rows)
     conn.execute(
         "INSERT INTO members (id, account_id, display_name_masked, tier, tier_anniversary, "
-        "birth_month, birth_day, tags, opt_outs, central_version, updated_at) "
+        "birth_month, birth_day, tags, opt_outs, central_version, tier_since, updated_at) "
         "SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, "
-        "j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8, j.value ->> 9, ?2 "
+        "j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8, j.value ->> 9, "
+        "j.value ->> 10, ?2 "
         "FROM json_each(?1) AS j WHERE true ON CONFLICT (id) DO UPDATE SET "
         "account_id = excluded.account_id, display_name_masked = excluded.display_name_masked, "
-        "tier = excluded.tier, tier_anniversary = excluded.tier_anniversary, "
+        f"tier = {_KEEP_PROVISIONAL.format('tier')}, "
+        f"tier_anniversary = {_KEEP_PROVISIONAL.format('tier_anniversary')}, "
+        f"tier_since = {_KEEP_PROVISIONAL.format('tier_since')}, "
+        f"tier_provisional_at = {_KEEP_PROVISIONAL.format('tier_provisional_at')}, "
         "birth_month = excluded.birth_month, birth_day = excluded.birth_day, "
         "tags = excluded.tags, opt_outs = excluded.opt_outs, "
         "central_version = excluded.central_version, updated_at = excluded.updated_at "
@@ -79,6 +107,7 @@ def upsert_members(conn: sqlite3.Connection, views: Sequence[Mapping[str, Any]],
         "SELECT j.value ->> 1, j.value ->> 0, ?2 FROM json_each(?1) AS j WHERE true "
         "ON CONFLICT (id) DO NOTHING", (members, at))
     replaced = [row[0] for row in rows if row[0] in current]
+    _settle_tiers(conn, took, replaced, at)
     if replaced:
         conn.execute("DELETE FROM member_identifiers WHERE member_id IN "
                      "(SELECT value FROM json_each(?))", (_json_rows(replaced),))

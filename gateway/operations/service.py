@@ -31,6 +31,7 @@ from gateway.loyalty import (
 )
 from gateway.loyalty.calendar import local_date
 from gateway.loyalty.rules import Tier
+from gateway.loyalty.tier_review import benefits, tier_of
 from gateway.loyalty.wire import to_text
 from gateway.members import IdentityError, IdentityKeys, Lookup, Member, find_member, lookup_for
 from gateway.offers.store import OfferClaimError, claim_offer
@@ -226,15 +227,16 @@ class Operations:
         balance, held = await self._read_balance(member, entries, now)
         return self.replies.ok(request.id, {
             "member_id": member.id, "display_name": member.display_name,
-            "tier": member.tier, "available": balance.available - held, "held": held})
+            **benefits(self._tier(member)), "available": balance.available - held,
+            "held": held})
 
     async def _balance(self, request: OperationRequest, member: Member,
                        entries: AccountRead | None, now: datetime) -> Reply:
         b, held = await self._read_balance(member, entries, now)
         return self.replies.ok(request.id, {
-            "member_id": member.id, "available": b.available - held, "held": held,
-            "confirmed": b.confirmed, "pending": b.pending, "locked": b.locked,
-            "debt": b.debt})
+            "member_id": member.id, **benefits(self._tier(member)),
+            "available": b.available - held, "held": held, "confirmed": b.confirmed,
+            "pending": b.pending, "locked": b.locked, "debt": b.debt})
 
     def _checkin(self, conn: sqlite3.Connection, request: OperationRequest, member: Member,
                  now: datetime, online: bool) -> tuple[Reply | Refused, list[Recorded]]:
@@ -315,5 +317,4 @@ class Operations:
             "expires_at": to_text(claimed.expires_at)}), []
 
     def _tier(self, member: Member) -> Tier:
-        tiers = self.ledger.rules.tiers.tiers
-        return next((tier for tier in tiers if tier.code == member.tier), tiers[0])
+        return tier_of(self.ledger.rules, member.tier)

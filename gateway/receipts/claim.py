@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from gateway.ledger import Ledger, Recorded
+from gateway.ledger.tiers import upgrade_tiers_in
 from gateway.loyalty import Entry, EntryKind, Refund, Sale, refund_entries, sale_entries
 from gateway.loyalty.calendar import local_date
 from gateway.loyalty.earn import SALE_SOURCE
@@ -122,7 +123,9 @@ async def claim_receipt(
                                 member_id=member_id, points_used=sale.points_used,
                                 flagged=printed.flagged)
         entries = entries + _reversals(entries, sale.total_fen, refunds_of(conn, key), ledger)
-        return ledger.insert_in(conn, entries, now)
+        recorded = ledger.insert_in(conn, entries, now)
+        upgrade_tiers_in(ledger, conn, recorded)  # a claimed sale counts towards tiers too
+        return recorded
 
     _, recorded = await ledger.record_with([], claim)
     ledger.count(recorded)

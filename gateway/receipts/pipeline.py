@@ -38,6 +38,7 @@ from gateway.deadletters import keep, reword
 from gateway.holds import HoldRefused
 from gateway.holds import rows as holds
 from gateway.ledger import Ledger, Recorded
+from gateway.ledger.tiers import upgrade_tiers_in
 from gateway.loyalty import (
     Entry,
     EntryKind,
@@ -345,7 +346,9 @@ class ReceiptPipeline:
                                    kind=kind):
                 raise _AlreadyStored(stored)  # rolls back the capture as well
             final = settle(conn, stored) if settle is not None else entries
-            return self.ledger.insert_in(conn, final, recorded_at), stored
+            recorded = self.ledger.insert_in(conn, final, recorded_at)
+            upgrade_tiers_in(self.ledger, conn, recorded)  # a sale or refund: tier re-checked
+            return recorded, stored
 
         try:
             _, (recorded, stored) = await self.ledger.record_with([], store)

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from gateway.cli import main
 from gateway.ledger import Ledger
+from gateway.ledger.tiers import upgrade_tiers_in
 from gateway.loyalty.hlc import HybridClock
 from gateway.settings import Settings
 from gateway.store import Reader, Writer
@@ -47,3 +48,28 @@ def test_reading_a_store_that_does_not_exist_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["ledger", "balance", "--config", str(config), "A1"])
     assert result.exit_code == 1
     assert "no store at" in result.output
+
+
+async def _upgrade(settings: Settings) -> None:
+    path = settings.store.path
+    async with Writer(path) as writer, Reader(path) as reader:
+        ledger = Ledger(writer, reader, site="gw-test", clock=HybridClock("gw"), rules=RULES)
+        await writer.submit(lambda conn: conn.execute(
+            "INSERT INTO members (id, account_id, tier, updated_at) "
+            "VALUES ('M1', 'A1', 'normal', '2026-01-01')"))
+        spend = earn(600, at(2026, 1, 3), key="big", qual_fen=60_000)
+        await ledger.record_with([spend], lambda conn, done: upgrade_tiers_in(ledger, conn,
+                                                                                done))
+
+
+def test_history_shows_tier_changes_with_their_reason(tmp_path: Path,
+                                                      gateway_settings: Settings) -> None:
+    asyncio.run(_upgrade(gateway_settings))
+    config = tmp_path / "gw.toml"
+    config.write_text(f'[site]\nmall_id = "m"\ngateway_id = "g"\n'
+                      f'[store]\npath = "{gateway_settings.store.path}"\n')
+    history = CliRunner().invoke(main, ["ledger", "history", "--config", str(config), "A1"])
+    assert history.exit_code == 0, history.output
+    tier = history.output.splitlines()[-1]
+    assert "TIER" in tier and "M1: normal -> silver (upgrade, edge, provisional)" in tier
+    assert "qualifying spend 600 yuan" in tier

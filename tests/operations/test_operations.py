@@ -56,8 +56,9 @@ def request(op: str, request_id: str, **data: Any) -> OperationRequest:
 async def test_answers_come_in_the_channels_wording(ops: Operations) -> None:
     reply, retry = await ops.handle(request("member.identify", "r1", by="card", value="C1"))
     assert (reply, retry) == ({"for": "r1", "granted": {
-        "member_id": "M1", "display_name": "Li *1", "tier": "normal", "available": 100,
-        "held": 0}},
+        "member_id": "M1", "display_name": "Li *1", "tier": "normal", "tier_name": "普通",
+        "discount_pct": 0, "earn_multiplier_pct": 100, "parking_hours": 0,
+        "available": 100, "held": 0}},
         False)
     reply, _ = await ops.handle(request("member.identify", "r2", by="card", value="nobody"))
     assert reply == {"for": "r2", "refused": "unknown_member", "shown": None}

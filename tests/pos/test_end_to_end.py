@@ -27,6 +27,8 @@ from gateway.app import create_app
 from gateway.app.keys import LEDGER, POS
 from gateway.loyalty import Entry, EntryKind, Refund, Sale, SaleLine, fold, refund_entries
 from gateway.loyalty.earn import sale_entries
+from gateway.loyalty.fold import qualifying_of
+from gateway.loyalty.tier_review import Standing, tier_of, upgrade_after
 from gateway.settings import Settings
 from tests.pos.helpers import RULES, template_settings
 from tests.pos.ptys import SOCAT, pty_pair
@@ -66,13 +68,24 @@ def expected_entries(receipts: list[sim.SimReceipt],
     Points paid: `spent` by receipt, as the tills' holds allowed them (framed, jsonl);
     without it (printed receipts) what the member had before the sale, the rest flagged."""
     tz = RULES.tz
-    tiers = {t.code: t for t in RULES.tiers.tiers}
+    tiers = {member: Standing(tier) for member, (_, tier) in MEMBERS.items()}
     earned: dict[int, tuple[Sale, list[Entry]]] = {}
     out: list[Entry] = []
+
+    def upgrade(member: str, account: str, new: list[Entry]) -> None:
+        """Tiers are live: a sale or refund that reaches a higher tier upgrades at once."""
+        stream = qualifying_of([e for e in out if e.account_id == account])
+        for entry in new:
+            if entry.qual_fen:
+                change = upgrade_after(tiers[member], stream, RULES, member_id=member,
+                                       trigger=entry)
+                if change is not None:
+                    tiers[member] = change.standing
+
     for r in receipts:
         p = r.printout
         if r.kind == "sale" and p is not None and r.member:
-            account, tier = MEMBERS[r.member]
+            account, _ = MEMBERS[r.member]
             at = p.occurred_at.replace(tzinfo=tz)
             if spent is not None:
                 used = spent.get(r.index, 0)
@@ -88,23 +101,26 @@ def expected_entries(receipts: list[sim.SimReceipt],
                 sale = dataclasses.replace(sale, points_used=p.points_used,
                                            points_paid_fen=p.points_paid_fen)
             entries = sale_entries(sale, account_id=account, member_id=r.member,
-                                   tier=tiers[tier], rules=RULES)
+                                   tier=tier_of(RULES, tiers[r.member].tier), rules=RULES)
             if spent is None and used != p.points_used:
                 entries = [e for e in entries if e.kind is not EntryKind.BURN] + [
                     dataclasses.replace(e, points=-used) for e in entries
                     if e.kind is EntryKind.BURN and used]
             earned[r.index] = (sale, entries)
             out += entries
+            upgrade(r.member, account, entries)
         elif r.kind == "refund" and p is not None and r.original in earned:
             sale, entries = earned[r.original]
             at = p.occurred_at.replace(tzinfo=tz)
-            out += refund_entries(
+            refunded = refund_entries(
                 Refund(store_id="S01", pos_id="P1", refund_no=p.receipt_no,
                        business_date=at.date(), occurred_at=at, refund_fen=p.total_fen),
                 sale_total_fen=sale.total_fen,
                 earn=next(e for e in entries if e.kind is EntryKind.EARN),
                 burn=next((e for e in entries if e.kind is EntryKind.BURN), None),
                 prior_refunded_fen=0, rules=RULES)
+            out += refunded
+            upgrade(entries[0].member_id or "", entries[0].account_id, refunded)
     return out
 
 

@@ -46,10 +46,13 @@ class Clock:
 
 def till_settings(tmp_path: Path, port: Path, mode: str, *,
                   more: dict[str, Path] | None = None,
-                  loyalty: dict[str, Any] | None = None, **extra: Any) -> Settings:
-    """One port `P1` on `port`, and `more` ports of the same store by POS id."""
+                  loyalty: dict[str, Any] | None = None,
+                  central: dict[str, Any] | None = None, **extra: Any) -> Settings:
+    """One port `P1` on `port`, and `more` ports of the same store by POS id; `central`:
+    the `[central]` and `[sync]` settings of a gateway that syncs."""
     ports = {"P1": port} | (more or {})
     return Settings.model_validate_json(json.dumps({
+        **(central or {}),
         "site": {"mall_id": "test-mall", "gateway_id": "gw-test"},
         "store": {"path": str(tmp_path / "gw.db")},
         "pos": {"ports": [{"path": str(path), "store_id": "S01", "pos_id": pos_id,
@@ -133,10 +136,11 @@ class Till:
 
 
 @contextlib.asynccontextmanager
-async def gateway_and_till(tmp_path: Path, mode: str, clock: Clock | None = None,
+async def gateway_and_till(tmp_path: Path, mode: str, clock: Clock | None = None, *,
+                           central: dict[str, Any] | None = None,
                            **pos: Any) -> AsyncIterator[tuple[web.Application, Till]]:
     async with pty_pair(tmp_path) as pair:
-        app = create_app(till_settings(tmp_path, pair.gateway, mode, **pos),
+        app = create_app(till_settings(tmp_path, pair.gateway, mode, central=central, **pos),
                          now=clock or Clock())
         runner = web.AppRunner(app)
         await runner.setup()

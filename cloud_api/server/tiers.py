@@ -1,0 +1,170 @@
+"""Central's tiers: recomputed from the ledger with `gateway.loyalty`, sent down with members.
+
+Central holds each member's tier (`tier`, `tier_anniversary`, `tier_since` in the profile)
+and changes it by the rules every gateway applies (`gateway.loyalty.tier_review`):
+
+- after each accepted entry that counts towards tiers, an upgrade at once
+  (`upgrade_members`, in the batch's transaction);
+- once a tier anniversary is over, one step down if the year's spend no longer holds the
+  tier, else another year (`review_anniversaries`, run by central's hourly tier review;
+  it decides by whole past days, so running it again, or late, decides the same).
+
+Every change is a `tier.changed` fact in `activity_events` under the change's
+deterministic id, the same id a gateway gives the same upgrade, so the two are one fact.
+The member's new version goes down the change feed with the change it carries
+(`tier_change`), and the gateway's provisional upgrade is thereby confirmed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from cloud_api.server.operations import (
+    PHONE_COLUMNS,
+    account_entries,
+    lock_mall,
+    write_member,
+)
+from cloud_api.server.operations import accept_batch as accept_entries
+from cloud_api.server.phones import StoredPhone
+from cloud_api.server.queries import Dialect, Execute, Fetch, Op
+from cloud_api.server.storage import Parsed, Verdict
+from gateway.loyalty import Entry, LoyaltyRules
+from gateway.loyalty.calendar import local_date
+from gateway.loyalty.fold import qualifying_of
+from gateway.loyalty.tier_review import (
+    Standing,
+    TierChange,
+    review_at_anniversary,
+    upgrade_after,
+)
+from gateway.loyalty.wire import to_text
+
+TIER_EVENT = "tier.changed"
+CENTRAL_GATEWAY = "central"
+
+
+def change_payload(change: TierChange, account_id: str) -> dict[str, Any]:
+    """A tier change as gateways send it and central sends it down (`tier_change`)."""
+    return {"change_id": change.change_id, "member_id": change.member_id,
+            "account_id": account_id, "from_tier": change.from_tier,
+            "to_tier": change.to_tier, "direction": change.direction,
+            "changed_at": to_text(change.at),
+            "anniversary": change.anniversary.isoformat() if change.anniversary else None,
+            "qualifying_fen": change.qualifying_fen, "trigger": change.trigger,
+            "reason": change.reason}
+
+
+def _standing(profile: dict[str, Any]) -> Standing:
+    anniversary = profile.get("tier_anniversary")
+    return Standing(profile.get("tier") or "normal",
+                    date.fromisoformat(anniversary) if anniversary else None)
+
+
+def _with_changes(profile: dict[str, Any], standing: Standing,
+                  changes: Sequence[TierChange], account_id: str) -> dict[str, Any]:
+    updated = {**profile, "tier": standing.tier,
+               "tier_anniversary": standing.anniversary.isoformat()
+               if standing.anniversary else None}
+    if changes:
+        updated["tier_since"] = to_text(changes[-1].at)
+        updated["tier_change"] = change_payload(changes[-1], account_id)
+    return updated
+
+
+def _record_facts(mall_id: str, changes: Sequence[TierChange], account_id: str,
+                  at: str) -> Op[None]:
+    for change in changes:
+        payload = change_payload(change, account_id)
+        yield Execute(
+            "INSERT INTO activity_events (mall_id, event_id, gateway_id, type, member_id, "
+            "payload, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (mall_id, event_id) DO NOTHING",
+            (mall_id, change.change_id, CENTRAL_GATEWAY, TIER_EVENT, change.member_id,
+             json.dumps(payload, ensure_ascii=False), payload["changed_at"], at))
+
+
+def accept_batch(dialect: Dialect, mall_id: str, origin: str, parsed: Sequence[Parsed],
+                 now: datetime, *, rules: LoyaltyRules) -> Op[list[Verdict]]:
+    """`operations.accept_batch`, then the tier check of the members its new entries
+    concern, in the same transaction."""
+    verdicts = yield from accept_entries(dialect, mall_id, origin, parsed, now)
+    accepted = {v.event_id for v in verdicts if v.status == "accepted"}
+    yield from upgrade_members(dialect, mall_id, [
+        p for p in parsed if isinstance(p, Entry) and p.entry_id in accepted],
+        rules, to_text(now) or "")
+    return verdicts
+
+
+def upgrade_members(dialect: Dialect, mall_id: str, accepted: Sequence[Entry],
+                    rules: LoyaltyRules, at: str) -> Op[int]:
+    """Re-evaluate the tier of each member whose spend the batch's new entries changed (in
+    batch order: a gateway pushes in the order it recorded, so it and central see the
+    same triggering entry); returns how many members were upgraded."""
+    triggers: dict[str, list[Entry]] = {}
+    for entry in accepted:
+        if entry.qual_fen and entry.member_id:
+            triggers.setdefault(entry.member_id, []).append(entry)
+    upgraded = 0
+    for member_id, entries in triggers.items():
+        member = yield from _member(dialect, mall_id, member_id)
+        if member is None:
+            continue
+        account_id, profile, version, phone = member
+        stream = qualifying_of((yield from account_entries(mall_id, account_id)))
+        standing, changes = _standing(profile), []
+        for trigger in entries:
+            change = upgrade_after(standing, stream, rules, member_id=member_id,
+                                   trigger=trigger)
+            if change is not None:
+                standing = change.standing
+                changes.append(change)
+        if not changes:
+            continue
+        yield from _record_facts(mall_id, changes, account_id, at)
+        yield from write_member(mall_id, member_id, account_id,
+                                _with_changes(profile, standing, changes, account_id),
+                                version=version + 1, phone=phone, at=at)
+        upgraded += 1
+    return upgraded
+
+
+def review_anniversaries(dialect: Dialect, mall_id: str, rules: LoyaltyRules,
+                         now: datetime, at: str) -> Op[int]:
+    """Review every member of the mall whose tier anniversary is over: one step down, or
+    another year; returns how many members were downgraded."""
+    today = local_date(now, rules.tz)
+    yield from lock_mall(dialect, mall_id)
+    rows = yield Fetch("SELECT member_id FROM members WHERE mall_id = ? AND "
+                       "erased_at IS NULL AND tier_anniversary < ? ORDER BY member_id",
+                       (mall_id, today.isoformat()))
+    downgraded = 0
+    for (member_id,) in rows:
+        member = yield from _member(dialect, mall_id, str(member_id))
+        if member is None:
+            continue
+        account_id, profile, version, phone = member
+        stream = qualifying_of((yield from account_entries(mall_id, account_id)))
+        standing, changes = review_at_anniversary(_standing(profile), stream, rules,
+                                                  member_id=str(member_id), today=today)
+        yield from _record_facts(mall_id, changes, account_id, at)
+        yield from write_member(mall_id, str(member_id), account_id,
+                                _with_changes(profile, standing, changes, account_id),
+                                version=version + 1, phone=phone, at=at)
+        downgraded += bool(changes)
+    return downgraded
+
+
+def _member(dialect: Dialect, mall_id: str,
+            member_id: str) -> Op[tuple[str, dict[str, Any], int, StoredPhone] | None]:
+    rows = yield Fetch(
+        f"SELECT account_id, profile, version, {PHONE_COLUMNS} FROM members "
+        "WHERE mall_id = ? AND member_id = ? AND erased_at IS NULL" + dialect.row_lock,
+        (mall_id, member_id))
+    if not rows:
+        return None
+    account_id, profile, version, *phone = rows[0]
+    return str(account_id), json.loads(profile), int(version), StoredPhone(*phone)
