@@ -21,6 +21,7 @@ import random
 import socket
 import ssl
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -124,6 +125,10 @@ class MqttLink:
         self._inbox: asyncio.Queue[Inbound] = asyncio.Queue()
         self._down = asyncio.Event()
         self._generation = 0
+        # This connection's QoS 1 messages in arrival order: mid -> handled yet. MQTT wants
+        # PUBACKs in the order the PUBLISHes came (MQTT 5 section 4.6; rumqttd drops a
+        # client that answers out of order), while messages are handled concurrently.
+        self._unacked: OrderedDict[int, bool] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self._sock: socket.socket | None = None
         self._buffered: BufferedSocket | None = None
@@ -268,6 +273,7 @@ class MqttLink:
             log.warning("MQTT broker refused the connection: %s", reason_code)
             return
         self._generation += 1
+        self._unacked.clear()  # the broker redelivers what this side never acknowledged
         self.stats.connects += 1
         self._connected_at = self._loop.time()
         self._was_up = True
@@ -330,6 +336,8 @@ class MqttLink:
     def _on_message(self, client: paho.Client, userdata: Any,
                     message: paho.MQTTMessage) -> None:
         self.stats.received += 1
+        if message.qos:
+            self._unacked[message.mid] = False
         props = getattr(message, "properties", None)
         correlation = getattr(props, "CorrelationData", None)
         self._inbox.put_nowait(Inbound(
@@ -437,7 +445,12 @@ class MqttLink:
         return await self._inbox.get()
 
     def ack(self, message: Inbound) -> None:
-        """Send the PUBACK of a QoS 1 message; call only after its effect is durable."""
+        """Acknowledge a QoS 1 message; call only after its effect is durable.
+
+        PUBACKs go out in the order the messages arrived: one handled early waits for the
+        ones before it. A message never acknowledged (its handler failed) holds back the
+        later PUBACKs of its connection until the next connection, on which the broker
+        delivers all of them again and the stored replies answer the copies."""
         if message.qos == 0:
             return
         if message.generation != self._generation or not self.connected.is_set():
@@ -445,8 +458,16 @@ class MqttLink:
             # one, and our idempotency answers the copy.
             self.stats.stale_acks += 1
             return
-        self._client.ack(message.mid, message.qos)
-        self.stats.acked += 1
+        if message.mid not in self._unacked:
+            return  # acknowledged already
+        self._unacked[message.mid] = True
+        while self._unacked:
+            mid, handled = next(iter(self._unacked.items()))
+            if not handled:
+                break
+            del self._unacked[mid]
+            self._client.ack(mid, 1)
+            self.stats.acked += 1
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 expiry_s: int | None = None,

@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from paho.mqtt.enums import MQTTErrorCode
+
 from devices.mqtt.broker import Mosquitto
 from devices.mqtt.transport import Inbound, LinkConfig, MqttLink, Retained
 from tests.kiosk.helpers import eventually
@@ -123,3 +125,28 @@ async def test_commands_queued_for_an_offline_kiosk_survive_a_broker_restart(
         command = await receive(kiosk)
         assert (command.topic, command.payload) == ("lty/v1/t/kiosk/k1/cmd/offer.show",
                                                     b'{"offer":"o1"}')
+
+
+async def test_pubacks_leave_in_arrival_order_whatever_order_handlers_finish(
+        broker: Mosquitto) -> None:
+    """MQTT wants PUBACKs in the order the PUBLISHes came (a broker may drop a client
+    that answers out of order); a message handled early waits for those before it."""
+    async with connected(config(broker, "kiosk-k1")) as kiosk, \
+            connected(config(broker, "gw", "lty/v1/t/kiosk/+/req/+")) as gateway:
+        for n in range(3):
+            await publish(kiosk, REQ, f"m{n}".encode())
+        first, second, third = [await receive(gateway) for _ in range(3)]
+        sent: list[int] = []
+        real_ack = gateway._client.ack
+
+        def record(mid: int, qos: int) -> MQTTErrorCode:
+            sent.append(mid)
+            return real_ack(mid, qos)
+        gateway._client.ack = record  # type: ignore[method-assign]
+        gateway.ack(third)
+        gateway.ack(second)
+        assert sent == []  # the first is not handled yet: nothing may go
+        gateway.ack(first)
+        assert sent == [first.mid, second.mid, third.mid]
+        gateway.ack(first)  # a second ack of the same message sends nothing more
+        assert len(sent) == 3
