@@ -9,18 +9,24 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 120.0
 
 
-def demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+def demo(tmp_path: Path, *args: str, http_port: int = 0) -> subprocess.Popen[str]:
     """The demo on free ports, in its own process group (as a terminal runs it)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-c", "from gateway.cli import main; main()", "demo",
-         "--dir", str(tmp_path / "mall"), "--http-port", "0", "--broker-port", "0", *args],
+         "--dir", str(tmp_path / "mall"), "--http-port", str(http_port), "--broker-port", "0",
+         *args],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
 
@@ -41,12 +47,30 @@ def children_of(pid: int) -> dict[int, str]:
     return found
 
 
-def watch(process: subprocess.Popen[str], *, until: float) -> tuple[str, dict[int, str]]:
-    """Wait for the demo to end, noting every child it had; its output."""
+def dashboard(port: int, token_file: Path) -> dict[str, Any] | None:
+    """The dashboard's snapshot with the demo's staff token, or None while not served."""
+    if not token_file.exists():
+        return None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/dashboard",
+        headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 - loopback
+            return dict(json.loads(reply.read()))
+    except OSError:
+        return None
+
+
+def watch(process: subprocess.Popen[str], *, until: float,
+          probe: Callable[[], None] | None = None) -> tuple[str, dict[int, str]]:
+    """Wait for the demo to end, noting every child it had; its output. `probe` runs
+    on each look while it runs."""
     seen: dict[int, str] = {}
     while process.poll() is None:
         assert time.monotonic() < until, "the demo did not stop in time"
         seen.update(children_of(process.pid))
+        if probe is not None:
+            probe()
         time.sleep(0.5)
     output = process.stdout.read() if process.stdout else ""
     return output, seen
@@ -62,14 +86,24 @@ def assert_gone(children: dict[int, str]) -> None:
 
 def test_a_bounded_run_credits_every_member_sale_and_loses_nothing(tmp_path: Path) -> None:
     report_file = tmp_path / "r.json"
+    port = free_port()
     process = demo(tmp_path, "--duration", "25", "--ble-rate", "90", "--report",
-                   str(report_file))
+                   str(report_file), http_port=port)
+    snapshots: list[dict[str, Any]] = []
+
+    def look_at_the_dashboard() -> None:
+        if not snapshots and (snapshot := dashboard(port, tmp_path / "mall" / "staff.token")):
+            snapshots.append(snapshot)
     try:
-        output, children = watch(process, until=time.monotonic() + RUN_TIMEOUT_S)
+        output, children = watch(process, until=time.monotonic() + RUN_TIMEOUT_S,
+                                 probe=look_at_the_dashboard)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, output
+    # The dashboard the banner points at answered with the demo's staff token, live.
+    assert snapshots, "the dashboard never answered with the demo's staff token"
+    assert f"/?token={(tmp_path / 'mall' / 'staff.token').read_text().strip()}" in output
     report = json.loads(report_file.read_text())
     assert set(report) == {"receipts", "kiosk", "ble", "sync", "lost"}
     assert set(report["receipts"]) == {"sent", "credited", "duplicates", "dead_letters"}

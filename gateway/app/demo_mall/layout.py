@@ -4,6 +4,7 @@ the working directory, and the gateway settings generated for it."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 import socket
@@ -78,6 +79,10 @@ class Layout:
     def admin_token(self) -> Path:
         return self.root / "admin.token"
 
+    @property
+    def staff_token(self) -> Path:
+        return self.root / "staff.token"
+
     def pos_end(self, line: PosLine) -> Path:
         return self.pty_dir / f"{line.name}-pos"
 
@@ -91,7 +96,7 @@ class Layout:
         for db in (self.gateway_db, self.central_db):
             for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
                 path.unlink(missing_ok=True)
-        for path in (self.log, self.admin_token):
+        for path in (self.log, self.admin_token, self.staff_token):
             path.unlink(missing_ok=True)
         for directory in (self.mqtt_dir, self.pty_dir):
             shutil.rmtree(directory, ignore_errors=True)
@@ -121,14 +126,17 @@ def template(store_id: str) -> dict[str, Any]:
 
 
 def gateway_settings(layout: Layout, *, http_port: int, broker_port: int,
-                     central_url: str, token: str) -> Settings:
+                     central_url: str, token: str, staff_token: str) -> Settings:
     """The demo gateway: kiosks and BLE receivers on the demo broker, the three POS lines,
     sync with the demo's central; everything under the working directory."""
     # Written as the JSON a configuration file parses to: the models are strict in Python.
     return Settings.model_validate_json(json.dumps({
         "site": {"mall_id": MALL_ID, "gateway_id": GATEWAY_ID, "name": "Demo Mall"},
         "store": {"path": str(layout.gateway_db)},
-        "http": {"host": "127.0.0.1", "port": http_port},
+        # The dashboard's staff token, made for this run (kept only hashed in the settings).
+        "http": {"host": "127.0.0.1", "port": http_port, "tokens": [
+            {"name": "demo-staff", "role": "staff",
+             "sha256": hashlib.sha256(staff_token.encode("utf-8")).hexdigest()}]},
         "central": {"url": central_url, "token": token},
         "kiosk": {"enabled": True, "broker": "embedded", "port": broker_port,
                   "embedded_dir": str(layout.mqtt_dir), "qr_key": QR_KEY,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sqlite3
 from collections.abc import Callable
@@ -86,14 +87,16 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None],
             await stack.enter_async_context(pty_pairs(
                 [(layout.pos_end(line), layout.gateway_end(line)) for line in POS_LINES]))
             sock = listen(options.http_port)
+            staff_token = secrets.token_urlsafe(24)
+            layout.write_secret(layout.staff_token, staff_token)
             settings = gateway_settings(
                 layout, http_port=sock.getsockname()[1],
                 broker_port=port_or_free(options.broker_port), central_url=central.url,
-                token=central.gateway_token)
+                token=central.gateway_token, staff_token=staff_token)
             await seed_mall(admin, options.members, settings.loyalty)
             app, stopper = await stack.enter_async_context(serving(settings, sock))
             await _ready(app, options.members)
-            for line in _banner(app, central.url, layout, options):
+            for line in _banner(app, central.url, layout, options, staff_token):
                 say(line)
             return await _drive(app, stopper, admin, layout=layout, options=options,
                                 interrupted=interrupted, say=say)
@@ -129,14 +132,15 @@ async def _ready(app: web.Application, members: int) -> None:
 
 
 def _banner(app: web.Application, central_url: str, layout: Layout,
-            options: DemoOptions) -> list[str]:
+            options: DemoOptions, staff_token: str) -> list[str]:
     settings = app[SETTINGS]
     broker = settings.kiosk.port
     last = demo_ids(options.members)[2]
     lines = [
         f"mallgate demo: mall {MALL_ID}, gateway {settings.site.gateway_id}, "
         f"files in {layout.root}",
-        f"  dashboard  http://127.0.0.1:{settings.http.port}/readyz  and  /metrics",
+        f"  dashboard  http://127.0.0.1:{settings.http.port}/?token={staff_token}  "
+        f"(staff token also in {layout.staff_token}; /readyz and /metrics too)",
         f"  central    {central_url}  (back-office token in {layout.admin_token})",
         f"  broker     127.0.0.1:{broker}  mall id {MALL_ID}, kiosks {', '.join(KIOSKS)}",
     ]
