@@ -92,7 +92,7 @@ def _needs_mqtt(settings: Settings) -> bool:
     return settings.kiosk.enabled or (settings.ble.enabled and bool(settings.ble.receivers))
 
 
-class _Stopper:
+class Stopper:
     """What `app[STOP]` calls: remembers the first reason and wakes the serving loop."""
 
     def __init__(self) -> None:
@@ -113,7 +113,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = utc_now,
     app[SETTINGS] = settings
     app[NOW] = now
     app[PARTS] = Parts(now=now)
-    stop: Callable[[str], None] = _Stopper()
+    stop: Callable[[str], None] = Stopper()
     app[STOP] = stop
     app[CENTRAL] = CentralStatus(configured=settings.central.url is not None
                                  and settings.sync.enabled)
@@ -204,7 +204,7 @@ async def _serve_locked(settings: Settings, sock: socket.socket) -> int:
     log_advice(settings)
     app = create_app(settings)
     stopper = app[STOP]
-    assert isinstance(stopper, _Stopper)  # noqa: S101 - create_app puts it there
+    assert isinstance(stopper, Stopper)  # noqa: S101 - create_app puts it there
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopper.event.set)

@@ -8,25 +8,16 @@ set a header; the gateway writes no access log, so the query string is kept nowh
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Collection
 
 from aiohttp import web
 
 from gateway.app.keys import SETTINGS, TOKENS
 from gateway.http.tokens import Caller, Tokens
+from gateway.settings.advice import is_loopback
 from gateway.settings.model import ApiRole
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mallgate"'}
-
-
-def _loopback_only(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def tokens(app: web.Application) -> Tokens:
@@ -69,7 +60,7 @@ def require_ops(request: web.Request) -> None:
     http = request.app[SETTINGS].http
     has_ops = http.ops_token is not None or any(t.role == "ops" for t in http.tokens)
     if not has_ops:
-        if _loopback_only(http.host):
+        if is_loopback(http.host):
             return
         raise web.HTTPForbidden(text="set http.ops_token to use this endpoint on a network "
                                      "address\n")

@@ -23,7 +23,7 @@ def advice(settings: Settings) -> list[str]:
     central = settings.central
     if central.url is not None:
         parts = urlsplit(central.url)
-        if parts.scheme == "http" and not _loopback(parts.hostname or ""):
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
             said.append(f"[central] url {central.url} is plaintext http to another machine: "
                         "the token and members' data cross the network unencrypted; use "
                         "https:// (with ca_file for a private CA)")
@@ -40,7 +40,8 @@ def log_advice(settings: Settings) -> None:
         log.warning("%s", sentence)
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine (`localhost` or a loopback address)."""
     if host == "localhost":
         return True
     try:

@@ -6,14 +6,13 @@ the demo, which then shuts everything down in order and says why.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.app.factory import create_app
+from gateway.app.factory import Stopper, create_app
 from gateway.app.keys import STOP
 from gateway.settings import Settings
 
@@ -35,27 +34,13 @@ def listen(port: int) -> socket.socket:
     return sock
 
 
-class GatewayStop:
-    """What the gateway's `STOP` calls: the first reason, and an event the demo awaits."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self.event = asyncio.Event()
-
-    def __call__(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
-        self.event.set()
-
-
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, sock: socket.socket,
-                  ) -> AsyncIterator[tuple[web.Application, GatewayStop]]:
+                  ) -> AsyncIterator[tuple[web.Application, Stopper]]:
     """Every part of the gateway started in order, and stopped in reverse on exit."""
     app = create_app(settings)
-    stopper = GatewayStop()
-    stop: Callable[[str], None] = stopper
-    app[STOP] = stop
+    stopper = app[STOP]
+    assert isinstance(stopper, Stopper)  # noqa: S101 - create_app puts it there
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()

@@ -20,7 +20,7 @@ from aiohttp import web
 from cloud_api.client import CentralClient
 from gateway.app.demo_mall.ble import walk_members
 from gateway.app.demo_mall.central import running_central, seed_mall
-from gateway.app.demo_mall.gateway import GatewayStop, listen, serving
+from gateway.app.demo_mall.gateway import listen, serving
 from gateway.app.demo_mall.kiosk import serve_visitors
 from gateway.app.demo_mall.layout import (
     KIOSKS,
@@ -33,6 +33,7 @@ from gateway.app.demo_mall.layout import (
 from gateway.app.demo_mall.pos import TillTally, ring_up
 from gateway.app.demo_mall.ptys import pty_pairs
 from gateway.app.demo_mall.tally import Tallies, live_line, report
+from gateway.app.factory import Stopper
 from gateway.app.keys import BLE, PARTS, READER, SETTINGS, SYNC
 from gateway.demo import demo_ids
 
@@ -155,7 +156,7 @@ def _banner(app: web.Application, central_url: str, layout: Layout,
     return lines
 
 
-async def _drive(app: web.Application, stopper: GatewayStop, admin: CentralClient, *,
+async def _drive(app: web.Application, stopper: Stopper, admin: CentralClient, *,
                  layout: Layout, options: DemoOptions, interrupted: asyncio.Event,
                  say: Callable[[str], None]) -> tuple[dict[str, Any], list[str]]:
     settings = app[SETTINGS]
