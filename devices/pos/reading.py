@@ -6,7 +6,9 @@ or a JSON line), so a receipt can be read again after its store's template is fi
 
 from __future__ import annotations
 
+import json
 from datetime import tzinfo
+from typing import Any
 
 from devices.pos.errors import ReceiptParseError
 from devices.pos.escpos import codes as payloads
@@ -40,6 +42,8 @@ class CaptureReader:
     def __call__(self, capture: Capture) -> ParsedReceipt:
         if capture.mode == "escpos":
             return self._escpos(capture)
+        if capture.mode == "http":
+            return receipt_from_payload(http_payload(capture.raw), self.tz)
         decoder = FrameDecoder() if capture.mode == "framed" else LineDecoder()
         events = decoder.receive(capture.raw, 0.0)
         message = next((e for e in events if isinstance(e, Message)), None)
@@ -57,3 +61,15 @@ class CaptureReader:
         codes = [code.decode("utf-8", "replace") for code in payloads(tokens)]
         return parse_receipt(template, receipt_text(tokens), codes, self.tz)
 
+
+
+def http_payload(raw: bytes) -> dict[str, Any]:
+    """A sale posted over HTTP: its body, one JSON receipt as on framed and jsonl."""
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ReceiptParseError(f"the body is not UTF-8 JSON: {exc}", code="bad_payload",
+                                ) from exc
+    if not isinstance(payload, dict):
+        raise ReceiptParseError("the body is not a JSON object", code="bad_payload")
+    return payload

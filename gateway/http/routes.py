@@ -14,7 +14,7 @@ from functools import partial
 from aiohttp import web
 
 from gateway.app.keys import SETTINGS, SNAPSHOTS, TOKENS
-from gateway.http import api_members, api_records, api_status, dashboard, events
+from gateway.http import api_members, api_pos, api_records, api_status, dashboard, events
 from gateway.http.auth import require_role
 from gateway.http.snapshot import Snapshots
 from gateway.http.tokens import Caller, Tokens
@@ -32,6 +32,7 @@ DESK: frozenset[ApiRole] = frozenset({"staff"})
 RECORDS: frozenset[ApiRole] = frozenset({"staff", "ops"})
 OPS: frozenset[ApiRole] = frozenset({"ops"})
 WATCH: frozenset[ApiRole] = frozenset({"staff", "ops"})
+TILLS: frozenset[ApiRole] = frozenset({"pos"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,9 @@ def api_routes() -> list[Route]:
         Route("GET", "/devices", api_status.devices, WATCH),
         Route("GET", "/dashboard", api_status.dashboard, WATCH),
         Route("GET", "/events", events.stream, WATCH, query_token=True),
+        Route("POST", "/pos/{store}/{pos}/sales", api_pos.sale, TILLS),
+        Route("POST", "/pos/{store}/{pos}/authorize", api_pos.authorize, TILLS),
+        Route("POST", "/pos/{store}/{pos}/void", api_pos.void, TILLS),
     ]
 
 

@@ -1,5 +1,6 @@
 """What the local API needs from the parts the core does not know: device and sync states,
-and the replay of a POS dead letter. The composition root passes one in (`SOURCES`)."""
+the replay of a POS dead letter, and the tills' sales and requests posted over HTTP (read
+with the POS device's own functions). The composition root passes one in (`SOURCES`)."""
 
 from __future__ import annotations
 
@@ -24,4 +25,15 @@ class Sources(Protocol):
 
     async def replay(self, ids: Sequence[int]) -> list[Outcome]:
         """Run these POS dead letters through the current receipt templates again."""
+        ...
+
+    async def pos_sale(self, store_id: str, pos_id: str, raw: bytes) -> Outcome:
+        """Read a sale posted by a till (the body, as on framed and jsonl) and commit it
+        through the receipt pipeline; a duplicate's outcome carries the first one's points
+        and member."""
+        ...
+
+    async def pos_request(self, kind: str, store_id: str, pos_id: str,
+                          payload: Json) -> Json:
+        """Answer a till's `authorize` or `void` (docs/pos.md) with the core's holds."""
         ...

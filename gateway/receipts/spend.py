@@ -20,7 +20,7 @@ from gateway.ledger import Ledger
 from gateway.loyalty import Entry, EntryKind
 
 # Modes whose POS can authorize before it pays with points (and gets an answer).
-ASKING_MODES = frozenset({"framed", "jsonl"})
+ASKING_MODES = frozenset({"framed", "jsonl", "http"})
 REVIEW_SOURCE = "pos_review"
 REVIEW_CODE = "needs_review"
 

@@ -30,7 +30,7 @@ def documented() -> list[tuple[str, str, frozenset[str]]]:
 def concrete(path: str) -> str:
     """A documented path with each `{parameter}` filled in."""
     return path.replace("{member_id}", "m-1").replace("{receipt_id}", "1").replace(
-        "{letter_id}", "1")
+        "{letter_id}", "1").replace("{store}", "S01").replace("{pos}", "P1")
 
 
 def test_every_route_is_documented_and_every_documented_path_is_routed(
