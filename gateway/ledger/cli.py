@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from pathlib import Path
 
 import click
@@ -24,6 +25,18 @@ CONFIG_OPTION = click.option(
 )
 
 
+def _known(conn: sqlite3.Connection, account_id: str) -> bool:
+    """Whether the store has heard of the account: its row, a member of it, or its own
+    entries (sync may bring entries or members before the account itself)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?) "
+        "OR EXISTS (SELECT 1 FROM members WHERE account_id = ?) "
+        "OR EXISTS (SELECT 1 FROM ledger WHERE account_id = ?)",
+        (account_id, account_id, account_id),
+    ).fetchone()
+    return bool(row[0])
+
+
 def _state(config_file: Path,
            account_id: str) -> tuple[AccountState, int, list[TierRecord]]:
     settings = load_or_exit(config_file, dict(os.environ))
@@ -32,6 +45,9 @@ def _state(config_file: Path,
 
     async def read() -> tuple[AccountState, int, list[TierRecord]]:
         async with Reader(settings.store.path, connections=1) as reader:
+            if not await reader.run(lambda conn: _known(conn, account_id)):
+                raise click.ClickException(
+                    f"no account {account_id} in the store at {settings.store.path}")
             rows = await account_entries(reader, account_id)
             tiers = await reader.run(lambda conn: tier_history(conn, account_id))
         entries = [entry for entry, _ in rows]
