@@ -16,13 +16,10 @@ from gateway.clock import utc_now
 from gateway.ledger.service import account_entries
 from gateway.loyalty import AccountState, fold
 from gateway.members.tiers import TierRecord, tier_history
-from gateway.settings.cli import load_or_exit
+from gateway.settings.cli import config_option, load_or_exit
 from gateway.store import Reader
 
-CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("config/demo.toml"), show_default=True, help="The gateway's configuration.",
-)
+CONFIG_OPTION = config_option
 
 
 def _known(conn: sqlite3.Connection, account_id: str) -> bool:
