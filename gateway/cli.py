@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from gateway.settings.cli import config_option
+
 # name -> ("module:attribute" of the click command, its one-line help). The help is
 # written here so that listing the commands imports none of them; a test checks that it
 # matches each command's own.
@@ -86,8 +88,7 @@ def main() -> None:
 
 
 @main.command("run")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-              required=True, help="The gateway's TOML configuration.")
+@config_option
 def run(config_file: Path) -> None:
     """Run the gateway with CONFIG until SIGINT or SIGTERM."""
     from gateway import logs  # noqa: PLC0415 - only this command needs them

@@ -14,7 +14,7 @@ from cloud_api.errors import CentralError
 from gateway.clock import utc_now
 from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.wire import to_text
-from gateway.settings.cli import load_or_exit
+from gateway.settings.cli import config_option, load_or_exit
 from gateway.store import Reader, Writer
 from sync.connect import central_client
 from sync.engine import SyncEngine
@@ -22,9 +22,7 @@ from sync.feed import FeedPage
 from sync.held import pending_letter
 from sync.state import SyncStatus, read_status
 
-_config = click.option("--config", "config_file", required=True,
-                       type=click.Path(path_type=Path, dir_okay=False),
-                       help="The gateway's TOML configuration.")
+_config = config_option
 
 
 @click.group("sync")

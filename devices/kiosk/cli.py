@@ -17,11 +17,9 @@ from devices.mqtt.passwd import with_password, write_broker_file
 from gateway.clock import utc_now
 from gateway.demo import demo_ids
 from gateway.members import make_qr_token
-from gateway.settings.cli import load_or_exit
+from gateway.settings.cli import config_option, load_or_exit
 
-_CONFIG = click.option("--config", "config_file", required=True,
-                       type=click.Path(path_type=Path, dir_okay=False),
-                       help="The gateway's TOML configuration.")
+_CONFIG = config_option
 
 
 @click.group("kiosk")

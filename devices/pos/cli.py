@@ -6,6 +6,7 @@ import asyncio
 import json
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
@@ -14,6 +15,13 @@ import click
 
 from devices.pos import sim
 from gateway.demo import demo_ids
+
+
+def _progress(count: int) -> Callable[[sim.SimReport], None]:
+    def show(report: sim.SimReport) -> None:
+        click.echo(f"sim pos: sent {report.sent}/{count}, acked {report.acked}, "
+                   f"naks {report.naks}, resends {report.resends}", err=True)
+    return show
 
 
 @click.command("pos")
@@ -38,8 +46,12 @@ from gateway.demo import demo_ids
 @click.option("--authorize", is_flag=True,
               help="framed/jsonl: the till authorizes points before paying with them (some "
               "refused for lack of points), and now and then voids or abandons a hold.")
+@click.option("--progress-every", "progress_every", type=click.FloatRange(0.05),
+              default=5.0, show_default=True,
+              help="Seconds between progress lines on stderr (stdout keeps the summary).")
 def sim_pos(*, path: str, mode: str, rate: float, count: int, store_id: str, pos_id: str,
-            members: int, seed: int, baudrate: int, tz_name: str, authorize: bool) -> None:
+            members: int, seed: int, baudrate: int, tz_name: str, authorize: bool,
+            progress_every: float) -> None:
     """A POS terminal printing realistic Chinese receipts (GB18030) on PORT."""
     # POS clocks print local wall time; receipts are dated up to now.
     now = datetime.now(ZoneInfo(tz_name)).replace(tzinfo=None, microsecond=0)
@@ -49,7 +61,8 @@ def sim_pos(*, path: str, mode: str, rate: float, count: int, store_id: str, pos
                             store_id=store_id, pos_id=pos_id)
     report = asyncio.run(sim.run(path, cast(sim.Mode, mode), receipts, rate=rate,
                                  baudrate=baudrate, seed=seed, store_id=store_id,
-                                 pos_id=pos_id, authorize=authorize))
+                                 pos_id=pos_id, authorize=authorize,
+                                 progress=_progress(count), progress_every=progress_every))
     kinds = Counter(r.kind for r in receipts)
     summary = {"sent": report.sent, "acked": report.acked, "naks": report.naks,
                "resends": report.resends, "noise_bytes": report.noise_bytes,

@@ -20,13 +20,10 @@ from devices.pos.explain import explain, render
 from devices.pos.reading import compile_template
 from devices.pos.templates import receipt_from_payload
 from gateway.settings import Settings
-from gateway.settings.cli import load_or_exit
+from gateway.settings.cli import config_option, load_or_exit
 from gateway.store import open_reader
 
-CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("config/demo.toml"), show_default=True, help="The gateway's configuration.",
-)
+CONFIG_OPTION = config_option
 
 
 @click.group("pos")

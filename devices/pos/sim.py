@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -325,19 +325,32 @@ class PosSimulator:
 async def run(path: str, mode: Mode, receipts: Sequence[SimReceipt], *, rate: float,
               baudrate: int = 115200, seed: int = 1, noise: float = 0.05,
               lose_ack: float = 0.03, store_id: str = "S01", pos_id: str = "P1",
-              authorize: bool = False) -> SimReport:
+              authorize: bool = False, progress: Callable[[SimReport], None] | None = None,
+              progress_every: float = 5.0) -> SimReport:
     """Open `path` and send `receipts` at `rate` per second (0: as fast as acknowledged).
-    `authorize`: framed/jsonl tills authorize points before paying with them."""
+    `authorize`: framed/jsonl tills authorize points before paying with them. `progress`
+    is called with the report so far every `progress_every` seconds while sending."""
     reader, writer = await serial_asyncio_fast.open_serial_connection(
         url=path, baudrate=baudrate, xonxoff=False)
     sim = PosSimulator(reader, writer, mode, seed=seed, noise=noise, lose_ack=lose_ack,
                        store_id=store_id, pos_id=pos_id, authorize=authorize)
+    ticker = (asyncio.create_task(_tick(sim.report, progress, progress_every))
+              if progress is not None else None)
     try:
         report = await send_all(sim, receipts, rate=rate)
         await drained(writer)
     finally:
+        if ticker is not None:
+            ticker.cancel()
         writer.close()
     return report
+
+
+async def _tick(report: SimReport, progress: Callable[[SimReport], None],
+                every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        progress(report)
 
 
 async def send_all(sim: PosSimulator, receipts: Sequence[SimReceipt], *,

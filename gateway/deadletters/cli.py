@@ -18,13 +18,10 @@ from gateway.ledger import Ledger
 from gateway.loyalty.hlc import HybridClock
 from gateway.receipts import DEAD_LETTER_SOURCE, Outcome, ReceiptPipeline
 from gateway.settings import Settings
-from gateway.settings.cli import load_or_exit
+from gateway.settings.cli import config_option, load_or_exit
 from gateway.store import Reader, Writer
 
-CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("config/demo.toml"), show_default=True, help="The gateway's configuration.",
-)
+CONFIG_OPTION = config_option
 
 
 @click.group("deadletters")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from pathlib import Path
 
 import click
@@ -15,13 +16,22 @@ from gateway.clock import utc_now
 from gateway.ledger.service import account_entries
 from gateway.loyalty import AccountState, fold
 from gateway.members.tiers import TierRecord, tier_history
-from gateway.settings.cli import load_or_exit
+from gateway.settings.cli import config_option, load_or_exit
 from gateway.store import Reader
 
-CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("config/demo.toml"), show_default=True, help="The gateway's configuration.",
-)
+CONFIG_OPTION = config_option
+
+
+def _known(conn: sqlite3.Connection, account_id: str) -> bool:
+    """Whether the store has heard of the account: its row, a member of it, or its own
+    entries (sync may bring entries or members before the account itself)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?) "
+        "OR EXISTS (SELECT 1 FROM members WHERE account_id = ?) "
+        "OR EXISTS (SELECT 1 FROM ledger WHERE account_id = ?)",
+        (account_id, account_id, account_id),
+    ).fetchone()
+    return bool(row[0])
 
 
 def _state(config_file: Path,
@@ -32,6 +42,9 @@ def _state(config_file: Path,
 
     async def read() -> tuple[AccountState, int, list[TierRecord]]:
         async with Reader(settings.store.path, connections=1) as reader:
+            if not await reader.run(lambda conn: _known(conn, account_id)):
+                raise click.ClickException(
+                    f"no account {account_id} in the store at {settings.store.path}")
             rows = await account_entries(reader, account_id)
             tiers = await reader.run(lambda conn: tier_history(conn, account_id))
         entries = [entry for entry, _ in rows]

@@ -73,3 +73,28 @@ def test_history_shows_tier_changes_with_their_reason(tmp_path: Path,
     tier = history.output.splitlines()[-1]
     assert "TIER" in tier and "M1: normal -> silver (upgrade, edge, provisional)" in tier
     assert "qualifying spend 600 yuan" in tier
+
+
+async def _open_account(settings: Settings) -> None:
+    path = settings.store.path
+    async with Writer(path) as writer:
+        await writer.submit(lambda conn: conn.execute(
+            "INSERT INTO accounts (id, updated_at) VALUES ('A2', '2026-01-01')"))
+
+
+def test_an_account_the_store_has_never_seen_is_an_error(tmp_path: Path,
+                                                        gateway_settings: Settings) -> None:
+    asyncio.run(_fill(gateway_settings))
+    asyncio.run(_open_account(gateway_settings))
+    config = tmp_path / "gw.toml"
+    store = gateway_settings.store.path
+    config.write_text(f'[site]\nmall_id = "m"\ngateway_id = "g"\n[store]\npath = "{store}"\n')
+    runner = CliRunner()
+    for command in ("balance", "history"):
+        unknown = runner.invoke(main, ["ledger", command, "--config", str(config), "NOPE"])
+        assert unknown.exit_code == 1, unknown.output
+        assert unknown.stdout == ""
+        assert f"no account NOPE in the store at {store}" in unknown.stderr
+    known = runner.invoke(main, ["ledger", "balance", "--config", str(config), "A2"])
+    assert known.exit_code == 0, known.output
+    assert "account A2: available 0" in known.stdout

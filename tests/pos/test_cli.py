@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -43,6 +44,21 @@ def pty_links(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_sim_pos_prints_progress_on_stderr_while_it_runs(
+        pty_links: tuple[Path, Path]) -> None:
+    pos, gw = pty_links
+    with serial.Serial(str(gw), 115200, timeout=0.2) as port:
+        result = CliRunner().invoke(main, ["sim", "pos", "--port", str(pos), "--format",
+                                           "escpos", "--rate", "10", "--count", "8",
+                                           "--progress-every", "0.2"], env=CLEAN_ENV)
+        while port.read(65536):
+            pass
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.stderr.splitlines() if line.startswith("sim pos: sent")]
+    assert progress, result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["sent"] == 8
 
 
 def test_sim_pos_prints_receipts_on_a_pty(pty_links: tuple[Path, Path]) -> None:

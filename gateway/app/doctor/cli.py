@@ -12,7 +12,7 @@ import click
 from gateway.app.doctor import ble, broker, central, serial, system
 from gateway.app.doctor.model import Check, Finding, exit_code, run_checks, table
 from gateway.settings import Settings
-from gateway.settings.cli import EXIT_INVALID
+from gateway.settings.cli import EXIT_INVALID, config_option
 from gateway.settings.load import SettingsError, load_settings
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -43,8 +43,7 @@ async def diagnose(settings: Settings, config_file: Path, timeout_s: float) -> l
 
 
 @click.command("doctor")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-              required=True, help="The gateway's configuration.")
+@config_option
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 120), default=DEFAULT_TIMEOUT_S,
               show_default=True, help="Longest wait for each check, in seconds.")
 def doctor(config_file: Path, timeout_s: float) -> None:
