@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from gateway.settings.cli import config_option
+from gateway.config_option import config_option
 
 # name -> ("module:attribute" of the click command, its one-line help). The help is
 # written here so that listing the commands imports none of them; a test checks that it

@@ -12,9 +12,10 @@ import click
 
 from cloud_api.errors import CentralError
 from gateway.clock import utc_now
+from gateway.config_option import config_option
 from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.wire import to_text
-from gateway.settings.cli import config_option, load_or_exit
+from gateway.settings.cli import load_or_exit
 from gateway.store import Reader, Writer
 from sync.connect import central_client
 from sync.engine import SyncEngine

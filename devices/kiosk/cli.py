@@ -15,9 +15,10 @@ from devices.kiosk.sim import run_sessions
 from devices.mqtt.acl import Role, with_login
 from devices.mqtt.passwd import with_password, write_broker_file
 from gateway.clock import utc_now
+from gateway.config_option import config_option
 from gateway.demo import demo_ids
 from gateway.members import make_qr_token
-from gateway.settings.cli import config_option, load_or_exit
+from gateway.settings.cli import load_or_exit
 
 _CONFIG = config_option
 

@@ -19,8 +19,9 @@ from devices.pos.errors import ReceiptParseError
 from devices.pos.explain import explain, render
 from devices.pos.reading import compile_template
 from devices.pos.templates import receipt_from_payload
+from gateway.config_option import config_option
 from gateway.settings import Settings
-from gateway.settings.cli import config_option, load_or_exit
+from gateway.settings.cli import load_or_exit
 from gateway.store import open_reader
 
 CONFIG_OPTION = config_option

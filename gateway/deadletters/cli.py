@@ -13,12 +13,13 @@ from pathlib import Path
 
 import click
 
+from gateway.config_option import config_option
 from gateway.deadletters.replayable import Letter, letters, refusal
 from gateway.ledger import Ledger
 from gateway.loyalty.hlc import HybridClock
 from gateway.receipts import DEAD_LETTER_SOURCE, Outcome, ReceiptPipeline
 from gateway.settings import Settings
-from gateway.settings.cli import config_option, load_or_exit
+from gateway.settings.cli import load_or_exit
 from gateway.store import Reader, Writer
 
 CONFIG_OPTION = config_option

@@ -13,10 +13,11 @@ from pathlib import Path
 import click
 
 from gateway.clock import utc_now
+from gateway.config_option import config_option
 from gateway.ledger.service import account_entries
 from gateway.loyalty import AccountState, fold
 from gateway.members.tiers import TierRecord, tier_history
-from gateway.settings.cli import config_option, load_or_exit
+from gateway.settings.cli import load_or_exit
 from gateway.store import Reader
 
 CONFIG_OPTION = config_option

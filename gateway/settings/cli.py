@@ -13,16 +13,6 @@ from gateway.settings.model import Settings
 from gateway.settings.reference import schema_text
 
 EXIT_INVALID = 2
-CONFIG_ENV = "MALLGATE_CONFIG"
-
-# The one `--config` of every command that reads the gateway's configuration.
-config_option = click.option(
-    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-    required=True, envvar=CONFIG_ENV, show_envvar=True,
-    help=f"The gateway's TOML configuration; required unless {CONFIG_ENV} names it.",
-)
-
-
 @click.group("config")
 def config_group() -> None:
     """Validate and describe the configuration file."""

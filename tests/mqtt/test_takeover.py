@@ -25,6 +25,8 @@ async def test_a_link_taken_over_logs_once_and_does_not_reconnect(
         # link tells a takeover from the broker closing it again and again at once.
         await asyncio.wait_for(first.taken_over.wait(), 15)
         assert not first.connected.is_set()
+        # The newer link may still be coming back from the older one's last attempt.
+        await asyncio.wait_for(second.connected.wait(), 15)
         connects = (first.stats.connects, second.stats.connects)
         # Several reconnect backoffs (0.05..0.5 s) later: nobody took anything back.
         await asyncio.sleep(2.0)

@@ -8,7 +8,7 @@ import click
 from click.testing import CliRunner
 
 from gateway.cli import main
-from gateway.settings.cli import CONFIG_ENV
+from gateway.config_option import CONFIG_ENV
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:

@@ -11,8 +11,9 @@ import click
 
 from gateway.app.doctor import ble, broker, central, serial, system
 from gateway.app.doctor.model import Check, Finding, exit_code, run_checks, table
+from gateway.config_option import config_option
 from gateway.settings import Settings
-from gateway.settings.cli import EXIT_INVALID, config_option
+from gateway.settings.cli import EXIT_INVALID
 from gateway.settings.load import SettingsError, load_settings
 
 DEFAULT_TIMEOUT_S = 5.0
