@@ -3,6 +3,7 @@ listens on 127.0.0.1, stop it. Each broker (mosquitto, rumqttd) says only how it
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -22,7 +23,7 @@ class BrokerUnavailable(RuntimeError):
     """No broker could be started (none installed, or it failed to start)."""
 
 
-class BrokerProcess:
+class BrokerProcess(abc.ABC):
     """A broker child process on 127.0.0.1:`port`, stopped when the context closes."""
 
     name: ClassVar[str]
@@ -40,8 +41,9 @@ class BrokerProcess:
         self.config_text = config_text
         self._process: asyncio.subprocess.Process | None = None
 
+    @abc.abstractmethod
     def argv(self, config: Path) -> list[str]:
-        raise NotImplementedError
+        """The command line that starts this broker on `config`."""
 
     @property
     def log_path(self) -> Path:
