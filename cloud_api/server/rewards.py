@@ -66,11 +66,10 @@ def rewards_json(entries: Sequence[Entry]) -> list[dict[str, Any]]:
     return [entry_to_wire(e) for e in entries]
 
 
-def _account_of(dialect: Dialect | None, mall_id: str, member_id: str) -> Op[str]:
+def _account_of(mall_id: str, member_id: str) -> Op[str]:
     """The account of a member not erased, or `NotFound`."""
     rows = yield Fetch("SELECT account_id FROM members WHERE mall_id = ? AND member_id = ? "
-                       "AND erased_at IS NULL" + (dialect.row_lock if dialect else ""),
-                       (mall_id, member_id))
+                       "AND erased_at IS NULL", (mall_id, member_id))
     if not rows:
         raise NotFound(f"member {member_id}")
     return str(rows[0][0])
@@ -99,7 +98,9 @@ def create_member(dialect: Dialect, mall_id: str, body: dict[str, Any], *,
             raise StorageError(Code.INVALID_MEMBER, "a member cannot refer themself",
                                field=REFERRER_FIELD, rule="other_member")
         try:
-            referrer_account = yield from _account_of(dialect, mall_id, str(referrer_id))
+            # Not locked: a batch takes the mall's row and then members' rows, so taking a
+            # member's row before the mall's could deadlock with it.
+            referrer_account = yield from _account_of(mall_id, str(referrer_id))
         except NotFound:
             raise StorageError(Code.INVALID_MEMBER,
                                f"referrer {referrer_id} is not a member of this mall",
@@ -139,7 +140,7 @@ def checkin(dialect: Dialect, mall_id: str, member_id: str, *, now: datetime,
     """The member's check-in of today (local day): the kiosk's entry id, so a check-in
     at a kiosk and one in the mini-program on the same day are one entry. The entry as
     central holds it (the first recording, whichever channel made it) and its verdict."""
-    account_id = yield from _account_of(None, mall_id, member_id)
+    account_id = yield from _account_of(mall_id, member_id)
     entry = checkin_entry(account_id=account_id, member_id=member_id, at=now, rules=rules,
                           actor=CHECKIN_ACTOR)
     ((stamped, verdict),) = yield from grant(dialect, mall_id, [entry], now, rules=rules,

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from gateway.ledger.service import Ledger, Recorded
 from gateway.loyalty import Entry, LoyaltyRules, birthday_entry
-from gateway.members.lookup import profile
+from gateway.members.lookup import birthday_of
 
 _HAS_ENTRY = "SELECT 1 FROM ledger WHERE entry_id = ?"
 
@@ -25,12 +25,12 @@ def birthday_gift_due(conn: sqlite3.Connection, rules: LoyaltyRules, *, member_i
                       account_id: str, at: datetime, actor: str) -> Entry | None:
     """The member's birthday gift if `at` is in its window and this ledger has none for
     the year yet, else None."""
-    member = profile(conn, member_id)
-    if member is None or member.birth_month is None or member.birth_day is None:
+    birthday = birthday_of(conn, member_id)
+    if birthday is None:
         return None
     gift = birthday_entry(account_id=account_id, member_id=member_id,
-                          birth_month=member.birth_month, birth_day=member.birth_day,
-                          at=at, rules=rules, actor=actor)
+                          birth_month=birthday[0], birth_day=birthday[1], at=at,
+                          rules=rules, actor=actor)
     if gift is None or conn.execute(_HAS_ENTRY, (gift.entry_id,)).fetchone() is not None:
         return None
     return gift

@@ -3,15 +3,18 @@ loopback, on SQLite and PostgreSQL, with a clock the test moves."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from cloud_api.client import CentralClient
 from cloud_api.errors import CentralRejected
+from cloud_api.server.app import create_central_app
 from cloud_api.server.postgres_store import PostgresStorage
 from cloud_api.server.sqlite_store import SqliteStorage
 from cloud_api.server.storage import Storage
@@ -19,6 +22,7 @@ from gateway.loyalty import LoyaltyRules, birthday_entry, checkin_entry
 from gateway.loyalty.rules import BirthdayRules, CheckinRules, TaskRules
 from tests.cloud_api.central import GATEWAY, MALL, Central, event, running_central
 from tests.cloud_api.pg import fresh_database
+from tests.conftest import free_port
 from tests.sync.clock import FakeClock
 
 RULES = LoyaltyRules(
@@ -49,15 +53,18 @@ class Mall:
         return int((await self.admin.get_member(MALL, member_id))["balance"]["available"])
 
 
+async def new_storage(request: pytest.FixtureRequest, tmp_path: Path,
+                      clock: FakeClock) -> Storage:
+    if request.param == "postgres":
+        dsn = await fresh_database(request.getfixturevalue("postgres_server"))
+        return PostgresStorage(dsn, rules=RULES, now=clock.now)
+    return SqliteStorage(tmp_path / "central.db", rules=RULES, now=clock.now)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def mall(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Mall]:
     clock = FakeClock(START)
-    storage: Storage
-    if request.param == "postgres":
-        dsn = await fresh_database(request.getfixturevalue("postgres_server"))
-        storage = PostgresStorage(dsn, rules=RULES, now=clock.now)
-    else:
-        storage = SqliteStorage(tmp_path / "central.db", rules=RULES, now=clock.now)
+    storage = await new_storage(request, tmp_path, clock)
     async with running_central(storage) as central, \
             CentralClient(central.url, central.admin_token, timeout_s=5) as admin, \
             CentralClient(central.url, central.gateway_token, timeout_s=5) as gateway:
@@ -194,3 +201,34 @@ async def test_a_gift_a_gateway_gave_first_is_not_given_again(mall: Mall) -> Non
     assert await mall.storage.grant_birthdays(MALL) == []
     births = [e for e in await mall.ledger("M1") if e["source_type"] == "birthday"]
     assert [e["entry_id"] for e in births] == [at_edge.entry_id]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def bare_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return await new_storage(request, tmp_path, FakeClock(START))
+
+
+async def test_the_served_central_runs_the_birthday_job(bare_storage: Storage) -> None:
+    await bare_storage.open()
+    admin_token = await bare_storage.add_token(MALL, "admin", None)
+    await bare_storage.create_member(MALL, {"member_id": "MAY", "birth_month": 5,
+                                            "birth_day": 20})
+    await bare_storage.close()
+    app = create_central_app(bare_storage, grant_birthdays=True)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with CentralClient(f"http://127.0.0.1:{port}", admin_token,
+                                 timeout_s=5) as admin:
+            async with asyncio.timeout(20):
+                while True:
+                    ledger = (await admin.get_member(MALL, "MAY"))["ledger"]
+                    if any(e["source_type"] == "birthday" for e in ledger):
+                        break
+                    await asyncio.sleep(0.05)
+            assert sources(ledger) == [("birthday", "MAY:2026", 200),
+                                       ("gift.new_member", "MAY", 30)]
+    finally:
+        await runner.cleanup()
