@@ -301,6 +301,13 @@ class CentralClient:
             json_body={"request_id": request_id, "points": points, "reason": reason})
         return data
 
+    async def checkin(self, mall_id: str, member_id: str) -> dict[str, Any]:
+        """The member's daily check-in (the mini-program's): once per local day across
+        every channel; `verdict.status` says whether this call checked in."""
+        data: dict[str, Any] = await self._request(
+            "POST", f"/v1/malls/{mall_id}/members/{member_id}/checkins")
+        return data
+
     async def put_offer(self, mall_id: str, offer_id: str, offer: dict[str, Any]) -> int:
         data = await self._request("PUT", f"/v1/malls/{mall_id}/offers/{offer_id}",
                                    json_body=offer)

@@ -37,6 +37,7 @@ from gateway.loyalty import (
 from gateway.loyalty.calendar import expiry_for
 from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.phones import normalise_phone
+from gateway.loyalty.wire import entry_to_wire
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ MAX_WAIT_S = 30.0
 SNAPSHOT_PAGE = 2000
 PURGE_INTERVAL_S = 3600.0
 TIER_REVIEW_INTERVAL_S = 3600.0
+BIRTHDAY_INTERVAL_S = 3600.0
 DEFAULT_RETENTION_DAYS = 90
 
 
@@ -334,6 +336,22 @@ async def adjust(request: web.Request) -> web.Response:
     return await _record(request, entry)
 
 
+async def checkin(request: web.Request) -> web.Response:
+    """The mini-program's daily check-in: the same entry as a kiosk's check-in of the same
+    local day, so the member gets the points once whichever channel is first (201 checked
+    in now, 200 already checked in today)."""
+    mall = request.match_info["mall"]
+    entry, verdict = await request.app[STORAGE].checkin(mall, request.match_info["member"])
+    if verdict.status == "accepted":
+        request.app[NOTIFIER].notify(mall)
+    state = await request.app[STORAGE].get_member(mall, request.match_info["member"])
+    return web.json_response(
+        {"verdict": verdict.as_json(), "balance": state["balance"],
+         "date": entry.source_key.rsplit(":", 1)[-1], "points": entry.points,
+         "entry": entry_to_wire(entry)},
+        status=201 if verdict.status == "accepted" else 200)
+
+
 async def put_offer(request: web.Request) -> web.Response:
     mall = request.match_info["mall"]
     seq = await request.app[STORAGE].put_document(mall, "offer", request.match_info["offer"],
@@ -382,11 +400,29 @@ async def review_tiers_forever(storage: Storage) -> None:
         await asyncio.sleep(TIER_REVIEW_INTERVAL_S)
 
 
+async def grant_birthdays_forever(storage: Storage, notifier: Notifier) -> None:
+    """The birthday job: the year's birthday gift to every member whose birthday window is
+    today, once an hour, so a gift is there early in the day (a gift is one entry per
+    member and year: the hours after the first, and a gateway that gave it first, add
+    nothing)."""
+    while True:
+        for mall_id in await storage.mall_ids():
+            try:
+                granted = await storage.grant_birthdays(mall_id)
+            except Exception:  # one mall's failure must not stop the others' gifts
+                log.exception("mall %s: birthday gifts failed; retried in an hour", mall_id)
+                continue
+            if granted:
+                notifier.notify(mall_id)
+                log.info("mall %s: %d birthday gifts granted", mall_id, len(granted))
+        await asyncio.sleep(BIRTHDAY_INTERVAL_S)
+
+
 def create_central_app(
     storage: Storage, *, rules: LoyaltyRules | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
     retention_s: float | None = None, limits: CentralLimits | None = None,
-    review_tiers: bool = False,
+    review_tiers: bool = False, grant_birthdays: bool = False,
 ) -> web.Application:
     """The central API over `storage`; the app opens and closes the storage.
 
@@ -394,7 +430,9 @@ def create_central_app(
     `retention_s` turns on the hourly purge of the change log (None keeps everything).
     `limits`: what a request, a batch and an entry may hold (the defaults when None).
     `review_tiers` turns on the hourly review of tier anniversaries (`mallgate central
-    serve` does; tests call `Storage.review_tiers` with their own clock)."""
+    serve` does; tests call `Storage.review_tiers` with their own clock).
+    `grant_birthdays` turns on the hourly birthday job (`mallgate central serve` does;
+    tests call `Storage.grant_birthdays` with their own clock)."""
     contract = Contract(limits)
     app = web.Application(
         client_max_size=contract.limits.max_body_bytes,
@@ -412,8 +450,11 @@ def create_central_app(
                  if retention_s is not None else None)
         review = (asyncio.create_task(review_tiers_forever(storage), name="tier-review")
                   if review_tiers else None)
+        birthdays = (asyncio.create_task(grant_birthdays_forever(storage, app[NOTIFIER]),
+                                         name="birthday-gifts")
+                     if grant_birthdays else None)
         yield
-        for task in (purge, review):
+        for task in (purge, review, birthdays):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -434,6 +475,7 @@ def create_central_app(
     app.router.add_delete(member + "/{member}", erase_member)
     app.router.add_post(member + "/{member}/redemptions", redeem)
     app.router.add_post(member + "/{member}/adjustments", adjust)
+    app.router.add_post(member + "/{member}/checkins", checkin)
     app.router.add_put(mall + "/offers/{offer}", put_offer)
     app.router.add_put(mall + "/config/{kind}", put_config)
     return app

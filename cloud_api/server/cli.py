@@ -85,7 +85,7 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
         raise click.UsageError(str(exc)) from None
     app = create_central_app(open_storage(db, dsn, phones),
                              retention_s=retention_days * 86400, limits=settings,
-                             review_tiers=True)
+                             review_tiers=True, grant_birthdays=True)
     click.echo(f"central listening on http://{host}:{port}")
     # Bounded connections and a deadline for request headers: slow clients cannot hold
     # every descriptor (cloud_api/httpguard.py).

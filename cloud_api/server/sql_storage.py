@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloud_api.server import operations as ops
-from cloud_api.server import tiers
+from cloud_api.server import rewards, tiers
 from cloud_api.server.codes import Code
 from cloud_api.server.grants import GrantThrottle
 from cloud_api.server.ids import hash_token, new_token
 from cloud_api.server.phones import PhoneKeys
 from cloud_api.server.queries import Dialect, Op, T
 from cloud_api.server.storage import (
+    CENTRAL_ORIGIN,
     ChangePage,
     Parsed,
     Principal,
@@ -30,6 +31,7 @@ from cloud_api.server.storage import (
     utc_now,
 )
 from gateway.loyalty import Entry, LoyaltyRules
+from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.wire import to_text
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 # Members converted per transaction when central starts with a mall's phone key: a
 # large mall's conversion does not hold the mall's writes up in one long transaction.
 CONVERT_PAGE = 500
+# Members looked at per transaction by the birthday job, for the same reason.
+BIRTHDAY_PAGE = 1000
 
 
 class SqlStorage(Storage):
@@ -49,6 +53,9 @@ class SqlStorage(Storage):
         self.now = now
         self.grants = GrantThrottle()
         self.phones = phones or PhoneKeys()
+        # Stamps the entries central grants itself (gifts, tasks, check-ins), on the
+        # storage's clock so that a test's clock drives them too.
+        self.clock = HybridClock(CENTRAL_ORIGIN, lambda: int(self.now().timestamp() * 1000))
 
     async def open(self) -> None:
         await self._connect()
@@ -87,6 +94,10 @@ class SqlStorage(Storage):
 
     def _stamp(self) -> str:
         return to_text(self.now()) or ""
+
+    def _stamp_entry(self, entry: Entry) -> Entry:
+        return entry.stamped(origin_site=CENTRAL_ORIGIN, origin_seq=0,
+                             hlc=str(self.clock.stamp()), recorded_at=self.now())
 
     # -- credentials ------------------------------------------------------------------
     async def add_token(self, mall_id: str, scope: Scope, gateway_id: str | None) -> str:
@@ -127,13 +138,35 @@ class SqlStorage(Storage):
 
     # -- the back office --------------------------------------------------------------
     async def create_member(self, mall_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._write(ops.create_member(mall_id, body, self.phones,
-                                                   self._stamp()))
+        return await self._write(rewards.create_member(
+            self.dialect, mall_id, body, phones=self.phones, now=self.now(),
+            rules=self.rules, stamp=self._stamp_entry))
 
     async def update_member(self, mall_id: str, member_id: str,
                             body: dict[str, Any]) -> dict[str, Any]:
-        return await self._write(ops.update_member(self.dialect, mall_id, member_id, body,
-                                                   phones=self.phones, at=self._stamp()))
+        return await self._write(rewards.update_member(
+            self.dialect, mall_id, member_id, body, phones=self.phones, now=self.now(),
+            rules=self.rules, stamp=self._stamp_entry))
+
+    async def checkin(self, mall_id: str, member_id: str) -> tuple[Entry, Verdict]:
+        return await self._write(rewards.checkin(self.dialect, mall_id, member_id,
+                                                 now=self.now(), rules=self.rules,
+                                                 stamp=self._stamp_entry))
+
+    async def grant_birthdays(self, mall_id: str) -> list[Entry]:
+        """Page by page: the members are read a page at a time, and each page's gifts
+        are one write transaction."""
+        granted: list[Entry] = []
+        after: str | None = ""
+        while after is not None:
+            now = self.now()
+            after, gifts = await self._read(rewards.birthday_candidates(
+                mall_id, after, BIRTHDAY_PAGE, now, self.rules))
+            if gifts:
+                granted += await self._write(rewards.grant_new(
+                    self.dialect, mall_id, gifts, now, rules=self.rules,
+                    stamp=self._stamp_entry))
+        return granted
 
     async def get_member(self, mall_id: str, member_id: str) -> dict[str, Any]:
         return await self._read(ops.get_member(mall_id, member_id, self.rules, self.phones,

@@ -153,11 +153,15 @@ class Storage(ABC):
 
     # -- the back office --------------------------------------------------------------
     @abstractmethod
-    async def create_member(self, mall_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def create_member(self, mall_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The member as stored, with the entries its creation granted (`rewards`: the
+        new-member gift, a referral's both sides, the profile task)."""
 
     @abstractmethod
     async def update_member(self, mall_id: str, member_id: str,
-                            body: dict[str, Any]) -> dict[str, Any]: ...
+                            body: dict[str, Any]) -> dict[str, Any]:
+        """The member's new version, with the profile task in `rewards` if this update
+        completed the profile."""
 
     @abstractmethod
     async def get_member(self, mall_id: str, member_id: str) -> dict[str, Any]:
@@ -188,6 +192,17 @@ class Storage(ABC):
         checked and written in one transaction that no other write of the account
         interleaves with; `InsufficientPoints` otherwise. A burn central already has is a
         duplicate, whatever the balance is now."""
+
+    @abstractmethod
+    async def checkin(self, mall_id: str, member_id: str) -> tuple[Entry, Verdict]:
+        """The member's check-in of today (the same entry id as a kiosk's check-in): the
+        entry as central holds it and its verdict (`duplicate`: already checked in)."""
+
+    @abstractmethod
+    async def grant_birthdays(self, mall_id: str) -> list[Entry]:
+        """The year's birthday gift to every member of the mall whose birthday window is
+        today; returns the gifts that were new (granted before, here or at a gateway:
+        nothing)."""
 
     @abstractmethod
     async def review_tiers(self, mall_id: str) -> int:

@@ -10,7 +10,9 @@ depends on the standard library only.
 from gateway.loyalty.activities import (
     birthday_entry,
     checkin_entry,
+    new_member_entry,
     profile_completed_entry,
+    profile_is_complete,
     referral_entries,
 )
 from gateway.loyalty.earn import Sale, SaleLine, quote_sale, sale_entries
@@ -54,7 +56,8 @@ __all__ = [
     "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules", "OfflineLimitExceeded",
     "Plausibility", "RedemptionRefused", "Refund", "Sale", "SaleLine", "TierState", "Totals",
     "birthday_entry", "check_redemption", "checkin_entry", "entry_id_for", "fold",
-    "fold_totals", "grant_points", "offline_allowance", "profile_completed_entry",
+    "fold_totals", "grant_points", "new_member_entry", "offline_allowance",
+    "profile_completed_entry", "profile_is_complete",
     "quote_sale", "redemption_entry", "referral_entries", "refund_entries", "reminders_due",
     "sale_entries", "tier_at",
 ]

@@ -1,4 +1,4 @@
-"""Points that are not purchases: daily check-in, tasks, birthday gift.
+"""Points that are not purchases: daily check-in, tasks, birthday and new-member gifts.
 
 Each has a deterministic identity (member + local day, member + task, member + year), so
 "once per day" and "once a year" hold across sites without any coordination: the second
@@ -7,7 +7,9 @@ site's entry has the same id as the first and is a duplicate, not a second grant
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 
 from gateway.loyalty.calendar import birthday_in, expiry_for, local_date
 from gateway.loyalty.entries import Entry, EntryKind
@@ -18,6 +20,7 @@ PROFILE_TASK_SOURCE = "task.profile"
 REFERRER_SOURCE = "task.referrer"
 REFEREE_SOURCE = "task.referee"
 BIRTHDAY_SOURCE = "birthday"
+NEW_MEMBER_SOURCE = "gift.new_member"
 
 
 def _gift(
@@ -88,3 +91,36 @@ def birthday_entry(
         points=rules.birthday.points, reason=f"Birthday gift {today.year}",
         account_id=account_id, member_id=member_id, at=at, rules=rules, actor=actor,
     )
+
+
+def new_member_entry(
+    *, account_id: str, member_id: str, at: datetime, rules: LoyaltyRules,
+    actor: str = "system",
+) -> Entry | None:
+    """The new-member gift, once per member; None when the rules give none."""
+    if rules.tasks.new_member_points <= 0:
+        return None
+    return _gift(
+        source_type=NEW_MEMBER_SOURCE, source_key=member_id,
+        points=rules.tasks.new_member_points, reason="Welcome gift",
+        account_id=account_id, member_id=member_id, at=at, rules=rules, actor=actor,
+    )
+
+
+def profile_filled(profile: Mapping[str, Any]) -> frozenset[str]:
+    """Which of the profile task's fields a member profile has filled in: `name`, `phone`
+    (the number or its masked form, which is all central keeps readable) and `birthday`
+    (month and day)."""
+    filled = set()
+    if profile.get("name"):
+        filled.add("name")
+    if profile.get("phone") or profile.get("phone_masked"):
+        filled.add("phone")
+    if profile.get("birth_month") and profile.get("birth_day"):
+        filled.add("birthday")
+    return frozenset(filled)
+
+
+def profile_is_complete(profile: Mapping[str, Any], rules: LoyaltyRules) -> bool:
+    """Whether the profile has every field the rules' profile task asks for."""
+    return set(rules.tasks.profile_fields) <= profile_filled(profile)

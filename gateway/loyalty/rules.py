@@ -141,6 +141,10 @@ class CheckinRules(RuleModel):
     points: int = Field(default=5, ge=0, le=10_000, description="Points per daily check-in.")
 
 
+# The profile fields the profile task can ask for (`birthday`: both month and day).
+ProfileField = Literal["name", "phone", "birthday"]
+
+
 class TaskRules(RuleModel):
     profile_completed_points: int = Field(default=50, ge=0, le=100_000,
                                           description="Once per member: profile completed.")
@@ -148,6 +152,15 @@ class TaskRules(RuleModel):
                                  description="To the member who invited a friend, per friend.")
     referee_points: int = Field(default=50, ge=0, le=100_000,
                                 description="To the invited friend, once.")
+    profile_fields: tuple[ProfileField, ...] = Field(
+        default=("name", "phone", "birthday"), min_length=1,
+        description="What a complete profile has (name, phone, birthday): the profile "
+                    "task is granted once all of them are filled in.",
+    )
+    new_member_points: int = Field(
+        default=0, ge=0, le=100_000,
+        description="New-member gift: points given once when a member joins (0: none).",
+    )
 
 
 class BirthdayRules(RuleModel):

@@ -91,6 +91,16 @@ def profile(conn: sqlite3.Connection, member_id: str) -> Profile | None:
                    tags=frozenset(_strings(row[6])), opt_outs=frozenset(_strings(row[7])))
 
 
+def birthday_of(conn: sqlite3.Connection, member_id: str) -> tuple[int, int] | None:
+    """The member's birth month and day, or None (no such member, or no birthday known):
+    one primary-key lookup, cheap enough for every sale and kiosk read."""
+    row = conn.execute("SELECT birth_month, birth_day FROM members WHERE id = ?",
+                       (member_id,)).fetchone()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return int(row[0]), int(row[1])
+
+
 def _strings(text: str | None) -> list[str]:
     """A JSON list of strings as stored; anything else reads as no strings."""
     try:

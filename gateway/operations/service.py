@@ -21,6 +21,7 @@ from typing import cast, get_args
 from gateway.holds import rows as holds
 from gateway.holds.service import available_after_holds
 from gateway.ledger import Ledger
+from gateway.ledger.gifts import birthday_gift_due, give_birthday_gift_in
 from gateway.ledger.service import Balance, Recorded
 from gateway.loyalty import (
     Entry,
@@ -58,6 +59,7 @@ class AccountRead:
 
     entries: Entries
     held: int
+    gift: Entry | None = None  # the member's birthday gift, due and not yet given
 
 
 # A read operation: the member and, for those in _READS_WITH_BALANCE, their account.
@@ -70,6 +72,15 @@ WriteOp = Callable[[sqlite3.Connection, OperationRequest, Member, datetime, bool
 
 _READS_WITH_BALANCE = frozenset({"member.identify", "balance.query"})
 _CODES: frozenset[str] = frozenset(get_args(RefusalCode))
+
+
+def gifts_json(gifts: Sequence[Entry]) -> dict[str, list[dict[str, object]]]:
+    """The `gifts` of a kiosk reply: what this request gave the member, for the screen
+    to show (absent when it gave nothing)."""
+    if not gifts:
+        return {}
+    return {"gifts": [{"kind": g.source_type, "points": g.points, "reason": g.reason}
+                      for g in gifts]}
 
 
 def _refusal_code(code: str) -> RefusalCode:
@@ -206,37 +217,55 @@ class Operations:
             return stored, None, None
         member = find_member(conn, lookup)
         if member is not None and with_entries:
-            return None, member, AccountRead(
-                self.ledger.entries_in(conn, member.account_id),
-                holds.reserved(conn, member.account_id, utc_text(now)))
+            return None, member, self._account_read(conn, member, now)
         return None, member, None
+
+    def _account_read(self, conn: sqlite3.Connection, member: Member,
+                      now: datetime) -> AccountRead:
+        return AccountRead(
+            self.ledger.entries_in(conn, member.account_id),
+            holds.reserved(conn, member.account_id, utc_text(now)),
+            birthday_gift_due(conn, self.ledger.rules, member_id=member.id,
+                              account_id=member.account_id, at=now, actor="kiosk"))
 
     # -- operations ----------------------------------------------------------------------
 
     async def _read_balance(self, member: Member, account: AccountRead | None,
-                            now: datetime) -> tuple[Balance, int]:
-        """The balance and the points open till holds reserve (counted as spent)."""
+                            now: datetime) -> tuple[Balance, int, list[Entry]]:
+        """The balance, the points open till holds reserve (counted as spent) and the
+        gifts this interaction gave: a member's first identify or balance query in their
+        birthday window gives the birthday gift, and the balance counts it."""
         if account is None:
-            account = await self.reader.run(lambda conn: AccountRead(
-                self.ledger.entries_in(conn, member.account_id),
-                holds.reserved(conn, member.account_id, utc_text(now))))
-        return self.ledger.balance_of(member.account_id, account.entries, now), account.held
+            account = await self.reader.run(
+                lambda conn: self._account_read(conn, member, now))
+        gifts: list[Entry] = []
+        if account.gift is not None:
+            # Checked again in the writer: another request may have given it meanwhile.
+            recorded = await self.writer.submit(lambda conn: give_birthday_gift_in(
+                self.ledger, conn, member_id=member.id, account_id=member.account_id,
+                at=now, actor="kiosk"))
+            self.ledger.count(recorded)
+            gifts = [r.entry for r in recorded if not r.duplicate]
+            account = await self.reader.run(
+                lambda conn: self._account_read(conn, member, now))
+        balance = self.ledger.balance_of(member.account_id, account.entries, now)
+        return balance, account.held, gifts
 
     async def _identify(self, request: OperationRequest, member: Member,
                         entries: AccountRead | None, now: datetime) -> Reply:
-        balance, held = await self._read_balance(member, entries, now)
+        balance, held, gifts = await self._read_balance(member, entries, now)
         return self.replies.ok(request.id, {
             "member_id": member.id, "display_name": member.display_name,
             **benefits(self._tier(member)), "available": balance.available - held,
-            "held": held})
+            "held": held, **gifts_json(gifts)})
 
     async def _balance(self, request: OperationRequest, member: Member,
                        entries: AccountRead | None, now: datetime) -> Reply:
-        b, held = await self._read_balance(member, entries, now)
+        b, held, gifts = await self._read_balance(member, entries, now)
         return self.replies.ok(request.id, {
             "member_id": member.id, **benefits(self._tier(member)),
             "available": b.available - held, "held": held, "confirmed": b.confirmed,
-            "pending": b.pending, "locked": b.locked, "debt": b.debt})
+            "pending": b.pending, "locked": b.locked, "debt": b.debt, **gifts_json(gifts)})
 
     def _checkin(self, conn: sqlite3.Connection, request: OperationRequest, member: Member,
                  now: datetime, online: bool) -> tuple[Reply | Refused, list[Recorded]]:

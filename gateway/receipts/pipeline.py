@@ -38,6 +38,7 @@ from gateway.deadletters import keep, reword
 from gateway.holds import HoldRefused
 from gateway.holds import rows as holds
 from gateway.ledger import Ledger, Recorded
+from gateway.ledger.gifts import give_birthday_gift_in
 from gateway.ledger.tiers import upgrade_tiers_in
 from gateway.loyalty import (
     Entry,
@@ -255,7 +256,8 @@ class ReceiptPipeline:
                                     late)
 
         committed = await self._commit(capture, receipt, entries, parsed=parsed,
-                                       member_id=member_id, kind="sale", settle=settle)
+                                       member_id=member_id, kind="sale", settle=settle,
+                                       gift_to=member)
         if committed is None:
             return await self._duplicate(capture, receipt)
         recorded, capture = committed
@@ -332,15 +334,16 @@ class ReceiptPipeline:
     async def _commit(
         self, capture: Capture, receipt: ParsedReceipt, entries: list[Entry], *,
         parsed: dict[str, Any], member_id: str | None, kind: str,
-        settle: Settle | None = None,
+        settle: Settle | None = None, gift_to: _Member | None = None,
     ) -> tuple[list[Recorded], Capture] | None:
         """The receipt row with its ledger entries, in one transaction; None if the same
         receipt was stored meanwhile (then nothing of this one stays). `settle` decides
-        the entries inside the transaction, or raises to refuse the receipt."""
+        the entries inside the transaction, or raises to refuse the receipt. `gift_to`:
+        the member of a sale, who gets the birthday gift with it if it is due."""
         recorded_at = self.ledger.now()
 
-        def store(conn: sqlite3.Connection, _: list[Recorded]) -> tuple[list[Recorded],
-                                                                        Capture]:
+        def store(conn: sqlite3.Connection, _: list[Recorded]) -> tuple[
+                list[Recorded], Capture, list[Recorded]]:
             stored = replace(capture, id=_ensure_capture(conn, capture))
             if not _insert_receipt(conn, stored, receipt, parsed=parsed, member_id=member_id,
                                    kind=kind):
@@ -348,13 +351,16 @@ class ReceiptPipeline:
             final = settle(conn, stored) if settle is not None else entries
             recorded = self.ledger.insert_in(conn, final, recorded_at)
             upgrade_tiers_in(self.ledger, conn, recorded)  # a sale or refund: tier re-checked
-            return recorded, stored
+            gifts = [] if gift_to is None else give_birthday_gift_in(
+                self.ledger, conn, member_id=gift_to.member_id,
+                account_id=gift_to.account_id, at=recorded_at, actor="pos")
+            return recorded, stored, gifts
 
         try:
-            _, (recorded, stored) = await self.ledger.record_with([], store)
+            _, (recorded, stored, gifts) = await self.ledger.record_with([], store)
         except _AlreadyStored:
             return None
-        self.ledger.count(recorded)
+        self.ledger.count(recorded + gifts)
         return recorded, stored
 
     async def _refund(self, capture: Capture, receipt: ParsedReceipt) -> Outcome:

@@ -9,11 +9,14 @@ from gateway.loyalty import (
     check_redemption,
     checkin_entry,
     fold,
+    new_member_entry,
     offline_allowance,
     profile_completed_entry,
+    profile_is_complete,
     redemption_entry,
     referral_entries,
 )
+from gateway.loyalty.rules import TaskRules
 from tests.loyalty.helpers import RULES, at
 
 
@@ -99,3 +102,25 @@ def test_a_stamped_copy_is_the_same_fact_with_the_sites_stamps() -> None:
     assert (copy.origin_site, copy.origin_seq, copy.recorded_at) == ("gw-9", 12,
                                                                      at(2026, 5, 1, 12, 1))
     assert entry.origin_site == ""  # the original is untouched
+
+
+def test_new_member_gift_is_once_per_member_and_off_by_default() -> None:
+    assert new_member_entry(account_id="A1", member_id="M1", at=at(2026, 1, 1),
+                            rules=RULES) is None
+    rules = RULES.model_copy(update={"tasks": TaskRules(new_member_points=30)})
+    first = new_member_entry(account_id="A1", member_id="M1", at=at(2026, 1, 1), rules=rules)
+    again = new_member_entry(account_id="A1", member_id="M1", at=at(2026, 3, 1), rules=rules)
+    other = new_member_entry(account_id="A2", member_id="M2", at=at(2026, 1, 1), rules=rules)
+    assert first is not None and again is not None and other is not None
+    assert first.entry_id == again.entry_id != other.entry_id
+    assert first.points == 30
+
+
+def test_a_profile_is_complete_with_every_field_the_rules_ask_for() -> None:
+    full = {"name": "张三", "phone_masked": "138****8000", "birth_month": 2, "birth_day": 29}
+    assert profile_is_complete(full, RULES)
+    assert profile_is_complete({**full, "phone_masked": None, "phone": "13800138000"}, RULES)
+    assert not profile_is_complete({**full, "name": ""}, RULES)
+    assert not profile_is_complete({**full, "birth_day": None}, RULES)
+    names_only = RULES.model_copy(update={"tasks": TaskRules(profile_fields=("name",))})
+    assert profile_is_complete({"name": "李"}, names_only)
