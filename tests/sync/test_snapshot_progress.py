@@ -14,10 +14,16 @@ import pytest
 
 import sync.engine
 from cloud_api.client import CentralClient
+from gateway.app import create_app
+from gateway.app.keys import PARTS
+from gateway.parts import PartStatus
+from gateway.settings.cli import load_or_exit
+from sync.engine import SyncEngine
 from tests.cloud_api.central import MALL, Central
 from tests.sync.clock import FakeClock
 from tests.sync.edge import open_edge
 from tests.sync.test_cli import mallgate
+from tests.sync.test_refused import SQLITE_ONLY, AiohttpClient, until
 
 MEMBERS = 40
 CHUNK = 5  # lines a transaction: the header and 40 members make 9 chunks
@@ -85,3 +91,45 @@ async def test_a_resync_reports_its_progress_while_it_applies_the_snapshot(
                         "central's snapshot: member phase, 34 rows applied, 3 rows/s"]
     assert any(re.fullmatch(r"central's snapshot applied: 40 rows in 16\.0 s",
                             r.getMessage()) for r in caplog.records)
+
+
+@SQLITE_ONLY
+async def test_the_sync_part_is_degraded_with_the_snapshot_progress_while_it_runs(
+    central: Central, admin: CentralClient, tmp_path: Path, aiohttp_client: AiohttpClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sync.engine, "SNAPSHOT_CHUNK", CHUNK)
+    for n in range(MEMBERS):
+        await admin.create_member(MALL, {"member_id": f"M{n:02d}", "account_id": f"A{n:02d}"})
+    # A new gateway in a mall whose change log central has trimmed: it starts from the
+    # snapshot.
+    assert await central.storage.purge_changes(MALL, older_than_s=-1) > 0
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        f'[site]\nmall_id = "{MALL}"\ngateway_id = "gw-test"\n'
+        f'[store]\npath = "{tmp_path / "gw.db"}"\n'
+        f'[central]\nurl = "{central.url}"\ntoken = "{central.gateway_token}"\n'
+        'timeout_s = 5.0\n[sync]\nlong_poll_s = 1\npush_interval_s = 0.05\n', encoding="utf-8")
+    app = create_app(load_or_exit(config, {}))
+    seen: list[PartStatus] = []
+    apply = SyncEngine._apply_snapshot
+
+    async def apply_and_look(engine: SyncEngine, lines: list[dict[str, Any]]) -> None:
+        await apply(engine, lines)
+        part = app[PARTS].get("sync")
+        assert part is not None
+        seen.append(part.status())
+
+    monkeypatch.setattr(SyncEngine, "_apply_snapshot", apply_and_look)
+    client = await aiohttp_client(app)
+
+    async def applied() -> bool:
+        return len(seen) == 9
+    await until(applied)
+    assert seen[1].state == "degraded"
+    assert seen[1].reason is not None and seen[1].reason.startswith(
+        "applying central's snapshot: member phase, 9 rows applied")
+
+    async def ready() -> bool:
+        return (await client.get("/readyz")).status == 200
+    await until(ready)  # the snapshot done and central answering: up again
