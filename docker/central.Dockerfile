@@ -17,6 +17,9 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --only-binary :all: /wheels/*.whl && rm -rf /wheels
 
 USER mallgate-central
+# One JSON object per log line for the collector, personal data masked (a terminal run of
+# `mallgate central serve` outside the image stays readable).
+ENV MALLGATE_CENTRAL_LOG_FORMAT=json
 WORKDIR /var/lib/mallgate-central
 VOLUME /var/lib/mallgate-central
 EXPOSE 8090

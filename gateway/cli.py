@@ -21,7 +21,7 @@ from gateway.config_option import config_option
 # matches each command's own.
 Lazy = dict[str, tuple[str, str]]
 COMMANDS: Lazy = {
-    "central": ("cloud_api.server.cli:central_group",
+    "central": ("gateway.app.central:central_group",
                 "The reference central member API (the cloud side of sync)."),
     "config": ("gateway.settings.cli:config_group",
                "Validate and describe the configuration file."),

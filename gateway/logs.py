@@ -13,6 +13,8 @@ from gateway.logfilter import PersonalDataFilter
 from gateway.settings.model import LoggingSettings
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+LOG_FORMATS = ("console", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class JsonFormatter(logging.Formatter):
@@ -63,14 +65,26 @@ class RepeatLimit(logging.Filter):
 
 
 def configure(settings: LoggingSettings) -> None:
+    """The gateway's log, as its `[logging]` settings say."""
+    configure_logging(settings.level, settings.format)
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """One handler on stderr for the whole process: `json` (one object per line, for a
+    collector) or `console` (readable lines), repeats limited, personal data masked.
+
+    `mallgate run` sets it up from `[logging]`, `mallgate central serve` from its options
+    (handed over by gateway/app/central.py): the same lines from both, masked the same."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format {log_format!r}: one of {', '.join(LOG_FORMATS)}")
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RepeatLimit())
-    if settings.format == "json":
+    if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(PersonalDataFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.level)
+    root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -36,6 +36,7 @@ from gateway.loyalty import Plausibility
 from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.limits import DEFAULT_LIMITS
 from gateway.loyalty.wire import to_text
+from gateway.progress import Throttle
 from gateway.settings.sync import SyncSettings
 from gateway.store import Reader, StoreError, Writer
 from sync.apply import (
@@ -51,6 +52,7 @@ from sync.apply import (
 from sync.held import Refusals, refusals
 from sync.mode import Direction, Mode, SyncMode, describe
 from sync.outbox import OutboxEvent, Settled, all_final, dead_letter, next_batch, settle
+from sync.snapshot_progress import SnapshotProgress, kept_progress, rows_in, store_progress
 from sync.state import HEAD, LAST_PULL, LAST_PUSH, MODE, SyncStatus, read_status
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,9 @@ log = logging.getLogger(__name__)
 # carry their phone's masked form and tier facts and each line is checked, 5,000 peaked
 # at 154 MB (over the 150 MB bound); 4,000 takes 36.4 s at 147.5 MB.
 SNAPSHOT_CHUNK = 4000
+# Seconds between two log lines on a snapshot's progress: a person following the log sees
+# it move, and a million-member snapshot (a few hundred chunks) writes a few dozen lines.
+SNAPSHOT_LOG_S = 5.0
 MIN_BATCH_BYTES = 4096
 # How often the engine compares the evidence with the clock, in seconds: a silent central
 # is logged and stored as offline within this of the bound (`online` itself is exact).
@@ -85,6 +90,9 @@ class SyncEngine:
         # Refused changes from central not yet resolved, as of the last page applied (or
         # status read): the sync part's health check reads it without touching the store.
         self.refusals = Refusals()
+        # While a resync applies central's snapshot: how far it is (None otherwise).
+        self.snapshot: SnapshotProgress | None = None
+        self._snapshot_log: Throttle | None = None
         self.state = SyncMode(settings.online_fresh_s)
         self.counters: dict[str, int] = {"pushed": 0, "duplicates": 0, "rejected": 0,
                                          "unsettled": 0, "pulled": 0, "resyncs": 0,
@@ -283,6 +291,11 @@ class SyncEngine:
             lambda c: get_state(c, SNAPSHOT_STATE)) or {}
         if not resumable(progress):
             progress = {}  # none, or kept by an older version: a fresh snapshot
+        kept = await self.reader.run(kept_progress) if progress else None
+        self.snapshot = SnapshotProgress.begin(self.now(), kept)
+        self._snapshot_log = Throttle(SNAPSHOT_LOG_S, self.now)
+        log.info("applying central's snapshot%s",
+                 f", resumed after {self.snapshot.rows_applied} rows" if kept else "")
         stream = self.client.snapshot(
             self.gateway_id, cursor=int(progress["cursor"]) if progress else None,
             phase=progress.get("phase", "member"), after=progress.get("after", ""),
@@ -306,19 +319,32 @@ class SyncEngine:
         finally:
             if applying is not None and not applying.done():
                 applying.cancel()
+            done, self.snapshot = self.snapshot, None
+        if done is not None:
+            seconds = (done.updated_at - done.started_at).total_seconds()
+            log.info("central's snapshot applied: %d rows in %.1f s", done.rows_applied,
+                     seconds)
         # The whole snapshot came: central answered the pull side.
         self.state.answered(Direction.PULL, self.now())
         await self._review(resynced=True)
 
     async def _apply_snapshot(self, lines: list[dict[str, Any]]) -> None:
-        at = self._at()
+        now = self.now()
+        at = to_text(now) or ""
+        before = self.snapshot or SnapshotProgress.begin(now, None)
 
-        def commit(conn: sqlite3.Connection) -> tuple[Applied, Refusals]:
+        def commit(conn: sqlite3.Connection) -> tuple[Applied, Refusals, SnapshotProgress]:
             applied = apply_snapshot_lines(conn, lines, at, self.limits)
+            after = store_progress(conn, before, rows_in(lines), now, at)
             return applied, refusals(conn) if applied.refused or applied.released \
-                else self.refusals
-        applied, self.refusals = await self.writer.submit(commit)
+                else self.refusals, after
+        applied, self.refusals, after = await self.writer.submit(commit)
+        if self.snapshot is not None:
+            self.snapshot = after
         self._count_refused(applied)
+        if after.phase != "done" and self._snapshot_log is not None \
+                and self._snapshot_log.due():
+            log.info("central's snapshot: %s", after.describe())
 
     def _count_refused(self, applied: Applied) -> None:
         """Refused changes are counted and logged; sync goes on with the rest."""
@@ -352,6 +378,9 @@ class SyncEngine:
             status.mode = self.mode.value
             status.mode_since = to_text(self.state.since)
             status.last_error = self.last_error
+        if self.snapshot is not None:  # fresher than the last chunk's row in the store
+            status.resync_in_progress = True
+            status.snapshot = self.snapshot.as_json()
         status.clock_offset_ms = self.client.clock_offset_ms
         status.hlc_ahead_ms = self.clock.offset_ms()
         return status

@@ -16,6 +16,7 @@ from typing import Any
 from sync.apply import SNAPSHOT_STATE, get_state, load_cursor
 from sync.held import Refusals, refusals
 from sync.outbox import DEAD_LETTER_SOURCE
+from sync.snapshot_progress import kept_progress
 
 LAST_PUSH = "last_push_ok"
 LAST_PULL = "last_pull_ok"
@@ -38,6 +39,9 @@ class SyncStatus:
     last_push_ok: str | None = None
     last_pull_ok: str | None = None
     resync_in_progress: bool = False
+    # While a resync applies central's snapshot: its phase, rows applied so far, when this
+    # run started and its rate, as of the last chunk committed.
+    snapshot: dict[str, Any] | None = None
     # Changes from central the gateway could not apply, kept in dead letters (source
     # `sync`) until resolved, and the changes of their members waiting behind them.
     refused_changes: int = 0
@@ -75,5 +79,6 @@ def read_status(conn: sqlite3.Connection, now: datetime) -> SyncStatus:
         cursor_lag=None if head is None else max(0, int(head) - (cursor or 0)),
         last_push_ok=get_state(conn, LAST_PUSH), last_pull_ok=get_state(conn, LAST_PULL),
         resync_in_progress=get_state(conn, SNAPSHOT_STATE) is not None,
+        snapshot=dict(kept) if (kept := kept_progress(conn)) is not None else None,
         refused_changes=refused.count, held_changes=refused.held, first_refused=refused.first,
     )

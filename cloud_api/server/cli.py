@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +33,21 @@ _dsn = click.option("--dsn", envvar="MALLGATE_CENTRAL_DSN", default=None,
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Central logs as the gateway does (JSON or readable lines, personal data masked on every
+# handler). That setup is the gateway's, and central imports nothing of the gateway but the
+# loyalty domain, so it is handed over: the composition root that mounts this group
+# (gateway/app/central.py) puts it in the click context's meta under `LOG_SETUP`.
+LogSetup = Callable[[str, str], None]  # (level, format)
+LOG_SETUP = "mallgate.log_setup"
+
+
+def _set_up_logging(level: str, log_format: str) -> None:
+    setup = click.get_current_context().meta.get(LOG_SETUP)
+    if setup is None:  # never log personal data unmasked: no setup, no server
+        raise click.UsageError("central's log setup is missing: run it as "
+                               "`mallgate central serve`")
+    setup(level, log_format)
 
 
 def _limit_options(command: F) -> F:
@@ -69,12 +83,18 @@ def central_group() -> None:
               default=None, help="A Fernet key: keep each phone number too, encrypted with "
               "it (readable by its owner only). Unset: central keeps no number it could "
               "read back.")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
+              show_default=True, envvar="MALLGATE_CENTRAL_LOG_FORMAT", show_envvar=True,
+              help="`console`: readable lines for a terminal; `json`: one JSON object per "
+              "line for a log collector (production). Personal data is masked in both.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+              default="INFO", show_default=True, envvar="MALLGATE_CENTRAL_LOG_LEVEL",
+              show_envvar=True, help="Least severe level that is logged.")
 @_limit_options
 def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float, *,
           phone_key_file: Path | None, phone_encryption_key_file: Path | None,
-          **limits: int) -> None:
+          log_format: str, log_level: str, **limits: int) -> None:
     """Serve the central API until SIGINT or SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings = CentralLimits(**limits)
     except ValueError as exc:
@@ -83,6 +103,7 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
         phones = PhoneKeys.load(phone_key_file, phone_encryption_key_file)
     except SecretFileError as exc:
         raise click.UsageError(str(exc)) from None
+    _set_up_logging(log_level, log_format)
     app = create_central_app(open_storage(db, dsn, phones),
                              retention_s=retention_days * 86400, limits=settings,
                              review_tiers=True, grant_birthdays=True)

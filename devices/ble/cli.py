@@ -11,7 +11,8 @@ import click
 from devices.ble.demo import DEMO_MALL_UUID, DEMO_RECEIVERS, demo_keys
 from devices.ble.remote import ReceiverTopics
 from devices.ble.scenario import Scenario, ScenarioConfig, SimReceiver
-from devices.ble.sim import PublishStats, publish_scenario, summary
+from devices.ble.sim import PublishStats, progress_line, publish_scenario, summary
+from gateway.progress import progress_option, reporting
 
 
 def _receiver(value: str) -> SimReceiver:
@@ -50,15 +51,18 @@ def _receiver(value: str) -> SimReceiver:
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--connect-timeout", default=10.0, show_default=True,
               type=click.FloatRange(min=0.1), help="Seconds to wait for the broker.")
+@progress_option
 def sim_ble(*, host: str, port: int, username: str | None, password: str | None, site: str,
             receivers: tuple[str, ...], members: int, mall_uuid: str, rate: float,
-            duration: float, count: int | None, seed: int, connect_timeout: float) -> None:
+            duration: float, count: int | None, seed: int, connect_timeout: float,
+            progress_every: float) -> None:
     """Remote BLE receivers publishing what they hear of members walking through the mall.
 
     Demo members (half Eddystone-EID, half the iBeacon token) and strangers linger in some
     zones and walk past others; each receiver batches its sightings every 200-500 ms on
     lty/v1/SITE/receiver/RID/adv, as an ESP32 node does. Prints, per member, the zones it
-    lingered in: the gateway should greet exactly those.
+    lingered in: the gateway should greet exactly those. While it runs, a progress line
+    (batches and adverts published so far) goes to stderr every --progress-every seconds.
     """
     try:
         ReceiverTopics(site)
@@ -79,10 +83,18 @@ def sim_ble(*, host: str, port: int, username: str | None, password: str | None,
         raise click.UsageError(str(exc)) from None
     scenario = Scenario(config, seed=seed, start=time.time())
     stats = PublishStats()
+
+    def show() -> None:
+        click.echo(progress_line(scenario, stats), err=True)
+
+    async def publish() -> None:
+        async with reporting(progress_every, show):
+            await publish_scenario(scenario, host=host, port=port, site=site,
+                                   username=username, password=password, stats=stats,
+                                   connect_timeout_s=connect_timeout)
+
     try:
-        asyncio.run(publish_scenario(scenario, host=host, port=port, site=site,
-                                     username=username, password=password, stats=stats,
-                                     connect_timeout_s=connect_timeout))
+        asyncio.run(publish())
     except ConnectionError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -34,7 +34,7 @@ from devices.mqtt.transport import LinkConfig, MqttLink, Retained
 # The simulator's whole surface in one place: the scenario's pieces are re-exported.
 __all__ = [
     "Batch", "Heard", "Leg", "Pacer", "PublishStats", "Scenario", "ScenarioConfig",
-    "SimReceiver", "Visit", "eid_ad", "ibeacon_ad", "publish_scenario",
+    "SimReceiver", "Visit", "eid_ad", "ibeacon_ad", "progress_line", "publish_scenario",
     "receiver_link_config", "rfc3339", "summary",
 ]
 
@@ -127,6 +127,15 @@ async def publish_scenario(scenario: Scenario, *, host: str, port: int, site: st
             stats.by_kind.update(h.kind for h in batch.heard)
             stats.last_sent_at = batch.send_at
     return stats
+
+
+def progress_line(scenario: Scenario, stats: PublishStats) -> str:
+    """One line on how far the run is: what was published so far, and until when."""
+    line = (f"sim ble: published {stats.adverts} adverts in {stats.batches} batches, "
+            f"{stats.dropped} lost")
+    if stats.last_sent_at is not None:
+        line += f", {stats.last_sent_at - scenario.start:.0f} s into the scenario"
+    return line
 
 
 def summary(scenario: Scenario, stats: PublishStats) -> list[str]:

@@ -15,6 +15,7 @@ import click
 
 from devices.pos import sim
 from gateway.demo import demo_ids
+from gateway.progress import progress_option
 
 
 def _progress(count: int) -> Callable[[sim.SimReport], None]:
@@ -46,9 +47,7 @@ def _progress(count: int) -> Callable[[sim.SimReport], None]:
 @click.option("--authorize", is_flag=True,
               help="framed/jsonl: the till authorizes points before paying with them (some "
               "refused for lack of points), and now and then voids or abandons a hold.")
-@click.option("--progress-every", "progress_every", type=click.FloatRange(0.05),
-              default=5.0, show_default=True,
-              help="Seconds between progress lines on stderr (stdout keeps the summary).")
+@progress_option
 def sim_pos(*, path: str, mode: str, rate: float, count: int, store_id: str, pos_id: str,
             members: int, seed: int, baudrate: int, tz_name: str, authorize: bool,
             progress_every: float) -> None:

@@ -27,6 +27,7 @@ import serial_asyncio_fast
 
 from devices.pos.framing import ACK, STX, FrameDecoder, Message, encode_frame, encode_line
 from devices.pos.printouts import Printout, kitchen_ticket, shift_report
+from gateway.progress import PROGRESS_EVERY_S, reporting
 
 Mode = Literal["escpos", "framed", "jsonl"]
 Kind = Literal["sale", "unclaimed", "refund", "copy", "non_sale", "malformed"]
@@ -326,7 +327,7 @@ async def run(path: str, mode: Mode, receipts: Sequence[SimReceipt], *, rate: fl
               baudrate: int = 115200, seed: int = 1, noise: float = 0.05,
               lose_ack: float = 0.03, store_id: str = "S01", pos_id: str = "P1",
               authorize: bool = False, progress: Callable[[SimReport], None] | None = None,
-              progress_every: float = 5.0) -> SimReport:
+              progress_every: float = PROGRESS_EVERY_S) -> SimReport:
     """Open `path` and send `receipts` at `rate` per second (0: as fast as acknowledged).
     `authorize`: framed/jsonl tills authorize points before paying with them. `progress`
     is called with the report so far every `progress_every` seconds while sending."""
@@ -334,23 +335,16 @@ async def run(path: str, mode: Mode, receipts: Sequence[SimReceipt], *, rate: fl
         url=path, baudrate=baudrate, xonxoff=False)
     sim = PosSimulator(reader, writer, mode, seed=seed, noise=noise, lose_ack=lose_ack,
                        store_id=store_id, pos_id=pos_id, authorize=authorize)
-    ticker = (asyncio.create_task(_tick(sim.report, progress, progress_every))
-              if progress is not None else None)
     try:
-        report = await send_all(sim, receipts, rate=rate)
-        await drained(writer)
+        async with contextlib.AsyncExitStack() as stack:
+            if progress is not None:
+                await stack.enter_async_context(
+                    reporting(progress_every, lambda: progress(sim.report)))
+            report = await send_all(sim, receipts, rate=rate)
+            await drained(writer)
     finally:
-        if ticker is not None:
-            ticker.cancel()
         writer.close()
     return report
-
-
-async def _tick(report: SimReport, progress: Callable[[SimReport], None],
-                every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        progress(report)
 
 
 async def send_all(sim: PosSimulator, receipts: Sequence[SimReceipt], *,

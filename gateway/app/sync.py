@@ -56,8 +56,13 @@ async def sync_context(app: web.Application) -> AsyncIterator[None]:
 
 
 def _health(engine: SyncEngine) -> str | None:
-    """Degraded while central is offline, or while changes it sent wait refused: their
-    members' later changes are held back until the refused ones are resolved."""
+    """Degraded while central is offline, while changes it sent wait refused (their
+    members' later changes are held back until the refused ones are resolved), and while
+    a resync applies central's snapshot (the members it has not reached yet are stale);
+    the reason then says how far the snapshot is."""
+    snapshot = engine.snapshot
+    if snapshot is not None:
+        return f"applying central's snapshot: {snapshot.describe()}"
     if not engine.online:
         reason = f"central {engine.mode.value}"
         return f"{reason}: {engine.last_error}" if engine.last_error else reason

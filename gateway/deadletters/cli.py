@@ -17,6 +17,7 @@ from gateway.config_option import config_option
 from gateway.deadletters.replayable import Letter, letters, refusal
 from gateway.ledger import Ledger
 from gateway.loyalty.hlc import HybridClock
+from gateway.progress import progress_option, reporting
 from gateway.receipts import DEAD_LETTER_SOURCE, Outcome, ReceiptPipeline
 from gateway.settings import Settings
 from gateway.settings.cli import load_or_exit
@@ -61,11 +62,14 @@ def list_dead_letters(config_file: Path, show_all: bool) -> None:
 @deadletters_group.command("replay")
 @CONFIG_OPTION
 @click.argument("ids", nargs=-1, type=int)
-def replay_dead_letters(config_file: Path, ids: tuple[int, ...]) -> None:
+@progress_option
+def replay_dead_letters(config_file: Path, ids: tuple[int, ...],
+                        progress_every: float) -> None:
     """Run POS dead letters (all pending, or IDS) through the current templates again.
 
     Safe while the gateway runs: receipts are credited once whatever runs them. Each id
     typed is reported; one that does not exist or cannot be replayed fails the command.
+    A long replay tells how far it is on stderr every --progress-every seconds.
     """
     from gateway.app.pos import receipt_parser  # noqa: PLC0415 - the POS part, only here
 
@@ -85,7 +89,16 @@ def replay_dead_letters(config_file: Path, ids: tuple[int, ...]) -> None:
                             limits=settings.limits.plausibility())
             pipeline = ReceiptPipeline(ledger, receipt_parser(settings),
                                        refund_window_days=settings.pos.refund_window_days)
-            return found, await pipeline.replay_dead_letters(wanted)
+            so_far: list[Outcome] = []
+
+            def show() -> None:
+                dead = sum(1 for o in so_far if o.status == "dead")
+                click.echo(f"deadletters replay: {len(so_far)} of {len(wanted)} replayed, "
+                           f"{len(so_far) - dead} processed, {dead} still unreadable",
+                           err=True)
+
+            async with reporting(progress_every, show):
+                return found, await pipeline.replay_dead_letters(wanted, done=so_far.append)
 
     found, outcomes = asyncio.run(replay())
     letter_of = {letter.capture_id: letter.id for letter in found.values()}

@@ -478,8 +478,11 @@ class ReceiptPipeline:
 
     # -- dead letters -----------------------------------------------------------------------
 
-    async def replay_dead_letters(self, ids: Sequence[int] = ()) -> list[Outcome]:
-        """Run pending POS dead letters (all, or those in `ids`) through the parser again."""
+    async def replay_dead_letters(self, ids: Sequence[int] = (), *,
+                                  done: Callable[[Outcome], None] | None = None,
+                                  ) -> list[Outcome]:
+        """Run pending POS dead letters (all, or those in `ids`) through the parser again;
+        `done` is told each outcome as soon as it is kept (a long replay's progress)."""
         def pending(conn: sqlite3.Connection, _: list[Recorded]) -> list[tuple[int, Capture]]:
             rows = conn.execute(
                 "SELECT d.id, c.id, c.store_id, c.pos_id, c.mode, c.raw, c.received_at "
@@ -500,13 +503,16 @@ class ReceiptPipeline:
                 replayed_at = utc_text(self.ledger.now())
                 result = outcome.status
 
-                def done(conn: sqlite3.Connection, _: list[Recorded], letter: int = letter_id,
-                         result: str = result, at: str = replayed_at) -> None:
+                def replayed(conn: sqlite3.Connection, _: list[Recorded],
+                             letter: int = letter_id, result: str = result,
+                             at: str = replayed_at) -> None:
                     conn.execute("UPDATE dead_letters SET replayed_at = ?, replay_result = ? "
                                  "WHERE id = ?", (at, result, letter))
 
-                await self.ledger.record_with([], done)
+                await self.ledger.record_with([], replayed)
             outcomes.append(outcome)
+            if done is not None:
+                done(outcome)
         return outcomes
 
 

@@ -36,7 +36,10 @@ class KioskSettings(SettingsModel):
     )
     host: str = Field(default="127.0.0.1", pattern=r"^\S+$",
                       description="Broker host (external broker).")
-    port: int = Field(default=1883, ge=1, le=65_535, description="Broker TCP port.")
+    port: int = Field(default=1883, ge=1, le=65_535,
+                      description="TCP port of the broker: the one the gateway connects to "
+                      "(external broker), or the one the embedded demo broker listens on "
+                      "(loopback).")
     tls: bool = Field(
         default=False,
         description="Connect with TLS, verifying the broker's certificate (against `ca_file` "

@@ -30,9 +30,15 @@ class PosPort(SettingsModel):
         description="`escpos`: capture printed receipts; `framed`: STX/ETX frames with CRC and "
         "ACK/NAK; `jsonl`: one JSON object with a CRC per line (see docs/pos.md).",
     )
-    baudrate: int = Field(default=9600, ge=300, le=921_600, description="Line speed.")
-    parity: Literal["N", "E", "O"] = Field(default="N", description="Parity bit.")
-    stopbits: Literal[1, 2] = Field(default=1, description="Stop bits.")
+    baudrate: int = Field(
+        default=9600, ge=300, le=921_600,
+        description="Line speed in bits per second, as set on the POS (or the printer it "
+        "talks to); a mismatch reads as noise and ends in dead letters.")
+    parity: Literal["N", "E", "O"] = Field(
+        default="N", description="Parity bit of the line as the POS sends it: `N` none, "
+        "`E` even, `O` odd.")
+    stopbits: Literal[1, 2] = Field(
+        default=1, description="Stop bits of the line as the POS sends it: 1 or 2.")
     rtscts: bool = Field(
         default=False,
         description="RTS/CTS hardware flow control. XON/XOFF is never used: it would swallow "

@@ -281,10 +281,16 @@ async def test_the_command_runs_against_a_broker_and_leaves_its_receivers_offlin
         broker: Mosquitto) -> None:
     result = await asyncio.to_thread(CliRunner().invoke, main, [
         "sim", "ble", "--port", str(broker.port), "--duration", "3", "--rate", "60",
-        "--receiver", "rx-gate=gate", "--members", "4", "--seed", "2"])
+        "--receiver", "rx-gate=gate", "--members", "4", "--seed", "2",
+        "--progress-every", "0.5"])
     assert result.exit_code == 0, result.output
-    assert "from 1 receivers (seed 2)" in result.output
-    assert "adverts by kind: noise" in result.output  # 3 s: too short for a visit
+    assert "from 1 receivers (seed 2)" in result.stdout.splitlines()[0]
+    assert "adverts by kind: noise" in result.stdout  # 3 s: too short for a visit
+    # progress on stderr while it ran, never mixed into the summary on stdout
+    progress = [line for line in result.stderr.splitlines()
+                if line.startswith("sim ble: published")]
+    assert progress, result.stderr
+    assert "sim ble:" not in result.stdout
     topics = ReceiverTopics(SITE)
     late = LinkConfig(host="127.0.0.1", port=broker.port, client_id="late",
                       subscriptions=((topics.status("rx-gate"), 1),))

@@ -64,20 +64,22 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 @contextlib.asynccontextmanager
 async def central_processes(db: Path, dsn: str | None = None, workers: int = 1,
-                            extra: Sequence[str] = ()) -> AsyncIterator[list[str]]:
+                            extra: Sequence[str] = (), log: Path | None = None,
+                            ) -> AsyncIterator[list[str]]:
     """`workers` central processes over one database (SQLite file `db`, or `dsn` when
     given), each started with the `extra` options; yields their base URLs once every one
-    answers `/healthz`."""
+    answers `/healthz`. Their log (stderr) goes to the file `log`, if given."""
     store = ["--dsn", dsn] if dsn else ["--db", str(db)]
     processes: list[asyncio.subprocess.Process] = []
     urls: list[str] = []
+    log_file = log.open("ab") if log is not None else None
     try:
         for _ in range(workers):
             port = free_port()
             processes.append(await asyncio.create_subprocess_exec(
                 *CLI, "central", "serve", *store, "--port", str(port), *extra,
-                env=_environment(),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
+                env=_environment(), stdout=asyncio.subprocess.DEVNULL,
+                stderr=log_file or asyncio.subprocess.DEVNULL))
             urls.append(f"http://127.0.0.1:{port}")
         for url, process in zip(urls, processes, strict=True):
             await _until_healthy(url, process)
@@ -85,3 +87,5 @@ async def central_processes(db: Path, dsn: str | None = None, workers: int = 1,
     finally:
         for process in processes:
             await _stop(process)
+        if log_file is not None:
+            log_file.close()

@@ -139,3 +139,18 @@ def test_the_gateway_configuration_points_at_the_compose_services(
     assert str(settings.store.path).startswith("/var/lib/mallgate/")
     assert found["gateway"]["environment"]["MALLGATE__CENTRAL__TOKEN_FILE"] == (
         "/run/secrets/central_token")  # noqa: S105 - a path, not a password
+
+
+def test_the_shipped_production_configurations_log_json(compose: dict[str, Any]) -> None:
+    """A log collector reads one JSON object per line; the demo stays readable."""
+    found = services(compose)
+    mounts = {target: source for source, target in bind_mounts(found["gateway"])}
+    gateway = load_settings(COMPOSE.parent / mounts["/etc/mallgate/mallgate.toml"], environ={})
+    assert gateway.logging.format == "json"
+    example = load_settings(DOCKER.parent / "config" / "example-mall.toml", environ={})
+    assert example.logging.format == "json"
+    demo = load_settings(DOCKER.parent / "config" / "demo.toml", environ={})
+    assert demo.logging.format == "console"
+    central = (DOCKER / "central.Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^ENV MALLGATE_CENTRAL_LOG_FORMAT=json$", central, re.MULTILINE)
+    assert "--log-format" not in " ".join(map(str, found["central"]["command"]))  # the image's

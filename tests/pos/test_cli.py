@@ -175,6 +175,33 @@ def test_deadletters_replay_reports_each_id_typed_and_fails_on_those_it_cannot_r
     assert "dead letter 1: not replayable (already replayed: sale)" in again.output
 
 
+def test_deadletters_replay_of_many_prints_progress_on_stderr(tmp_path: Path) -> None:
+    unreadable = own("gb18030-chinese-mode.bin").replace("合计".encode("gb18030"),
+                                                          "总计".encode("gb18030"))
+    many = 500
+
+    async def ingest() -> None:
+        clock = Clock(datetime(2026, 11, 22, 16, 0, tzinfo=RULES.tz))
+        async with open_pipeline(tmp_path / "gw.db", clock, pos_settings()) as pipeline:
+            for _ in range(many):
+                outcome = await pipeline.ingest(store_id="S01", pos_id="P1", mode="escpos",
+                                                raw=unreadable)
+                assert outcome.status == "dead"
+
+    asyncio.run(ingest())
+    strict = _config(tmp_path, DEFAULT_TEMPLATE["fields"]["total"])
+    result = CliRunner().invoke(main, ["deadletters", "replay", "--config", str(strict),
+                                       "--progress-every", "0.05"], env=CLEAN_ENV)
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.stderr.splitlines()
+                if line.startswith("deadletters replay:")]
+    assert progress, result.stderr
+    assert all(f" of {many} replayed" in line for line in progress)
+    assert "deadletters replay:" not in result.stdout
+    assert result.stdout.splitlines()[-1] == (f"0 of {many} pos dead letter(s) processed; "
+                                              f"{many} still unreadable")
+
+
 def test_a_dead_letter_whose_capture_bytes_were_pruned_is_not_replayable(
         tmp_path: Path) -> None:
     unreadable = own("gb18030-chinese-mode.bin").replace("合计".encode("gb18030"),
