@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloud_api.server import operations as ops
-from cloud_api.server import tiers
+from cloud_api.server import rule_versions, tiers
 from cloud_api.server.codes import Code
 from cloud_api.server.grants import GrantThrottle
 from cloud_api.server.ids import hash_token, new_token
@@ -29,7 +29,7 @@ from cloud_api.server.storage import (
     Verdict,
     utc_now,
 )
-from gateway.loyalty import Entry, LoyaltyRules
+from gateway.loyalty import Entry, LoyaltyRules, RuleBook
 from gateway.loyalty.wire import to_text
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,11 @@ class SqlStorage(Storage):
     def _stamp(self) -> str:
         return to_text(self.now()) or ""
 
+    def _ruled(self, mall_id: str, make: Callable[[LoyaltyRules], Op[T]]) -> Op[T]:
+        """`make`'s operation with the mall's rules in force now, read in its transaction."""
+        book = yield from rule_versions.rule_book(mall_id, self.rules)
+        return (yield from make(book.at(self.now())))
+
     # -- credentials ------------------------------------------------------------------
     async def add_token(self, mall_id: str, scope: Scope, gateway_id: str | None) -> str:
         token = new_token()
@@ -109,10 +114,10 @@ class SqlStorage(Storage):
 
     async def changes(self, mall_id: str, after: int, limit: int,
                       exclude_origin: str | None) -> ChangePage:
-        return await self._read(ops.changes(mall_id, after, limit, exclude_origin,
-                                            grants=self.grants, rules=self.rules,
-                                            now=self.now()),
-                                consistent=True)
+        now = self.now()
+        return await self._read(self._ruled(mall_id, lambda rules: ops.changes(
+            mall_id, after, limit, exclude_origin, grants=self.grants, rules=rules,
+            now=now)), consistent=True)
 
     async def head(self, mall_id: str) -> int:
         return await self._read(ops.head(mall_id))
@@ -136,8 +141,9 @@ class SqlStorage(Storage):
                                                    phones=self.phones, at=self._stamp()))
 
     async def get_member(self, mall_id: str, member_id: str) -> dict[str, Any]:
-        return await self._read(ops.get_member(mall_id, member_id, self.rules, self.phones,
-                                               self.now()), consistent=True)
+        now = self.now()
+        return await self._read(self._ruled(mall_id, lambda rules: ops.get_member(
+            mall_id, member_id, rules, self.phones, now)), consistent=True)
 
     async def find_members_by_phone(self, mall_id: str, number: str) -> list[dict[str, Any]]:
         phone_hash = self.phones.hash_for(mall_id, number)
@@ -153,6 +159,17 @@ class SqlStorage(Storage):
                            payload: dict[str, Any]) -> int:
         return await self._write(ops.put_document(mall_id, kind, key, payload,
                                                   self._stamp()))
+
+    async def publish_rules(self, mall_id: str, version: object, payload: object,
+                            effective_at: object) -> int:
+        checked = rule_versions.check_version(
+            version, payload, rule_versions.default_effective_at(effective_at, self.now()))
+        assert isinstance(payload, dict)  # noqa: S101 - checked by `check_version`
+        return await self._write(rule_versions.publish(self.dialect, mall_id, checked,
+                                                       payload, self._stamp()))
+
+    async def rule_book(self, mall_id: str) -> RuleBook:
+        return await self._read(rule_versions.rule_book(mall_id, self.rules))
 
     async def mall_ids(self) -> list[str]:
         return await self._read(ops.mall_ids())
