@@ -18,7 +18,7 @@ from aiohttp import web
 
 from cloud_api.client import CentralClient
 from cloud_api.server.storage import Storage
-from gateway.app.keys import LEDGER, PARTS, READER
+from gateway.app.keys import CENTRAL, LEDGER, PARTS, READER, WRITER
 from gateway.loyalty import LoyaltyRules
 from gateway.loyalty.versions import rules_document
 from sync.state import read_status
@@ -26,7 +26,7 @@ from tests.cloud_api.central import MALL, Central, running_central
 from tests.cloud_api.fixtures import postgres_server, storage
 from tests.pos.helpers import RULES
 from tests.pos.ptys import SOCAT
-from tests.pos.tills import ACCOUNT, MEMBER, Clock, Till, gateway_and_till
+from tests.pos.tills import ACCOUNT, MEMBER, Clock, Till, gateway_and_till, give_points
 
 __all__ = ["postgres_server", "storage"]  # fixtures: central on each backend
 pytestmark = pytest.mark.skipif(SOCAT is None, reason="socat is not installed")
@@ -181,3 +181,21 @@ async def test_a_version_the_gateway_cannot_parse_is_refused_and_the_old_one_sta
         health = part.status()
         assert health.state.value == "degraded", health
         assert "per_visit" in (health.reason or "")
+
+
+async def test_offline_the_edge_holds_central_s_grant_to_the_rules_cap(
+        tmp_path: Path) -> None:
+    """Central granted more than the rules in force allow (granted under other rules):
+    offline, a till gets no more than `offline_allowance_cap`."""
+    capped = {"redemption": {"offline_allowance_cap": 120}}
+    async with gateway_and_till(tmp_path, "jsonl", loyalty=capped) as (app, till):
+        await give_points(app, 1000)
+        app[CENTRAL].configured = True  # central configured and not heard from: offline
+        await app[WRITER].submit(lambda c: c.execute(
+            "INSERT INTO offline_allowances (account_id, points, granted_seq, granted_at) "
+            "VALUES (?, 500, 0, '2026-01-01')", (ACCOUNT,)))
+        reply = (await till.send({"type": "authorize", "request_id": "pay-1",
+                                  "member_code": MEMBER, "total_fen": 50_000, "points": 300,
+                                  "coupon_codes": [], "lines": []})).body
+        assert reply is not None and reply["status"] == "granted", reply
+        assert reply["points"] == 120
