@@ -325,6 +325,8 @@ class SyncEngine:
                 else self.refusals
         applied, self.refusals = await self.writer.submit(commit)
         self._count_refused(applied)
+        if applied.documents and self.on_documents is not None:
+            await self.on_documents()
 
     def _count_refused(self, applied: Applied) -> None:
         """Refused changes are counted and logged; sync goes on with the rest."""

@@ -209,7 +209,10 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
         text = "".join(line + "\n" for line in lines)
         await response.write(gz.compress(text.encode()) + gz.flush(zlib.Z_SYNC_FLUSH))
 
-    await send([json.dumps({"type": "header", "cursor": str(cursor), "format": 1})])
+    # The rules versions ride in the header: their changes may be purged from the log.
+    await send([json.dumps({"type": "header", "cursor": str(cursor), "format": 1,
+                            "rule_versions": await storage.rule_documents(principal.mall_id)},
+                           ensure_ascii=False)])
     phases = ["member", "ledger"]
     for kind in phases[phases.index(phase):]:
         key = after if kind == phase else ""

@@ -49,6 +49,16 @@ def rule_book(mall_id: str, base: LoyaltyRules) -> Op[RuleBook]:
     return RuleBook.of(base, [_parsed(str(v), str(t), str(p)) for v, t, p in rows])
 
 
+def documents(mall_id: str) -> Op[list[dict[str, Any]]]:
+    """Every version of the mall as the change feed carries it, in publishing order (for
+    the snapshot: a gateway that resyncs gets the rules whose changes were purged)."""
+    rows = yield Fetch("SELECT version, effective_at, payload, server_seq FROM rule_versions "
+                       "WHERE mall_id = ? ORDER BY server_seq", (mall_id,))
+    return [{"server_seq": int(seq), "key": RULES_KIND, "version": str(version),
+             "effective_at": str(at), "payload": json.loads(payload)}
+            for version, at, payload, seq in rows]
+
+
 def publish(dialect: Dialect, mall_id: str, version: RuleVersion, payload: dict[str, Any],
             at: str) -> Op[int]:
     """Keep a checked version and send it down; its `server_seq`."""

@@ -168,6 +168,9 @@ class SqlStorage(Storage):
         return await self._write(rule_versions.publish(self.dialect, mall_id, checked,
                                                        payload, self._stamp()))
 
+    async def rule_documents(self, mall_id: str) -> list[dict[str, Any]]:
+        return await self._read(rule_versions.documents(mall_id))
+
     async def rule_book(self, mall_id: str) -> RuleBook:
         return await self._read(rule_versions.rule_book(mall_id, self.rules))
 

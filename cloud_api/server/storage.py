@@ -185,6 +185,10 @@ class Storage(ABC):
         `server_seq`, the first one for a version republished as it was."""
 
     @abstractmethod
+    async def rule_documents(self, mall_id: str) -> list[dict[str, Any]]:
+        """Every rules version of the mall as the change feed sends it, oldest first."""
+
+    @abstractmethod
     async def rule_book(self, mall_id: str) -> RuleBook:
         """The mall's rules versions over the server's own rules."""
 
