@@ -15,7 +15,7 @@ from cloud_api.errors import CentralRejected
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules
 from gateway.loyalty.versions import rules_document
 from gateway.loyalty.wire import entry_to_json
-from tests.cloud_api.central import GATEWAY, MALL
+from tests.cloud_api.central import GATEWAY, MALL, Central
 
 SALE_AT = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -34,12 +34,14 @@ def cheap_silver(version: str) -> dict[str, Any]:
     return rules(version) | {"tiers": tiers}
 
 
-def sale(fen: int, key: str, seq: int) -> str:
-    entry = Entry(kind=EntryKind.EARN, points=fen // 100, qual_fen=fen, account_id="A1",
-                  member_id="M1", source_type="pos.sale", source_key=key,
-                  reason="purchase", effective_at=SALE_AT, rule_version="default-1")
-    stamped = entry.stamped(origin_site=GATEWAY, origin_seq=seq, hlc=f"{seq:013d}-0000-{GATEWAY}",
-                            recorded_at=SALE_AT)
+def sale(fen: int, key: str, seq: int, *, member: str = "M1",
+         at: datetime = SALE_AT) -> str:
+    entry = Entry(kind=EntryKind.EARN, points=fen // 100, qual_fen=fen,
+                  account_id=member.replace("M", "A"), member_id=member,
+                  source_type="pos.sale", source_key=key, reason="purchase", effective_at=at,
+                  rule_version="default-1")
+    stamped = entry.stamped(origin_site=GATEWAY, origin_seq=seq,
+                            hlc=f"{seq:013d}-0000-{GATEWAY}", recorded_at=at)
     return json.dumps({"event_id": stamped.entry_id, "type": "ledger.entry",
                        "payload": json.loads(entry_to_json(stamped))})
 
@@ -114,3 +116,26 @@ async def test_tier_upgrades_take_the_rules_in_force_at_the_sale(
                            effective_at="2026-04-01T00:00:00Z")
     await gw_client.push_batch(GATEWAY, [sale(1_000, "S-2", 2)])
     assert (await admin.get_member(MALL, "M1"))["member"]["tier"] == "silver"
+
+
+async def test_the_anniversary_review_takes_the_rules_in_force(
+        central: Central, admin: CentralClient, gw_client: CentralClient) -> None:
+    """Silver until 1 April, 200 yuan spent in the year: one step down under the default
+    rules (silver needs 500), kept under a version in force that asks 100."""
+    review_day = datetime(2026, 4, 3, 12, tzinfo=UTC)
+    central.storage.now = lambda: review_day  # type: ignore[attr-defined]
+    spent_at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    for n, member in enumerate(("M1", "M2")):
+        await admin.create_member(MALL, {"member_id": member, "account_id": f"A{n + 1}",
+                                         "tier": "silver", "tier_anniversary": "2026-04-01"})
+        await gw_client.push_batch(GATEWAY, [sale(20_000, f"Y-{member}", n + 1,
+                                                  member=member, at=spent_at)])
+        if member == "M1":
+            assert await central.storage.review_tiers(MALL) == 1
+        else:
+            await admin.put_config(MALL, "loyalty", "cheap", cheap_silver("cheap"),
+                                   effective_at="2026-01-01T00:00:00Z")
+            assert await central.storage.review_tiers(MALL) == 0
+    assert (await admin.get_member(MALL, "M1"))["member"]["tier"] == "normal"
+    kept = (await admin.get_member(MALL, "M2"))["member"]
+    assert kept["tier"] == "silver" and kept["tier_anniversary"] > "2026-04-01"
