@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -97,6 +97,11 @@ class RuleBook:
 
     base: LoyaltyRules
     versions: tuple[RuleVersion, ...] = ()
+    # The versions' effective times, for bisecting: the rules are looked up on every sale.
+    _times: tuple[datetime, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_times", tuple(v.effective_at for v in self.versions))
 
     @staticmethod
     def of(base: LoyaltyRules, versions: Iterable[RuleVersion]) -> RuleBook:
@@ -109,26 +114,5 @@ class RuleBook:
 
     def at(self, when: datetime) -> LoyaltyRules:
         """The rules in force at `when`: the latest version effective by then."""
-        index = bisect_right([v.effective_at for v in self.versions], when)
+        index = bisect_right(self._times, when)
         return self.versions[index - 1].rules if index else self.base
-
-    def current(self, when: datetime) -> RuleVersion | None:
-        index = bisect_right([v.effective_at for v in self.versions], when)
-        return self.versions[index - 1] if index else None
-
-    def upcoming(self, when: datetime) -> list[RuleVersion]:
-        return [v for v in self.versions if v.effective_at > when]
-
-    def with_version(self, version: RuleVersion) -> RuleBook:
-        return RuleBook.of(self.base, [*self.versions, version])
-
-    def describe(self, when: datetime) -> Mapping[str, Any]:
-        """What is in force at `when` and what comes next, for status pages."""
-        current = self.current(when)
-        return {
-            "in_force": self.at(when).version,
-            "since": current.effective_at.isoformat() if current else None,
-            "published": len(self.versions),
-            "upcoming": [{"version": v.version, "effective_at": v.effective_at.isoformat()}
-                         for v in self.upcoming(when)],
-        }

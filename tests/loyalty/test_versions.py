@@ -26,7 +26,7 @@ def test_the_base_until_the_first_version_then_the_latest_in_force() -> None:
     assert book.at(T0 - timedelta(microseconds=1)).version == "local"
     assert book.at(T0).version == "a" and book.at(T0).earn.points_per_yuan == 2
     assert book.at(T0 + timedelta(days=2)).version == "b"
-    assert [v.version for v in book.upcoming(T0)] == ["b"]
+    assert [v.version for v in book.versions] == ["a", "b"]
 
 
 @given(st.lists(st.integers(min_value=0, max_value=100), min_size=1, max_size=8),
