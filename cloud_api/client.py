@@ -313,9 +313,15 @@ class CentralClient:
                                    json_body=offer)
         return int(data["server_seq"])
 
-    async def put_config(self, mall_id: str, kind: str, version: str, payload: Any) -> int:
+    async def put_config(self, mall_id: str, kind: str, version: str, payload: Any, *,
+                         effective_at: str | None = None) -> int:
+        """Publish a configuration version; `effective_at` (ISO-8601): when a `loyalty`
+        rules version comes into force (now if None)."""
+        body: dict[str, Any] = {"version": version, "payload": payload}
+        if effective_at is not None:
+            body["effective_at"] = effective_at
         data = await self._request("PUT", f"/v1/malls/{mall_id}/config/{kind}",
-                                   json_body={"version": version, "payload": payload})
+                                   json_body=body)
         return int(data["server_seq"])
 
 

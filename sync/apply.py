@@ -16,6 +16,7 @@ from cloud_api.errors import CentralRejected
 from gateway.loyalty import Plausibility
 from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.limits import DEFAULT_LIMITS
+from gateway.loyalty.versions import RULES_KIND
 from gateway.members import erase_member, has_members, ids_after, versions_between
 from gateway.store.deferred import defer_indexes, restore_indexes
 from sync.checks import Refused, check_entry, check_member, is_id
@@ -115,6 +116,7 @@ def apply_snapshot_lines(conn: sqlite3.Connection, lines: Iterable[Mapping[str, 
                             "phase": "member", "after": ""}
                 page.cursor = cursor
                 _defer_indexes_if_empty(conn)
+            _rule_versions(page, line)
         elif kind == "end":
             cursor = _cursor(line)
             if progress.get("phase") == "member":
@@ -151,6 +153,20 @@ def _cursor(line: Mapping[str, Any]) -> int:
     if type(value) is int or (type(value) is str and value.isdigit() and len(value) < 20):
         return int(value)
     raise SnapshotFormatError(line)
+
+
+def _rule_versions(page: FeedPage, header: Mapping[str, Any]) -> None:
+    """The rules versions a snapshot's header carries, each applied (or refused) as the
+    `config.version` change it was: their changes may be purged from central's log."""
+    versions = header.get("rule_versions", [])
+    if type(versions) is not list:
+        page.refuse(header, Refused("invalid_line", "a snapshot header's rule_versions "
+                                    "must be a list"), kind="snapshot.header", member=None)
+        return
+    for version in versions:
+        seq = version.get("server_seq") if type(version) is dict else None
+        page.apply({"kind": "config.version", "key": RULES_KIND, "server_seq": seq,
+                    "payload": version})
 
 
 def _cursor_or_none(progress: Mapping[str, Any]) -> int | None:

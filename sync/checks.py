@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, TypeGuard
 
-from gateway.loyalty import Entry, Plausibility
+from gateway.loyalty import Entry, InvalidRules, Plausibility, parse_version
+from gateway.loyalty.versions import RULES_KIND
 from gateway.loyalty.wire import entry_from_wire
 
 # Member, account, entry, offer and source ids: central generates 32 hex characters; a
@@ -232,6 +233,11 @@ def check_document(kind: str, key: object, payload: object) -> Mapping[str, Any]
         if type(version) not in (str, int) or len(str(version)) > MAX_ID_CHARS:
             raise Refused("invalid_document", f"a configuration version needs a version, "
                           f"got {_shown(version)}")
+        if key == RULES_KIND:  # applied by the ledger: parsed now, or refused with why
+            try:
+                parse_version(version, payload.get("effective_at"), payload.get("payload"))
+            except InvalidRules as exc:
+                raise Refused("invalid_rules", str(exc)) from None
     return payload
 
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import random
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -78,8 +78,12 @@ class SyncEngine:
         settings: SyncSettings, clock: HybridClock, now: Callable[[], datetime] = utc_now,
         rand: Callable[[float, float], float] = random.uniform,
         limits: Plausibility = DEFAULT_LIMITS,
+        on_documents: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        """`on_documents`: awaited after a page that stored configuration versions or
+        offers (the gateway rebuilds its rule book from the store)."""
         self.client = client
+        self.on_documents = on_documents
         self.writer = writer
         self.reader = reader
         self.gateway_id = gateway_id
@@ -277,6 +281,8 @@ class SyncEngine:
         applied, self.refusals = await self.writer.submit(commit)
         self.counters["pulled"] += len(page.changes)
         self._count_refused(applied)
+        if applied.documents and self.on_documents is not None:
+            await self.on_documents()
         if applied.skipped:
             log.warning("ignored change kinds this gateway does not know: %s",
                         sorted(set(applied.skipped)))
@@ -345,6 +351,8 @@ class SyncEngine:
         if after.phase != "done" and self._snapshot_log is not None \
                 and self._snapshot_log.due():
             log.info("central's snapshot: %s", after.describe())
+        if applied.documents and self.on_documents is not None:
+            await self.on_documents()
 
     def _count_refused(self, applied: Applied) -> None:
         """Refused changes are counted and logged; sync goes on with the rest."""

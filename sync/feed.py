@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from gateway.ledger.service import insert_remote
 from gateway.loyalty import Entry, Plausibility
 from gateway.loyalty.hlc import HybridClock, Stamp
+from gateway.loyalty.versions import RULES_KIND
 from gateway.members import erase_member, upsert_member, upsert_members
 from sync import held as holds
 from sync.checks import (
@@ -286,11 +287,12 @@ def put_document(conn: sqlite3.Connection, kind: str, key: str, payload: Mapping
             (key, str(payload.get("title", key)), document_text(payload, kind),
              payload.get("valid_from"), payload.get("valid_until"), at))
     else:
+        # A version already kept stays as it was: a version names one document forever.
         conn.execute(
-            "INSERT INTO config_versions (kind, version, payload, applied_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO config_versions (kind, version, payload, applied_at, effective_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (key, str(payload.get("version")), document_text(payload.get("payload"), kind),
-             at))
+             at, payload.get("effective_at") if key == RULES_KIND else None))
 
 
 def grant_allowances(conn: sqlite3.Connection, allowances: Mapping[str, int], seq: int,

@@ -9,10 +9,12 @@ offset).
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gateway.loyalty.versions import RULES_KIND
+from gateway.loyalty.wire import to_text
 from sync.apply import SNAPSHOT_STATE, get_state, load_cursor
 from sync.held import Refusals, refusals
 from sync.outbox import DEAD_LETTER_SOURCE
@@ -47,6 +49,11 @@ class SyncStatus:
     refused_changes: int = 0
     held_changes: int = 0
     first_refused: str | None = None
+    # Loyalty rules versions central published: the one in force (None: the local
+    # `[loyalty]` settings), since when, and those dated later.
+    rules_in_force: str | None = None
+    rules_since: str | None = None
+    rules_upcoming: list[dict[str, str]] = field(default_factory=list)
     last_error: str | None = None
     clock_offset_ms: float | None = None
     hlc_ahead_ms: int | None = None
@@ -68,6 +75,7 @@ def read_status(conn: sqlite3.Connection, now: datetime) -> SyncStatus:
     head = get_state(conn, HEAD)
     recorded = get_state(conn, MODE) or {}
     refused = refusals(conn)
+    in_force, since, upcoming = rule_versions(conn, now)
     return SyncStatus(
         mode=recorded.get("mode"), mode_since=recorded.get("since"),
         last_error=recorded.get("last_error"),
@@ -81,4 +89,20 @@ def read_status(conn: sqlite3.Connection, now: datetime) -> SyncStatus:
         resync_in_progress=get_state(conn, SNAPSHOT_STATE) is not None,
         snapshot=dict(kept) if (kept := kept_progress(conn)) is not None else None,
         refused_changes=refused.count, held_changes=refused.held, first_refused=refused.first,
+        rules_in_force=in_force, rules_since=since, rules_upcoming=upcoming,
     )
+
+
+def rule_versions(conn: sqlite3.Connection,
+                  now: datetime) -> tuple[str | None, str | None, list[dict[str, str]]]:
+    """The stored rules version in force at `now`, its effective time, and the later
+    ones (only versions the edge could parse are stored)."""
+    at = to_text(now) or ""
+    rows = conn.execute(
+        "SELECT version, effective_at FROM config_versions WHERE kind = ? AND "
+        "effective_at IS NOT NULL", (RULES_KIND,)).fetchall()
+    # Compared as instants: central sends UTC text, but a time is a time whatever its text.
+    dated = sorted((to_text(datetime.fromisoformat(t)) or "", str(v)) for v, t in rows)
+    past = [(t, v) for t, v in dated if t <= at]
+    upcoming = [{"version": v, "effective_at": t} for t, v in dated if t > at]
+    return (past[-1][1], past[-1][0], upcoming) if past else (None, None, upcoming)

@@ -37,6 +37,7 @@ from gateway.loyalty import (
 from gateway.loyalty.calendar import expiry_for
 from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.phones import normalise_phone
+from gateway.loyalty.versions import RULES_KIND
 from gateway.loyalty.wire import entry_to_wire
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,10 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
         text = "".join(line + "\n" for line in lines)
         await response.write(gz.compress(text.encode()) + gz.flush(zlib.Z_SYNC_FLUSH))
 
-    await send([json.dumps({"type": "header", "cursor": str(cursor), "format": 1})])
+    # The rules versions ride in the header: their changes may be purged from the log.
+    await send([json.dumps({"type": "header", "cursor": str(cursor), "format": 1,
+                            "rule_versions": await storage.rule_documents(principal.mall_id)},
+                           ensure_ascii=False)])
     phases = ["member", "ledger"]
     for kind in phases[phases.index(phase):]:
         key = after if kind == phase else ""
@@ -308,9 +312,10 @@ async def redeem(request: web.Request) -> web.Response:
     request_id, cost, item = body["request_id"], body["cost"], body.get("item", "gift")
     mall = request.match_info["mall"]
     member = (await request.app[STORAGE].get_member(mall, request.match_info["member"]))["member"]
+    now = datetime.now(UTC)
     entry = redemption_entry(account_id=member["account_id"], member_id=member["member_id"],
-                             request_id=request_id, cost=cost, item=item,
-                             at=datetime.now(UTC), rules=request.app[RULES], actor="central")
+                             request_id=request_id, cost=cost, item=item, at=now,
+                             rules=await rules_at(request, now), actor="central")
     try:
         verdict = await request.app[STORAGE].redeem_online(
             mall, _central_stamp(request.app, entry))
@@ -326,7 +331,8 @@ async def adjust(request: web.Request) -> web.Response:
     request_id, points, reason = body["request_id"], body["points"], body["reason"]
     state = await request.app[STORAGE].get_member(request.match_info["mall"],
                                                   request.match_info["member"])
-    rules, now = request.app[RULES], datetime.now(UTC)
+    now = datetime.now(UTC)
+    rules = await rules_at(request, now)
     entry = Entry(kind=EntryKind.ADJUST, points=points,
                   account_id=state["member"]["account_id"],
                   member_id=state["member"]["member_id"], source_type="central.adjust",
@@ -360,12 +366,23 @@ async def put_offer(request: web.Request) -> web.Response:
     return web.json_response({"server_seq": seq})
 
 
+async def rules_at(request: web.Request, at: datetime) -> LoyaltyRules:
+    """The mall's loyalty rules in force at `at` (its published versions, else the
+    server's own)."""
+    return (await request.app[STORAGE].rule_book(request.match_info["mall"])).at(at)
+
+
 async def put_config(request: web.Request) -> web.Response:
-    """Publish a configuration document (e.g. `loyalty` rules) as a new version."""
+    """Publish a configuration document as a new version; `loyalty` rules are checked
+    against their schema and kept as a version in force from its effective time."""
     mall = request.match_info["mall"]
     body = await read_body(request, "putConfig")
-    seq = await request.app[STORAGE].put_document(mall, "config", request.match_info["kind"],
-                                                  body)
+    kind, storage = request.match_info["kind"], request.app[STORAGE]
+    if kind == RULES_KIND:
+        seq = await storage.publish_rules(mall, body["version"], body["payload"],
+                                          body.get("effective_at"))
+    else:
+        seq = await storage.put_document(mall, "config", kind, body)
     request.app[NOTIFIER].notify(mall)
     return web.json_response({"server_seq": seq})
 

@@ -16,6 +16,7 @@ class Code(StrEnum):
     INVALID_MEMBER = "invalid_member"  # a member profile outside its schema
     INVALID_BATCH = "invalid_batch"  # a batch whose `events` is not a list of objects
     INVALID_PARAMETER = "invalid_parameter"  # a query parameter out of range
+    INVALID_RULES = "invalid_rules"  # a loyalty rules version that cannot be applied
     # 401 / 403
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
@@ -25,6 +26,7 @@ class Code(StrEnum):
     MEMBER_EXISTS = "member_exists"
     CURSOR_EXPIRED = "cursor_expired"
     PHONE_KEY_MISSING = "phone_key_missing"  # 409: no phone hash key for the mall here
+    RULES_VERSION_EXISTS = "rules_version_exists"  # 409: the version was published otherwise
     # 413: send less at once
     TOO_LARGE = "too_large"
     TOO_MANY_EVENTS = "too_many_events"

@@ -173,8 +173,10 @@ def birthday_candidates(mall_id: str, after: str, limit: int, now: datetime,
     return (str(rows[-1][0]) if rows else None), gifts
 
 
-def grant_new(dialect: Dialect, mall_id: str, entries: Sequence[Entry], now: datetime, *,
-              rules: LoyaltyRules, stamp: Stamp) -> Op[list[Entry]]:
-    """`grant`, returning only the entries that were new."""
+def grant_new(dialect: Dialect, mall_id: str, entries: Sequence[Entry], now: datetime,
+              rules: LoyaltyRules, *, stamp: Stamp) -> Op[list[Entry]]:
+    """`grant`, returning only the entries that were new (the rules last: the rules in
+    force are handed over by the storage)."""
     granted = yield from grant(dialect, mall_id, entries, now, rules=rules, stamp=stamp)
     return _new(granted)
+

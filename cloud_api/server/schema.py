@@ -117,6 +117,16 @@ ALTER TABLE members ADD COLUMN tier_anniversary TEXT;
 CREATE INDEX members_tier_review ON members (mall_id, tier_anniversary);
 """
 
+# Loyalty rules as versioned documents: every version a mall published, each in force from
+# its effective time, kept for good so an entry is always judged by the rules of its time.
+_RULE_VERSIONS = """
+CREATE TABLE rule_versions (
+    mall_id TEXT NOT NULL, version TEXT NOT NULL, effective_at TEXT NOT NULL,
+    payload TEXT NOT NULL, server_seq {integer} NOT NULL, published_at TEXT NOT NULL,
+    PRIMARY KEY (mall_id, version));
+CREATE INDEX rule_versions_effective ON rule_versions (mall_id, effective_at);
+"""
+
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"""
 
@@ -144,4 +154,6 @@ def migrations(integer: str, *, c_collation: bool = False) -> list[Migration]:
             integer=integer))),
         Migration(3, "phone numbers as keyed hashes", _statements(_PHONE_COLUMNS)),
         Migration(4, "tier anniversaries", _statements(_TIER_ANNIVERSARY)),
+        Migration(5, "loyalty rule versions", _statements(_RULE_VERSIONS.format(
+            integer=integer))),
     ]

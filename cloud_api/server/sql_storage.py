@@ -6,6 +6,7 @@ consistent read, or as a single statement, and its `Dialect`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloud_api.server import operations as ops
-from cloud_api.server import rewards, tiers
+from cloud_api.server import rewards, rule_versions, tiers
 from cloud_api.server.codes import Code
 from cloud_api.server.grants import GrantThrottle
 from cloud_api.server.ids import hash_token, new_token
@@ -30,7 +31,7 @@ from cloud_api.server.storage import (
     Verdict,
     utc_now,
 )
-from gateway.loyalty import Entry, LoyaltyRules
+from gateway.loyalty import Entry, LoyaltyRules, RuleBook
 from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.wire import to_text
 
@@ -99,6 +100,11 @@ class SqlStorage(Storage):
         return entry.stamped(origin_site=CENTRAL_ORIGIN, origin_seq=0,
                              hlc=str(self.clock.stamp()), recorded_at=self.now())
 
+    def _ruled(self, mall_id: str, make: Callable[[LoyaltyRules], Op[T]]) -> Op[T]:
+        """`make`'s operation with the mall's rules in force now, read in its transaction."""
+        book = yield from rule_versions.rule_book(mall_id, self.rules)
+        return (yield from make(book.at(self.now())))
+
     # -- credentials ------------------------------------------------------------------
     async def add_token(self, mall_id: str, scope: Scope, gateway_id: str | None) -> str:
         token = new_token()
@@ -120,10 +126,10 @@ class SqlStorage(Storage):
 
     async def changes(self, mall_id: str, after: int, limit: int,
                       exclude_origin: str | None) -> ChangePage:
-        return await self._read(ops.changes(mall_id, after, limit, exclude_origin,
-                                            grants=self.grants, rules=self.rules,
-                                            now=self.now()),
-                                consistent=True)
+        now = self.now()
+        return await self._read(self._ruled(mall_id, lambda rules: ops.changes(
+            mall_id, after, limit, exclude_origin, grants=self.grants, rules=rules,
+            now=now)), consistent=True)
 
     async def head(self, mall_id: str) -> int:
         return await self._read(ops.head(mall_id))
@@ -138,20 +144,23 @@ class SqlStorage(Storage):
 
     # -- the back office --------------------------------------------------------------
     async def create_member(self, mall_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._write(rewards.create_member(
-            self.dialect, mall_id, body, phones=self.phones, now=self.now(),
-            rules=self.rules, stamp=self._stamp_entry))
+        now = self.now()
+        return await self._write(self._ruled(mall_id, lambda rules: rewards.create_member(
+            self.dialect, mall_id, body, phones=self.phones, now=now, rules=rules,
+            stamp=self._stamp_entry)))
 
     async def update_member(self, mall_id: str, member_id: str,
                             body: dict[str, Any]) -> dict[str, Any]:
-        return await self._write(rewards.update_member(
-            self.dialect, mall_id, member_id, body, phones=self.phones, now=self.now(),
-            rules=self.rules, stamp=self._stamp_entry))
+        now = self.now()
+        return await self._write(self._ruled(mall_id, lambda rules: rewards.update_member(
+            self.dialect, mall_id, member_id, body, phones=self.phones, now=now,
+            rules=rules, stamp=self._stamp_entry)))
 
     async def checkin(self, mall_id: str, member_id: str) -> tuple[Entry, Verdict]:
-        return await self._write(rewards.checkin(self.dialect, mall_id, member_id,
-                                                 now=self.now(), rules=self.rules,
-                                                 stamp=self._stamp_entry))
+        now = self.now()
+        return await self._write(self._ruled(mall_id, lambda rules: rewards.checkin(
+            self.dialect, mall_id, member_id, now=now, rules=rules,
+            stamp=self._stamp_entry)))
 
     async def grant_birthdays(self, mall_id: str) -> list[Entry]:
         """Page by page: the members are read a page at a time, and each page's gifts
@@ -160,17 +169,18 @@ class SqlStorage(Storage):
         after: str | None = ""
         while after is not None:
             now = self.now()
-            after, gifts = await self._read(rewards.birthday_candidates(
-                mall_id, after, BIRTHDAY_PAGE, now, self.rules))
+            after, gifts = await self._read(self._ruled(mall_id, functools.partial(
+                rewards.birthday_candidates, mall_id, after, BIRTHDAY_PAGE, now)))
             if gifts:
-                granted += await self._write(rewards.grant_new(
-                    self.dialect, mall_id, gifts, now, rules=self.rules,
-                    stamp=self._stamp_entry))
+                granted += await self._write(self._ruled(mall_id, functools.partial(
+                    rewards.grant_new, self.dialect, mall_id, gifts, now,
+                    stamp=self._stamp_entry)))
         return granted
 
     async def get_member(self, mall_id: str, member_id: str) -> dict[str, Any]:
-        return await self._read(ops.get_member(mall_id, member_id, self.rules, self.phones,
-                                               self.now()), consistent=True)
+        now = self.now()
+        return await self._read(self._ruled(mall_id, lambda rules: ops.get_member(
+            mall_id, member_id, rules, self.phones, now)), consistent=True)
 
     async def find_members_by_phone(self, mall_id: str, number: str) -> list[dict[str, Any]]:
         phone_hash = self.phones.hash_for(mall_id, number)
@@ -186,6 +196,20 @@ class SqlStorage(Storage):
                            payload: dict[str, Any]) -> int:
         return await self._write(ops.put_document(mall_id, kind, key, payload,
                                                   self._stamp()))
+
+    async def publish_rules(self, mall_id: str, version: object, payload: object,
+                            effective_at: object) -> int:
+        checked = rule_versions.check_version(
+            version, payload, rule_versions.default_effective_at(effective_at, self.now()))
+        assert isinstance(payload, dict)  # noqa: S101 - checked by `check_version`
+        return await self._write(rule_versions.publish(self.dialect, mall_id, checked,
+                                                       payload, self._stamp()))
+
+    async def rule_documents(self, mall_id: str) -> list[dict[str, Any]]:
+        return await self._read(rule_versions.documents(mall_id))
+
+    async def rule_book(self, mall_id: str) -> RuleBook:
+        return await self._read(rule_versions.rule_book(mall_id, self.rules))
 
     async def mall_ids(self) -> list[str]:
         return await self._read(ops.mall_ids())

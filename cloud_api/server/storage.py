@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from cloud_api.server.activity import Activity
 from cloud_api.server.codes import Code
-from gateway.loyalty import Entry
+from gateway.loyalty import Entry, RuleBook
 
 Scope = Literal["gateway", "admin"]
 VerdictStatus = Literal["accepted", "duplicate", "rejected"]
@@ -180,6 +180,21 @@ class Storage(ABC):
                            payload: dict[str, Any]) -> int:
         """Publish an offer (`offer`) or a configuration version (`config`) to the malls'
         gateways; returns its `server_seq`."""
+
+    @abstractmethod
+    async def publish_rules(self, mall_id: str, version: object, payload: object,
+                            effective_at: object) -> int:
+        """Publish a loyalty rules version (in force from `effective_at`, ISO-8601 text;
+        None: now) after checking it (`StorageError` `invalid_rules` says why not); its
+        `server_seq`, the first one for a version republished as it was."""
+
+    @abstractmethod
+    async def rule_documents(self, mall_id: str) -> list[dict[str, Any]]:
+        """Every rules version of the mall as the change feed sends it, oldest first."""
+
+    @abstractmethod
+    async def rule_book(self, mall_id: str) -> RuleBook:
+        """The mall's rules versions over the server's own rules."""
 
     async def record_central(self, mall_id: str, entry: Entry) -> Verdict:
         """An entry made centrally (an adjustment), sequenced like any other."""

@@ -31,6 +31,7 @@ from cloud_api.server.operations import (
 from cloud_api.server.operations import accept_batch as accept_entries
 from cloud_api.server.phones import StoredPhone
 from cloud_api.server.queries import Dialect, Execute, Fetch, Op
+from cloud_api.server.rule_versions import rule_book
 from cloud_api.server.storage import Parsed, Verdict
 from gateway.loyalty import Entry, LoyaltyRules
 from gateway.loyalty.calendar import local_date
@@ -90,7 +91,8 @@ def _record_facts(mall_id: str, changes: Sequence[TierChange], account_id: str,
 def accept_batch(dialect: Dialect, mall_id: str, origin: str, parsed: Sequence[Parsed],
                  now: datetime, *, rules: LoyaltyRules) -> Op[list[Verdict]]:
     """`operations.accept_batch`, then the tier check of the members its new entries
-    concern, in the same transaction."""
+    concern, in the same transaction; `rules` are the base of the mall's published
+    versions, each trigger judged by the version in force at its time."""
     verdicts = yield from accept_entries(dialect, mall_id, origin, parsed, now)
     accepted = {v.event_id for v in verdicts if v.status == "accepted"}
     yield from upgrade_members(dialect, mall_id, [
@@ -108,6 +110,9 @@ def upgrade_members(dialect: Dialect, mall_id: str, accepted: Sequence[Entry],
     for entry in accepted:
         if entry.qual_fen and entry.member_id:
             triggers.setdefault(entry.member_id, []).append(entry)
+    if not triggers:
+        return 0
+    book = yield from rule_book(mall_id, rules)
     upgraded = 0
     for member_id, entries in triggers.items():
         member = yield from _member(dialect, mall_id, member_id)
@@ -117,8 +122,8 @@ def upgrade_members(dialect: Dialect, mall_id: str, accepted: Sequence[Entry],
         stream = qualifying_of((yield from account_entries(mall_id, account_id)))
         standing, changes = _standing(profile), []
         for trigger in entries:
-            change = upgrade_after(standing, stream, rules, member_id=member_id,
-                                   trigger=trigger)
+            change = upgrade_after(standing, stream, book.at(trigger.effective_at),
+                                   member_id=member_id, trigger=trigger)
             if change is not None:
                 standing = change.standing
                 changes.append(change)
@@ -135,9 +140,11 @@ def upgrade_members(dialect: Dialect, mall_id: str, accepted: Sequence[Entry],
 def review_anniversaries(dialect: Dialect, mall_id: str, rules: LoyaltyRules,
                          now: datetime, at: str) -> Op[int]:
     """Review every member of the mall whose tier anniversary is over: one step down, or
-    another year; returns how many members were downgraded."""
-    today = local_date(now, rules.tz)
+    another year, by the rules in force `now` over the base `rules`; returns how many
+    members were downgraded."""
     yield from lock_mall(dialect, mall_id)
+    rules = (yield from rule_book(mall_id, rules)).at(now)
+    today = local_date(now, rules.tz)
     rows = yield Fetch("SELECT member_id FROM members WHERE mall_id = ? AND "
                        "erased_at IS NULL AND tier_anniversary < ? ORDER BY member_id",
                        (mall_id, today.isoformat()))

@@ -58,7 +58,7 @@ async def ble_context(app: web.Application) -> AsyncIterator[None]:
     writer, reader = app[WRITER], app[READER]
     pipeline = make_pipeline(ble)
     welcome = Welcome(writer=writer, reader=reader, site=settings.site.gateway_id,
-                      settings=ble, rules=settings.loyalty, now=app[LEDGER].now)
+                      settings=ble, rules=app[LEDGER].rules_at, now=app[LEDGER].now)
     service = BleService(settings=ble, pipeline=pipeline, keyring=Keyring(pipeline.identifier),
                          reader=reader, welcome=welcome, commands=kiosks,
                          topics=ReceiverTopics(settings.site.mall_id),

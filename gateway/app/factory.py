@@ -71,6 +71,8 @@ async def store_context(app: web.Application) -> AsyncIterator[None]:
                     clock=HybridClock(settings.site.gateway_id), rules=settings.loyalty,
                     now=app[NOW], limits=settings.limits.plausibility(),
                 )
+                # Versions central published before this start are in force again at once.
+                await app[LEDGER].reload_rules()
                 # Nothing is durable without the writer: if its thread ends while the
                 # gateway runs, the gateway stops rather than acknowledge what it cannot keep.
                 async with part_task(app, "store", writer.wait_stopped, policy=Policy.STOP_APP,

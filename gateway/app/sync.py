@@ -36,7 +36,8 @@ async def sync_context(app: web.Application) -> AsyncIterator[None]:
         engine = SyncEngine(client, app[WRITER], app[READER],
                             gateway_id=settings.site.gateway_id, settings=settings.sync,
                             clock=app[LEDGER].clock, now=app[NOW],
-                            limits=settings.limits.plausibility())
+                            limits=settings.limits.plausibility(),
+                            on_documents=app[LEDGER].reload_rules)
         app[SYNC] = engine
         metrics = SyncMetrics(engine)
         app[METRICS].add(metrics.families)

@@ -87,6 +87,7 @@ def replay_dead_letters(config_file: Path, ids: tuple[int, ...],
             ledger = Ledger(writer, reader, site=settings.site.gateway_id,
                             clock=HybridClock(settings.site.gateway_id), rules=settings.loyalty,
                             limits=settings.limits.plausibility())
+            await ledger.reload_rules()  # a replayed sale earns by central's rules too
             pipeline = ReceiptPipeline(ledger, receipt_parser(settings),
                                        refund_window_days=settings.pos.refund_window_days)
             so_far: list[Outcome] = []

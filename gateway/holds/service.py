@@ -43,7 +43,8 @@ def available_after_holds(ledger: Ledger, conn: sqlite3.Connection, account_id: 
     open holds reserve; inside a writer op (so the decision and its write are one step)."""
     held = rows.reserved(conn, account_id, _text(now))
     balance = ledger.balance_of(account_id, ledger.entries_in_write(conn, account_id), now)
-    allowance = None if online else allowance_left(conn, account_id)
+    cap = ledger.rules_at(now).redemption.offline_allowance_cap
+    allowance = None if online else allowance_left(conn, account_id, cap)
     return balance.available - held, None if allowance is None else max(0, allowance - held)
 
 

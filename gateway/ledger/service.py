@@ -9,6 +9,7 @@ so a caller may acknowledge its source the moment it returns.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import TypeVar
 from gateway.clock import utc_now
 from gateway.ledger.cache import EntryCache
 from gateway.ledger.codec import COLUMNS, row_to_json, tuple_to_entry
+from gateway.ledger.rulebook import load_book
 from gateway.loyalty import (
     AccountState,
     Entry,
@@ -25,6 +27,7 @@ from gateway.loyalty import (
     JournalLine,
     LoyaltyRules,
     Plausibility,
+    RuleBook,
     fold,
     fold_totals,
 )
@@ -32,6 +35,8 @@ from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.limits import DEFAULT_LIMITS
 from gateway.loyalty.wire import entry_from_wire, entry_to_wire, to_text
 from gateway.store import Reader, Writer
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 OUTBOX_EVENT = "ledger.entry"
@@ -83,11 +88,35 @@ class Ledger:
         self._reader = reader
         self.site = site
         self.clock = clock
-        self.rules = rules
+        # Swapped whole when central publishes a version: readers see one book or the next.
+        self.book = RuleBook(rules)
         self.now = now
         self.limits = limits
         self.stats = LedgerStats()
         self.cache = EntryCache()
+
+    # -- rules ------------------------------------------------------------------------
+
+    @property
+    def rules(self) -> LoyaltyRules:
+        """The rules in force now: the latest version central published that is
+        effective, else the local `[loyalty]` settings."""
+        return self.book.at(self.now())
+
+    def rules_at(self, at: datetime) -> LoyaltyRules:
+        """The rules in force at `at` (an event's own time, e.g. a sale's)."""
+        return self.book.at(at)
+
+    async def reload_rules(self) -> RuleBook:
+        """Rebuild the book from the versions in the store; log what came into it."""
+        before = self.book
+        book = await self._reader.run(lambda conn: load_book(conn, before.base))
+        self.book = book
+        for version in book.versions:
+            if version not in before.versions:
+                log.info("loyalty rules version %s in force from %s", version.version,
+                         version.effective_at.isoformat())
+        return book
 
     # -- writes -----------------------------------------------------------------------
 

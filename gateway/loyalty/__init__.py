@@ -24,6 +24,7 @@ from gateway.loyalty.errors import (
     InsufficientPoints,
     InvalidEntry,
     InvalidPhone,
+    InvalidRules,
     InvalidSale,
     LoyaltyError,
     OfflineLimitExceeded,
@@ -49,15 +50,17 @@ from gateway.loyalty.redemption import (
 from gateway.loyalty.refunds import Refund, refund_entries
 from gateway.loyalty.rules import LoyaltyRules
 from gateway.loyalty.tiers import TierState, tier_at
+from gateway.loyalty.versions import RuleBook, RuleVersion, parse_version
 
 __all__ = [
     "AccountState", "BasketTooSmall", "Entry", "EntryKind", "ImplausibleEntry",
-    "ImplausibleSale", "InsufficientPoints", "InvalidEntry", "InvalidPhone", "InvalidSale",
-    "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules", "OfflineLimitExceeded",
-    "Plausibility", "RedemptionRefused", "Refund", "Sale", "SaleLine", "TierState", "Totals",
+    "ImplausibleSale", "InsufficientPoints", "InvalidEntry", "InvalidPhone",
+    "InvalidRules", "InvalidSale", "JournalLine", "Lot", "LotStatus", "LoyaltyError",
+    "LoyaltyRules", "OfflineLimitExceeded", "Plausibility", "RedemptionRefused",
+    "Refund", "RuleBook", "RuleVersion", "Sale", "SaleLine", "TierState", "Totals",
     "birthday_entry", "check_redemption", "checkin_entry", "entry_id_for", "fold",
     "fold_totals", "grant_points", "new_member_entry", "offline_allowance",
-    "profile_completed_entry", "profile_is_complete",
-    "quote_sale", "redemption_entry", "referral_entries", "refund_entries", "reminders_due",
+    "parse_version", "profile_completed_entry", "profile_is_complete", "quote_sale",
+    "redemption_entry", "referral_entries", "refund_entries", "reminders_due",
     "sale_entries", "tier_at",
 ]

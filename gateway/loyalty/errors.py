@@ -63,3 +63,12 @@ class BasketTooSmall(RedemptionRefused):
     """A till asked to pay with points for a basket worth less than one point."""
 
     code = "basket_too_small"
+
+
+class InvalidRules(LoyaltyError, ValueError):
+    """A loyalty rules document that cannot be applied, with the reason."""
+
+    def __init__(self, version: str, reason: str) -> None:
+        super().__init__(f"rules version {version!r}: {reason}")
+        self.version = version
+        self.reason = reason

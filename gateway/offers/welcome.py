@@ -59,12 +59,16 @@ class WelcomeStats:
 
 class Welcome:
     def __init__(self, *, writer: Writer, reader: Reader, site: str, settings: BleSettings,
-                 rules: LoyaltyRules, now: Callable[[], datetime]) -> None:
+                 rules: LoyaltyRules | Callable[[datetime], LoyaltyRules],
+                 now: Callable[[], datetime]) -> None:
+        """`rules`: fixed, or the rules in force at an instant (the ledger's rule book:
+        member day and time zone follow the version central published)."""
         self.writer = writer
         self.reader = reader
         self.site = site
         self.settings = settings
-        self.rules = rules
+        self.rules_at: Callable[[datetime], LoyaltyRules] = (
+            (lambda _at: rules) if isinstance(rules, LoyaltyRules) else rules)
         self.now = now
         self.stats = WelcomeStats()
         self._zones = {zone.id: zone for zone in settings.zones}
@@ -85,9 +89,10 @@ class Welcome:
             skip: Skip = "unknown_member" if member is None else "opted_out"
             self.stats.skipped[skip] += 1
             return Decision(member_id, zone, at, member, None, None, skip, None, kiosks)
+        rules = self.rules_at(at)
         offer, why_not = self._candidate(member, Moment(
-            zone=zone, zone_kind=zone_kind, at=at, local=at.astimezone(self.rules.tz),
-            member_day=self.rules.earn.member_day), kiosks)
+            zone=zone, zone_kind=zone_kind, at=at, local=at.astimezone(rules.tz),
+            member_day=rules.earn.member_day), kiosks)
         welcome = self.settings.welcome
         recorded = await self.writer.submit(lambda conn: record_arrival(
             conn, site=self.site, member=member, zone=zone, via=via, at=at, offer=offer,

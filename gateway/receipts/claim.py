@@ -91,8 +91,9 @@ async def claim_receipt(
     if local_date(now, ledger.rules.tz) > claim_deadline(business_date, claim_days):
         raise ReceiptClaimExpired(f"sale {key} is older than {claim_days} days")
     sale = _sale_of(row, json.loads(row["parsed"]))
+    # The rules in force when the sale was rung up, not when it is claimed.
     sale_side = sale_entries(sale, account_id=account_id, member_id=member_id, tier=tier,
-                             rules=ledger.rules, actor="kiosk")
+                             rules=ledger.rules_at(sale.occurred_at), actor="kiosk")
     claimed_at = utc_text(now)
 
     def claim(conn: sqlite3.Connection, _: list[Recorded]) -> list[Recorded]:

@@ -49,7 +49,7 @@ from gateway.loyalty import (
     Sale,
     sale_entries,
 )
-from gateway.loyalty.rules import Tier
+from gateway.loyalty.rules import LoyaltyRules, Tier
 from gateway.members import find_by_code
 from gateway.receipts import refunds
 from gateway.receipts.lines import sale_lines, unknown_categories
@@ -201,8 +201,8 @@ class ReceiptPipeline:
 
     # -- outcomes -------------------------------------------------------------------------
 
-    def _tier(self, code: str) -> Tier:
-        tiers = self.ledger.rules.tiers.tiers
+    def _tier(self, code: str, rules: LoyaltyRules | None = None) -> Tier:
+        tiers = (rules or self.ledger.rules).tiers.tiers
         return next((t for t in tiers if t.code == code), tiers[0])
 
     async def _sale(self, capture: Capture, receipt: ParsedReceipt) -> Outcome:
@@ -238,9 +238,12 @@ class ReceiptPipeline:
                         points_paid_fen=receipt.points_paid_fen,
                         points_used=receipt.points_used,
                         lines=sale_lines(receipt.lines))
+            # The rules in force when the sale was rung up: a version central published
+            # for later, or after a sale the till sends late, leaves it as it was.
+            rules = self.ledger.rules_at(receipt.occurred_at)
             entries = sale_entries(sale, account_id=member.account_id,
                                    member_id=member.member_id,
-                                   tier=self._tier(member.tier_code), rules=self.ledger.rules)
+                                   tier=self._tier(member.tier_code, rules), rules=rules)
         parsed = receipt.to_json() | {"key": key}
         member_id = member.member_id if member else None
         settle: Settle | None = None

@@ -20,6 +20,7 @@ from cloud_api.server.sqlite_store import SqliteStorage
 from cloud_api.server.storage import Storage
 from gateway.loyalty import LoyaltyRules, birthday_entry, checkin_entry
 from gateway.loyalty.rules import BirthdayRules, CheckinRules, TaskRules
+from gateway.loyalty.versions import rules_document
 from tests.cloud_api.central import GATEWAY, MALL, Central, event, running_central
 from tests.cloud_api.pg import fresh_database
 from tests.conftest import free_port
@@ -232,3 +233,18 @@ async def test_the_served_central_runs_the_birthday_job(bare_storage: Storage) -
                                        ("gift.new_member", "MAY", 30)]
     finally:
         await runner.cleanup()
+
+
+async def test_rewards_follow_the_rules_version_the_mall_published(mall: Mall) -> None:
+    """A mall that publishes its rules gets their gifts, not the server's defaults: the
+    new-member gift and the check-in points of the version in force."""
+    document = rules_document(RULES)
+    document["tasks"] = {**document["tasks"], "new_member_points": 88}
+    document["checkin"] = {**document["checkin"], "points": 9}
+    await mall.admin.put_config(MALL, "loyalty", "gifts-2", document | {"version": "gifts-2"},
+                                effective_at=START.isoformat())
+    created = await mall.admin.create_member(MALL, {"member_id": "M1", "account_id": "A1"})
+    assert [(r["source_type"], r["points"]) for r in created["rewards"]] == [
+        ("gift.new_member", 88)]
+    assert (await mall.admin.checkin(MALL, "M1"))["points"] == 9
+    assert {e["rule_version"] for e in await mall.ledger("M1")} == {"gifts-2"}
