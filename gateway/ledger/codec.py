@@ -30,6 +30,6 @@ def tuple_to_entry(row: tuple[Any, ...]) -> Entry:
 
 
 def row_to_json(row: dict[str, Any]) -> str:
-    # Byte for byte the wire object's canonical text (`wire.entry_to_json`), in a fraction
-    # of the time: this runs once per recorded entry.
+    # Byte for byte the wire object's canonical text (`gateway.loyalty.wire`: sorted keys,
+    # no spaces, characters as they are), fast: this runs once per recorded entry.
     return orjson.dumps(row, option=orjson.OPT_SORT_KEYS).decode()

@@ -49,7 +49,6 @@ from gateway.loyalty.redemption import (
 )
 from gateway.loyalty.refunds import Refund, refund_entries
 from gateway.loyalty.rules import LoyaltyRules
-from gateway.loyalty.tiers import TierState, tier_at
 from gateway.loyalty.versions import RuleBook, RuleVersion, parse_version
 
 __all__ = [
@@ -57,10 +56,9 @@ __all__ = [
     "ImplausibleSale", "InsufficientPoints", "InvalidEntry", "InvalidPhone",
     "InvalidRules", "InvalidSale", "JournalLine", "Lot", "LotStatus", "LoyaltyError",
     "LoyaltyRules", "OfflineLimitExceeded", "Plausibility", "RedemptionRefused",
-    "Refund", "RuleBook", "RuleVersion", "Sale", "SaleLine", "TierState", "Totals",
-    "birthday_entry", "check_redemption", "checkin_entry", "entry_id_for", "fold",
-    "fold_totals", "grant_points", "new_member_entry", "offline_allowance",
-    "parse_version", "profile_completed_entry", "profile_is_complete", "quote_sale",
-    "redemption_entry", "referral_entries", "refund_entries", "reminders_due",
-    "sale_entries", "tier_at",
+    "Refund", "RuleBook", "RuleVersion", "Sale", "SaleLine", "Totals", "birthday_entry",
+    "check_redemption", "checkin_entry", "entry_id_for", "fold", "fold_totals",
+    "grant_points", "new_member_entry", "offline_allowance", "parse_version",
+    "profile_completed_entry", "profile_is_complete", "quote_sale", "redemption_entry",
+    "referral_entries", "refund_entries", "reminders_due", "sale_entries",
 ]

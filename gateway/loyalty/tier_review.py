@@ -1,7 +1,7 @@
 """A member's tier kept live: re-evaluated after each qualifying entry, reviewed at its anniversary.
 
-`tier_at` replays a whole spend stream from nothing. A running programme instead holds each
-member's *standing* (tier and anniversary, central's record) and changes it by two rules:
+A running programme holds each member's *standing* (tier and anniversary, central's record)
+and changes it by two rules, rather than replaying a whole spend stream from nothing:
 
 - `upgrade_after`: after an entry that counts towards tiers (a sale, a refund), the
   spend of the rolling window ending at that entry decides; a higher tier applies at once

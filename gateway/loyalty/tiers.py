@@ -1,29 +1,14 @@
 """Tiers from rolling qualifying spend: upgrade at once, downgrade one step at the anniversary.
 
 Qualifying spend is its own stream (cash paid, minus refunds), taken from the fold. The
-tier is replayed over that stream, so it is as deterministic and merge-safe as balances.
-"""
+running programme applies its two rules as events come (`tier_review`); the tests keep a
+replay of a whole stream from nothing (`tests/loyalty/tier_replay.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-
-from gateway.loyalty.calendar import add_months
-from gateway.loyalty.fold import Qualifying
-from gateway.loyalty.rules import LoyaltyRules, Tier
+from gateway.loyalty.rules import LoyaltyRules
 
 ANNIVERSARY_MONTHS = 12
-
-
-@dataclass(frozen=True, slots=True)
-class TierState:
-    tier: Tier
-    index: int
-    since: datetime | None  # when the current tier was reached (None: the base tier)
-    anniversary: datetime | None  # next review date; None on the base tier
-    qualifying_fen: int  # spend in the window ending at the evaluation time
 
 
 def qualified_index(spend_fen: int, rules: LoyaltyRules) -> int:
@@ -33,49 +18,3 @@ def qualified_index(spend_fen: int, rules: LoyaltyRules) -> int:
         if spend_fen >= tier.qualifying_fen:
             index = i
     return index
-
-
-class _Window:
-    def __init__(self, stream: list[Qualifying], rules: LoyaltyRules) -> None:
-        self.stream = stream
-        self.rules = rules
-
-    def spend_at(self, at: datetime) -> int:
-        """Spend in the rolling window (at - window, at]."""
-        start = add_months(at, -self.rules.tiers.window_months, self.rules.tz)
-        return sum(q.fen for q in self.stream if start < q.at <= at)
-
-
-def tier_at(
-    qualifying: Iterable[Qualifying], rules: LoyaltyRules, as_of: datetime,
-    *, member_id: str | None = None,
-) -> TierState:
-    """The member's tier at `as_of` (only `member_id`'s spend counts when given)."""
-    stream = sorted(
-        (q for q in qualifying
-         if q.at <= as_of and (member_id is None or q.member_id == member_id)),
-        key=lambda q: q.at,
-    )
-    window = _Window(stream, rules)
-    tz = rules.tz
-    index, since, anniversary = 0, None, None
-
-    def review_until(limit: datetime) -> None:
-        nonlocal index, anniversary, since
-        while anniversary is not None and anniversary <= limit:
-            if qualified_index(window.spend_at(anniversary), rules) < index:
-                index -= 1
-                since = anniversary
-            anniversary = add_months(anniversary, ANNIVERSARY_MONTHS, tz) if index else None
-
-    for q in stream:
-        review_until(q.at)
-        reached = qualified_index(window.spend_at(q.at), rules)
-        if reached > index:
-            index, since = reached, q.at
-            anniversary = add_months(q.at, ANNIVERSARY_MONTHS, tz)
-    review_until(as_of)
-    return TierState(
-        tier=rules.tiers.tiers[index], index=index, since=since, anniversary=anniversary,
-        qualifying_fen=window.spend_at(as_of),
-    )

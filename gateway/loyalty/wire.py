@@ -25,9 +25,6 @@ FIELDS = (
 )
 TIMES = ("expires_at", "available_at", "effective_at", "recorded_at")
 
-_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
 def _utc_text(at: datetime) -> str:
     return (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat(timespec="microseconds")
 
@@ -81,11 +78,6 @@ def entry_from_wire(data: Mapping[str, Any]) -> Entry:
     for name in TIMES:
         values[name] = from_text(values[name])
     return Entry(**values)
-
-
-def entry_to_json(entry: Entry) -> str:
-    """The canonical text of the entry's wire object."""
-    return _CANONICAL.encode(entry_to_wire(entry))
 
 
 def entry_from_json(text: str) -> Entry:

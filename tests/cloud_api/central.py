@@ -13,8 +13,8 @@ from aiohttp import web
 from cloud_api.server.app import STORAGE, create_central_app
 from cloud_api.server.storage import Storage
 from gateway.loyalty import Entry, EntryKind
-from gateway.loyalty.wire import entry_to_json
 from tests.conftest import free_port
+from tests.loyalty.canonical import entry_to_json
 
 MALL = "test-mall"
 GATEWAY = "gw-test"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 
 from cloud_api.server.codec import entry_text
 from gateway.loyalty import Entry
-from gateway.loyalty.wire import entry_to_json
+from tests.loyalty.canonical import entry_to_json
 from tests.loyalty.test_properties import histories
 from tests.scale import examples
 

@@ -14,8 +14,8 @@ from cloud_api.client import CentralClient
 from cloud_api.errors import CentralRejected
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules
 from gateway.loyalty.versions import rules_document
-from gateway.loyalty.wire import entry_to_json
 from tests.cloud_api.central import GATEWAY, MALL, Central
+from tests.loyalty.canonical import entry_to_json
 
 SALE_AT = datetime(2026, 5, 1, 12, tzinfo=UTC)
 

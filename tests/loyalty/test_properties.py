@@ -9,8 +9,9 @@ from functools import partial
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.loyalty import AccountState, Entry, EntryKind, LotStatus, fold, quote_sale, tier_at
+from gateway.loyalty import AccountState, Entry, EntryKind, LotStatus, fold, quote_sale
 from tests.loyalty.helpers import NORMAL, RULES, at, sale
+from tests.loyalty.tier_replay import tier_at
 from tests.scale import examples
 
 T0 = at(2026, 1, 1)

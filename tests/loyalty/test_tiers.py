@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from gateway.loyalty import tier_at
 from gateway.loyalty.fold import Qualifying
 from tests.loyalty.helpers import RULES, at
+from tests.loyalty.tier_replay import tier_at
 
 YUAN = 100
 

@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 
 from gateway.loyalty import Entry
-from gateway.loyalty.wire import FIELDS, entry_from_json, entry_to_json, entry_to_wire, to_text
+from gateway.loyalty.wire import FIELDS, entry_from_json, entry_to_wire, to_text
+from tests.loyalty.canonical import entry_to_json
 from tests.loyalty.helpers import SHANGHAI
 from tests.loyalty.test_properties import histories
 from tests.scale import examples
