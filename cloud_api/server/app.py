@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +22,12 @@ from aiohttp import web
 from cloud_api.server.batch import parse_event
 from cloud_api.server.codes import Code
 from cloud_api.server.contract import Contract, JsonBodyError, parse_json_object
+from cloud_api.server.delivery import Deliverer, remind_forever
 from cloud_api.server.http_errors import error, errors_middleware
 from cloud_api.server.limits import CentralLimits
+from cloud_api.server.notices import ADJUST_SOURCE
 from cloud_api.server.storage import Principal, Storage, Verdict
+from cloud_api.server.webhooks import DeliveryPolicy, Webhook
 from gateway.loyalty import (
     Entry,
     EntryKind,
@@ -45,6 +48,8 @@ RULES = web.AppKey("rules", LoyaltyRules)
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 CLOCK = web.AppKey("clock", HybridClock)
 CONTRACT = web.AppKey("contract", Contract)
+WEBHOOKS: web.AppKey[Mapping[str, Sequence[Webhook]]] = web.AppKey("webhooks")
+DELIVERER: web.AppKey[Deliverer | None] = web.AppKey("deliverer")
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 MAX_PAGE = 5000
@@ -53,6 +58,7 @@ MAX_WAIT_S = 30.0
 SNAPSHOT_PAGE = 2000
 PURGE_INTERVAL_S = 3600.0
 TIER_REVIEW_INTERVAL_S = 3600.0
+MAX_NOTICES_PAGE = 1000
 DEFAULT_RETENTION_DAYS = 90
 
 
@@ -327,7 +333,7 @@ async def adjust(request: web.Request) -> web.Response:
     rules, now = request.app[RULES], datetime.now(UTC)
     entry = Entry(kind=EntryKind.ADJUST, points=points,
                   account_id=state["member"]["account_id"],
-                  member_id=state["member"]["member_id"], source_type="central.adjust",
+                  member_id=state["member"]["member_id"], source_type=ADJUST_SOURCE,
                   source_key=request_id, reason=reason, effective_at=now,
                   expires_at=expiry_for(now, rules.expiry, rules.tz) if points > 0 else None,
                   rule_version=rules.version, actor="admin")
@@ -350,6 +356,51 @@ async def put_config(request: web.Request) -> web.Response:
                                                   body)
     request.app[NOTIFIER].notify(mall)
     return web.json_response({"server_seq": seq})
+
+
+# -- member notices and webhooks ---------------------------------------------------------
+
+async def _notices_page(request: web.Request, member_id: str | None) -> web.Response:
+    cursor = int_param(request, "cursor", 0, 0, 2**62)
+    limit = int_param(request, "limit", 100, 1, MAX_NOTICES_PAGE)
+    notices, next_cursor = await request.app[STORAGE].notices(
+        request.match_info["mall"], member_id, cursor, limit)
+    return web.json_response({"notices": notices, "next_cursor": str(next_cursor)})
+
+
+async def list_notices(request: web.Request) -> web.Response:
+    """The mall's member notices in the order central kept them, by cursor."""
+    return await _notices_page(request, None)
+
+
+async def member_notices(request: web.Request) -> web.Response:
+    return await _notices_page(request, request.match_info["member"])
+
+
+async def webhook_status(request: web.Request) -> web.Response:
+    """The mall's configured webhooks and how many deliveries each has in each state."""
+    mall = request.match_info["mall"]
+    counts = await request.app[STORAGE].delivery_counts(mall)
+    hooks = request.app[WEBHOOKS].get(mall, [])
+    names = sorted({h.name for h in hooks} | set(counts))
+    return web.json_response({"webhooks": [
+        {"name": name, "configured": any(h.name == name for h in hooks),
+         "deliveries": counts.get(name, {"pending": 0, "delivered": 0, "dead": 0})}
+        for name in names]})
+
+
+async def dead_deliveries(request: web.Request) -> web.Response:
+    limit = int_param(request, "limit", 100, 1, MAX_NOTICES_PAGE)
+    return web.json_response({"dead": await request.app[STORAGE].dead_deliveries(
+        request.match_info["mall"], limit)})
+
+
+async def retry_dead(request: web.Request) -> web.Response:
+    """Dead deliveries pending again: those of the notices named, or all of them."""
+    body = await read_body(request, "retryDeadDeliveries")
+    retried = await request.app[STORAGE].retry_dead(request.match_info["mall"],
+                                                    body.get("notice_ids"))
+    return web.json_response({"retried": retried})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -386,7 +437,8 @@ def create_central_app(
     storage: Storage, *, rules: LoyaltyRules | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
     retention_s: float | None = None, limits: CentralLimits | None = None,
-    review_tiers: bool = False,
+    review_tiers: bool = False, webhooks: Mapping[str, Sequence[Webhook]] | None = None,
+    delivery: DeliveryPolicy | None = None, remind_expiry: bool = False,
 ) -> web.Application:
     """The central API over `storage`; the app opens and closes the storage.
 
@@ -394,7 +446,11 @@ def create_central_app(
     `retention_s` turns on the hourly purge of the change log (None keeps everything).
     `limits`: what a request, a batch and an entry may hold (the defaults when None).
     `review_tiers` turns on the hourly review of tier anniversaries (`mallgate central
-    serve` does; tests call `Storage.review_tiers` with their own clock)."""
+    serve` does; tests call `Storage.review_tiers` with their own clock).
+    `webhooks`: each mall's webhooks, delivered to by a background `Deliverer` (none: no
+    delivery; notices are still kept and readable). `remind_expiry` turns on the hourly
+    expiry reminder job (`mallgate central serve` does; tests call
+    `Storage.find_expiry_reminders` with their own clock)."""
     contract = Contract(limits)
     app = web.Application(
         client_max_size=contract.limits.max_body_bytes,
@@ -405,6 +461,8 @@ def create_central_app(
     app[RULES] = rules or LoyaltyRules()
     app[NOTIFIER] = Notifier()
     app[CLOCK] = HybridClock("central")
+    app[WEBHOOKS] = webhooks or {}
+    app[DELIVERER] = Deliverer(storage, app[WEBHOOKS], delivery) if webhooks else None
 
     async def storage_context(app: web.Application) -> AsyncIterator[None]:
         await storage.open()
@@ -412,8 +470,13 @@ def create_central_app(
                  if retention_s is not None else None)
         review = (asyncio.create_task(review_tiers_forever(storage), name="tier-review")
                   if review_tiers else None)
+        remind = (asyncio.create_task(remind_forever(storage), name="expiry-reminders")
+                  if remind_expiry else None)
+        deliverer = app[DELIVERER]
+        deliver = (asyncio.create_task(deliverer.run(), name="webhook-delivery")
+                   if deliverer is not None else None)
         yield
-        for task in (purge, review):
+        for task in (purge, review, remind, deliver):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -436,4 +499,9 @@ def create_central_app(
     app.router.add_post(member + "/{member}/adjustments", adjust)
     app.router.add_put(mall + "/offers/{offer}", put_offer)
     app.router.add_put(mall + "/config/{kind}", put_config)
+    app.router.add_get(mall + "/notices", list_notices)
+    app.router.add_get(member + "/{member}/notices", member_notices)
+    app.router.add_get(mall + "/webhooks", webhook_status)
+    app.router.add_get(mall + "/webhooks/dead", dead_deliveries)
+    app.router.add_post(mall + "/webhooks/dead:retry", retry_dead)
     return app
