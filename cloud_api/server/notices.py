@@ -28,7 +28,7 @@ from typing import Any
 
 from gateway.loyalty import Entry, EntryKind, Lot
 from gateway.loyalty.activities import BIRTHDAY_SOURCE
-from gateway.loyalty.calendar import local_date
+from gateway.loyalty.calendar import last_day, local_date
 from gateway.loyalty.tier_review import TierChange
 from gateway.loyalty.wire import to_text
 
@@ -120,7 +120,7 @@ def expiring_notices(due: Sequence[tuple[Lot, datetime]], *, account_id: str,
                           remind_on.isoformat()),
                 POINTS_EXPIRING, member_id, account_id, {
                     "points": points, "expires_at": to_text(expires_at),
-                    "expires_on": local_date(expires_at, tz).isoformat(),
+                    "last_day": last_day(expires_at, tz).isoformat(),
                     "remind_on": remind_on.isoformat()}))
     return notices
 
@@ -134,7 +134,7 @@ def coupon_expiring(*, member_id: str, account_id: str, coupon_code: str,
         notice_id(COUPON_EXPIRING, coupon_code, remind_on.isoformat()), COUPON_EXPIRING,
         member_id, account_id, {"coupon_code": coupon_code,
                                 "expires_at": to_text(expires_at),
-                                "expires_on": local_date(expires_at, tz).isoformat(),
+                                "last_day": last_day(expires_at, tz).isoformat(),
                                 "remind_on": remind_on.isoformat()})
 
 

@@ -238,9 +238,9 @@ async def test_expiry_reminders_appear_on_their_days_once_each(database: Databas
         at = "2026-12-31T16:00:00.000000+00:00"
         assert [(n["kind"], n["member_id"], n["data"]) for n in notices] == [
             ("points.expiring", "M1", {"points": 580, "expires_at": at,
-                                       "expires_on": "2027-01-01", "remind_on": "2026-12-02"}),
+                                       "last_day": "2026-12-31", "remind_on": "2026-12-02"}),
             ("points.expiring", "M1", {"points": 580, "expires_at": at,
-                                       "expires_on": "2027-01-01", "remind_on": "2026-12-25"}),
+                                       "last_day": "2026-12-31", "remind_on": "2026-12-25"}),
         ]
         assert len({n["notice_id"] for n in notices}) == 2
         clock.at = datetime(2027, 1, 2, tzinfo=UTC)  # expired: nothing left to remind of
