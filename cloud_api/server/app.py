@@ -13,12 +13,14 @@ import contextlib
 import json
 import logging
 import zlib
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from cloud_api.server import metrics
 from cloud_api.server.batch import parse_event
 from cloud_api.server.codes import Code
 from cloud_api.server.contract import Contract, JsonBodyError, parse_json_object
@@ -403,6 +405,19 @@ async def retry_dead(request: web.Request) -> web.Response:
     return web.json_response({"retried": retried})
 
 
+async def mall_metrics(request: web.Request) -> web.Response:
+    """The mall's webhook deliveries by state and this worker's attempts, for Prometheus."""
+    mall = request.match_info["mall"]
+    deliverer = request.app[DELIVERER]
+    attempts: Counter[tuple[str, str]] = Counter()
+    if deliverer is not None:
+        for (of_mall, webhook, outcome), count in deliverer.counts.items():
+            if of_mall == mall:
+                attempts[(webhook, outcome)] += count
+    body = metrics.render(await request.app[STORAGE].delivery_counts(mall), attempts)
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "server_time": server_time()})
 
@@ -504,4 +519,5 @@ def create_central_app(
     app.router.add_get(mall + "/webhooks", webhook_status)
     app.router.add_get(mall + "/webhooks/dead", dead_deliveries)
     app.router.add_post(mall + "/webhooks/dead:retry", retry_dead)
+    app.router.add_get(mall + "/metrics", mall_metrics)
     return app

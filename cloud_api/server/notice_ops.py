@@ -60,6 +60,16 @@ def record_notices(dialect: Dialect, mall_id: str, notices: Sequence[Notice],
     return len(new_rows)
 
 
+def forget_member(mall_id: str, member_id: str) -> Op[None]:
+    """An erased member's notices go, with their deliveries still to make: a notice tells
+    of the member's points and tier, personal data the erasure removes."""
+    yield Execute("DELETE FROM notice_deliveries WHERE mall_id = ? AND notice_id IN "
+                  "(SELECT notice_id FROM notices WHERE mall_id = ? AND member_id = ?)",
+                  (mall_id, mall_id, member_id))
+    yield Execute("DELETE FROM notices WHERE mall_id = ? AND member_id = ?",
+                  (mall_id, member_id))
+
+
 def notices_page(mall_id: str, member_id: str | None, after: int,
                  limit: int) -> Op[tuple[list[dict[str, Any]], int]]:
     """The mall's notices (or one member's) after the cursor, oldest first, and the cursor

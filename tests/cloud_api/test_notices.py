@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from cloud_api.client import CentralClient
 from cloud_api.server.cli import central_group
@@ -158,6 +159,18 @@ async def get(central: Central, path: str) -> dict[str, Any]:
         return body
 
 
+async def scrape(central: Central) -> dict[tuple[str, str, str], float]:
+    """The mall's metrics by (sample name, webhook, state or outcome)."""
+    headers = {"Authorization": f"Bearer {central.admin_token}"}
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"{central.url}/v1/malls/{MALL}/metrics", headers=headers) as r:
+        assert r.status == 200
+        text = await r.text()
+    return {(sample.name, sample.labels["webhook"],
+             sample.labels.get("state") or sample.labels["outcome"]): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
 async def post(central: Central, path: str, body: dict[str, Any]) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {central.admin_token}"}
     async with aiohttp.ClientSession() as session, \
@@ -265,7 +278,7 @@ async def test_a_sale_that_upgrades_gives_one_tier_up_notice(database: Database)
         await central.stop()
 
 
-async def test_birthday_gift_and_adjustment_notices(database: Database) -> None:
+async def test_birthday_gift_and_adjustment_notices_until_erasure(database: Database) -> None:
     clock = FakeClock(START)
     central = await start_central(database.storage(clock))
     try:
@@ -283,6 +296,11 @@ async def test_birthday_gift_and_adjustment_notices(database: Database) -> None:
             ("birthday.gift", "M1", RULES.birthday.points), ("points.adjusted", "M2", 50)]
         assert [n["kind"] for n in await all_notices(
             central, f"/v1/malls/{MALL}/members/M2/notices")] == ["points.adjusted"]
+        async with CentralClient(central.url, central.admin_token, timeout_s=10) as admin:
+            await admin.erase_member(MALL, "M2")
+        # erased: the member's notices go with the rest of their personal data
+        assert [n["kind"] for n in await all_notices(central)] == ["birthday.gift"]
+        assert await all_notices(central, f"/v1/malls/{MALL}/members/M2/notices") == []
     finally:
         await central.stop()
 
@@ -401,6 +419,11 @@ async def test_a_delivery_is_dead_after_the_bound_and_retried_by_the_endpoint(
                     dead["last_error"]) == (notice["notice_id"], "mini", "points.adjusted",
                                             POLICY.max_attempts, "HTTP 500")
             assert receiver.processed == {}
+            scraped = await scrape(central)
+            assert scraped[("mallgate_central_webhook_deliveries", "mini", "dead")] == 1
+            assert scraped[("mallgate_central_webhook_attempts_total", "mini", "retried")] \
+                == POLICY.max_attempts - 1
+            assert scraped[("mallgate_central_webhook_attempts_total", "mini", "dead")] == 1
             status, body = await post(central, f"/v1/malls/{MALL}/webhooks/dead:retry", {})
             assert (status, body) == (200, {"retried": 1})
             await receiver.until(lambda: len(receiver.processed) == 1)
