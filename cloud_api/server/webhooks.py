@@ -52,10 +52,12 @@ class DeliveryPolicy:
     """How central delivers: attempts before a delivery is dead, the backoff between
     them, and how long one attempt may take."""
 
-    max_attempts: int = 10
+    max_attempts: int = 12
     # Full-jitter exponential backoff between attempts, as the gateway's
-    # (`gateway/backoff.py`), computed from the stored attempt count so that it survives
-    # a restart and holds across workers: the 10th attempt comes within about a day.
+    # (`gateway/backoff.py`, which central may not import: it shares only
+    # `gateway.loyalty`), computed from the stored attempt count so that it survives a
+    # restart and holds across workers: the 12th attempt comes at most about 15 h after
+    # the first (half that on average), so a receiver down overnight loses nothing.
     retry_initial_s: float = 30.0
     retry_max_s: float = 6 * 3600.0
     timeout_s: float = 10.0
