@@ -12,9 +12,10 @@ Kinds (`data` per kind is in the OpenAPI document, schema `Notice`):
 - `tier.up` / `tier.down`: the member's tier changed (central's decision);
 - `birthday.gift`: the year's birthday gift was granted;
 - `points.adjusted`: the service desk adjusted the points balance;
-- `coupon.expiring`: a coupon is about to expire. Coupons are not kept by central yet:
-  whoever keeps them calls `coupon_expiring` from the daily reminder job
-  (`NoticeSources` in `reminders.py`); nothing creates one today.
+- `coupon.expiring`: a coupon is about to expire. Central keeps no coupons yet: when it
+  does, the reminder job (`SqlStorage.find_expiry_reminders`) gets a step that builds
+  these with `coupon_expiring` and keeps them with `notice_ops.record_notices`; nothing
+  creates one today.
 """
 
 from __future__ import annotations
