@@ -423,12 +423,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def purge_forever(storage: Storage, retention_s: float) -> None:
-    """Drop change-log rows past the retention, once an hour."""
+    """Drop change-log rows and notices (delivered or dead everywhere) past the
+    retention, once an hour."""
     while True:
         for mall_id in await storage.mall_ids():
             purged = await storage.purge_changes(mall_id, retention_s)
             if purged:
                 log.info("mall %s: %d change-log rows past retention purged", mall_id, purged)
+            notices = await storage.purge_notices(mall_id, retention_s)
+            if notices:
+                log.info("mall %s: %d notices past retention purged", mall_id, notices)
         await asyncio.sleep(PURGE_INTERVAL_S)
 
 

@@ -18,15 +18,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cloud_api.server.notices import NOTICE_COLUMNS, Notice, expiring_notices, notice_json
+from cloud_api.server.notices import (
+    NOTICE_COLUMNS,
+    Notice,
+    entry_notices,
+    expiring_notices,
+    notice_json,
+)
 from cloud_api.server.queries import Dialect, Execute, ExecuteMany, Fetch, FetchIn, Op
-from gateway.loyalty import LoyaltyRules, fold, reminders_due
+from gateway.loyalty import Entry, LoyaltyRules, fold, reminders_due
 from gateway.loyalty.wire import entry_from_json
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 DELIVERY_STATES = (PENDING, DELIVERED, DEAD)
 # How long an error text kept with a delivery may be (a status line, never a body).
 MAX_ERROR_CHARS = 300
+# Notices deleted per statement by the purge (well below SQLite's bound parameters).
+PURGE_CHUNK = 500
 
 
 def record_notices(dialect: Dialect, mall_id: str, notices: Sequence[Notice],
@@ -58,6 +66,40 @@ def record_notices(dialect: Dialect, mall_id: str, notices: Sequence[Notice],
                       "(?, ?, ?, ?, ?, ?, ?, ?)", new_rows)
     yield Execute("UPDATE notice_seqs SET seq = ? WHERE mall_id = ?", (seq, mall_id))
     return len(new_rows)
+
+
+def record_entry_notices(dialect: Dialect, mall_id: str, entries: Sequence[Entry],
+                         at: str) -> Op[int]:
+    """The notices newly accepted entries give (`entry_notices`), to members central has
+    not erased (a gateway may still push an erased member's last entries)."""
+    notices = entry_notices(entries)
+    if not notices:
+        return 0
+    rows = yield FetchIn("SELECT member_id FROM members WHERE mall_id = ? AND "
+                         "erased_at IS NOT NULL AND member_id {in}",
+                         sorted({n.member_id for n in notices}), (mall_id,))
+    erased = {str(r[0]) for r in rows}
+    return (yield from record_notices(dialect, mall_id,
+                                      [n for n in notices if n.member_id not in erased], at))
+
+
+def purge_notices(mall_id: str, cutoff: str) -> Op[int]:
+    """Drop the notices made before `cutoff` whose deliveries are all over (delivered or
+    dead), with those deliveries; returns how many notices went. A notice still pending
+    for some webhook stays until it is delivered or dead."""
+    rows = yield Fetch(
+        "SELECT notice_id FROM notices n WHERE mall_id = ? AND created_at < ? AND NOT "
+        "EXISTS (SELECT 1 FROM notice_deliveries d WHERE d.mall_id = n.mall_id AND "
+        "d.notice_id = n.notice_id AND d.state = ?)", (mall_id, cutoff, PENDING))
+    ids = [str(r[0]) for r in rows]
+    for start in range(0, len(ids), PURGE_CHUNK):
+        chunk = ids[start:start + PURGE_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        yield Execute(f"DELETE FROM notice_deliveries WHERE mall_id = ? AND notice_id IN "
+                      f"({marks})", (mall_id, *chunk))
+        yield Execute(f"DELETE FROM notices WHERE mall_id = ? AND notice_id IN ({marks})",
+                      (mall_id, *chunk))
+    return len(ids)
 
 
 def forget_member(mall_id: str, member_id: str) -> Op[None]:

@@ -139,7 +139,7 @@ CREATE TABLE notice_deliveries (
     seq {integer} NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
     next_attempt_at TEXT NOT NULL, lease_owner TEXT, lease_until TEXT, last_error TEXT,
     delivered_at TEXT, PRIMARY KEY (mall_id, webhook, notice_id));
-CREATE INDEX notice_deliveries_due ON notice_deliveries (state, next_attempt_at);
+CREATE INDEX notice_deliveries_due ON notice_deliveries (mall_id, webhook, state, seq);
 """
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -215,3 +215,7 @@ class SqlStorage(Storage):
 
     async def delivery_counts(self, mall_id: str) -> dict[str, dict[str, int]]:
         return await self._read(notice_ops.delivery_counts(mall_id))
+
+    async def purge_notices(self, mall_id: str, older_than_s: float) -> int:
+        cutoff = to_text(self.now() - timedelta(seconds=older_than_s)) or ""
+        return await self._write(notice_ops.purge_notices(mall_id, cutoff))

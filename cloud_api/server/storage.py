@@ -240,3 +240,7 @@ class Storage(ABC):
 
     @abstractmethod
     async def delivery_counts(self, mall_id: str) -> dict[str, dict[str, int]]: ...
+
+    @abstractmethod
+    async def purge_notices(self, mall_id: str, older_than_s: float) -> int:
+        """Drop notices older than the retention whose deliveries are all over; how many."""

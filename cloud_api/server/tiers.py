@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from cloud_api.server.notice_ops import record_notices
-from cloud_api.server.notices import entry_notices, tier_notice
+from cloud_api.server.notice_ops import record_entry_notices, record_notices
+from cloud_api.server.notices import tier_notice
 from cloud_api.server.operations import (
     PHONE_COLUMNS,
     account_entries,
@@ -100,8 +100,7 @@ def accept_batch(dialect: Dialect, mall_id: str, origin: str, parsed: Sequence[P
     accepted = {v.event_id for v in verdicts if v.status == "accepted"}
     new_entries = [p for p in parsed if isinstance(p, Entry) and p.entry_id in accepted]
     yield from upgrade_members(dialect, mall_id, new_entries, rules, to_text(now) or "")
-    yield from record_notices(dialect, mall_id, entry_notices(new_entries),
-                              to_text(now) or "")
+    yield from record_entry_notices(dialect, mall_id, new_entries, to_text(now) or "")
     return verdicts
 
 

@@ -463,3 +463,29 @@ async def test_ops_commands_list_and_retry_dead_deliveries(tmp_path: Path) -> No
             await receiver.until(lambda: list(receiver.processed) == [notice_id])
         finally:
             await central.stop()
+
+
+async def test_notices_past_retention_go_once_no_webhook_waits_for_them(
+        database: Database) -> None:
+    clock = FakeClock(START)
+    retention_s = 90 * 86400.0
+    async with receiving(Receiver(fail_first=1000)) as receiver:
+        central = await start_central(database.storage(clock), webhooks=receiver.webhook(),
+                                      delivery=POLICY)
+        try:
+            await member(central)
+            await adjust(central, "old", 10)
+            await receiver.until(lambda: len(receiver.requests) >= 1)
+            clock.advance(retention_s + 86400)
+            await adjust(central, "new", 20)
+            # the old notice is past retention but its delivery is still pending: kept
+            assert await central.storage.purge_notices(MALL, retention_s) == 0
+            receiver.fail_first = 0
+            await advancing(clock, lambda: len(receiver.processed) == 2)
+            await until_async(lambda: _settled(central, delivered=2))
+            clock.at = START + timedelta(seconds=retention_s + 86400)  # "new" is recent
+            assert await central.storage.purge_notices(MALL, retention_s) == 1
+            assert [n["data"]["points"] for n in await all_notices(central)] == [20]
+            assert (await dead_state(central))["delivered"] == 1
+        finally:
+            await central.stop()
