@@ -231,51 +231,69 @@ async def dead_state(central: Central) -> dict[str, int]:
 
 async def test_expiry_reminders_appear_on_their_days_once_each(database: Database) -> None:
     clock = FakeClock(START)
-    central = await start_central(database.storage(clock))
-    try:
-        await member(central)
-        # 500 points expiring at the start of 2027 in the mall's time zone (Shanghai)
-        expires = datetime(2026, 12, 31, 16, tzinfo=UTC)
-        assert await push(central, earn("r1", 500, at=START - timedelta(days=200),
-                                        expires_at=expires),
-                          earn("r2", 80, at=START - timedelta(days=100),
-                               expires_at=expires)) == ["accepted", "accepted"]
-        storage = central.storage
-        assert await storage.find_expiry_reminders(MALL) == 0  # 31 days before: none due
-        clock.at = datetime(2026, 12, 1, 17, tzinfo=UTC)  # 2 December in Shanghai
-        assert await storage.find_expiry_reminders(MALL) == 1
-        assert await storage.find_expiry_reminders(MALL) == 0  # the job again: no second
-        clock.at = datetime(2026, 12, 24, 17, tzinfo=UTC)  # 7 days before
-        assert await storage.find_expiry_reminders(MALL) == 1
-        notices = await all_notices(central)
-        at = "2026-12-31T16:00:00.000000+00:00"
-        assert [(n["kind"], n["member_id"], n["data"]) for n in notices] == [
-            ("points.expiring", "M1", {"points": 580, "expires_at": at,
-                                       "last_day": "2026-12-31", "remind_on": "2026-12-02"}),
-            ("points.expiring", "M1", {"points": 580, "expires_at": at,
-                                       "last_day": "2026-12-31", "remind_on": "2026-12-25"}),
-        ]
-        assert len({n["notice_id"] for n in notices}) == 2
-        clock.at = datetime(2027, 1, 2, tzinfo=UTC)  # expired: nothing left to remind of
-        assert await storage.find_expiry_reminders(MALL) == 0
-    finally:
-        await central.stop()
+    async with receiving(Receiver()) as receiver:
+        central = await start_central(database.storage(clock), webhooks=receiver.webhook(),
+                                      delivery=POLICY)
+        try:
+            await member(central)
+            # 580 points lapsing at the start of 2027 in the mall's time zone (Shanghai)
+            expires = datetime(2026, 12, 31, 16, tzinfo=UTC)
+            assert await push(central, earn("r1", 500, at=START - timedelta(days=200),
+                                            expires_at=expires),
+                              earn("r2", 80, at=START - timedelta(days=100),
+                                   expires_at=expires)) == ["accepted", "accepted"]
+            storage = central.storage
+            assert await storage.find_expiry_reminders(MALL) == 0  # 31 days before: none
+            clock.at = datetime(2026, 12, 1, 17, tzinfo=UTC)  # 2 December in Shanghai
+            assert await storage.find_expiry_reminders(MALL) == 1
+            assert await storage.find_expiry_reminders(MALL) == 0  # again: no second
+            spend = Entry(kind=EntryKind.BURN, points=-100, account_id="A1", member_id="M1",
+                          source_type="redeem", source_key="gift-1", reason="gift",
+                          effective_at=datetime(2026, 12, 10, tzinfo=UTC), rule_version="t")
+            assert await push(central, spend.stamped(
+                origin_site=GATEWAY, origin_seq=3, hlc="3",
+                recorded_at=spend.effective_at)) == ["accepted"]
+            clock.at = datetime(2026, 12, 24, 17, tzinfo=UTC)  # 7 days before
+            assert await storage.find_expiry_reminders(MALL) == 1
+            notices = await all_notices(central)
+            at = "2026-12-31T16:00:00.000000+00:00"
+            assert [(n["kind"], n["member_id"], n["data"]) for n in notices] == [
+                ("points.expiring", "M1", {"points": 580, "expires_at": at,
+                                           "last_day": "2026-12-31",
+                                           "remind_on": "2026-12-02"}),
+                ("points.expiring", "M1", {"points": 480, "expires_at": at,
+                                           "last_day": "2026-12-31",
+                                           "remind_on": "2026-12-25"}),
+            ]
+            clock.at = datetime(2027, 1, 2, tzinfo=UTC)  # lapsed: nothing left to remind of
+            assert await storage.find_expiry_reminders(MALL) == 0
+            # and the mini-program backend got each reminder once, signed
+            await receiver.until(lambda: len(receiver.processed) == 2)
+            assert list(receiver.processed.values()) == notices
+            assert all(r["signed"] for r in receiver.requests)
+            assert len(receiver.requests) == 2
+        finally:
+            await central.stop()
 
 
 async def test_a_sale_that_upgrades_gives_one_tier_up_notice(database: Database) -> None:
     clock = FakeClock(START)
-    central = await start_central(database.storage(clock))
-    try:
-        await member(central)
-        sale = earn("big-sale", 600, at=START - timedelta(days=1), qual_fen=60_000)
-        assert await push(central, sale) == ["accepted"]
-        assert await push(central, sale) == ["duplicate"]  # pushed again: no second notice
-        (notice,) = await all_notices(central, f"/v1/malls/{MALL}/members/M1/notices")
-        assert (notice["kind"], notice["data"]["from_tier"], notice["data"]["to_tier"]) == (
-            "tier.up", "normal", "silver")
-        assert await all_notices(central) == [notice]
-    finally:
-        await central.stop()
+    async with receiving(Receiver()) as receiver:
+        central = await start_central(database.storage(clock), webhooks=receiver.webhook(),
+                                      delivery=POLICY)
+        try:
+            await member(central)
+            sale = earn("big-sale", 600, at=START - timedelta(days=1), qual_fen=60_000)
+            assert await push(central, sale) == ["accepted"]
+            assert await push(central, sale) == ["duplicate"]  # again: no second notice
+            (notice,) = await all_notices(central, f"/v1/malls/{MALL}/members/M1/notices")
+            assert (notice["kind"], notice["data"]["from_tier"],
+                    notice["data"]["to_tier"]) == ("tier.up", "normal", "silver")
+            assert await all_notices(central) == [notice]
+            await receiver.until(lambda: len(receiver.processed) == 1)
+            assert receiver.processed == {notice["notice_id"]: notice}
+        finally:
+            await central.stop()
 
 
 async def test_birthday_gift_and_adjustment_notices_until_erasure(database: Database) -> None:
