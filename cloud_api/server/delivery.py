@@ -63,13 +63,22 @@ class Deliverer:
     async def run(self) -> None:
         """Deliver until cancelled; a failed pass (database away) is logged and retried."""
         timeout = aiohttp.ClientTimeout(total=self.policy.timeout_s)
+        failing = False
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
                 try:
-                    await self.deliver_due(session)
+                    attempted = await self.deliver_due(session)
                 except Exception:  # the database away: the next pass tries again
-                    log.exception("webhook delivery pass failed; retried shortly")
-                await asyncio.sleep(self.policy.poll_s)
+                    if not failing:  # logged once per outage, not every second
+                        log.exception("webhook delivery failed; retrying every %g s",
+                                      self.policy.poll_s)
+                    failing, attempted = True, 0
+                else:
+                    if failing:
+                        log.info("webhook delivery going again")
+                    failing = False
+                if not attempted:  # a backlog is worked through without pausing
+                    await asyncio.sleep(self.policy.poll_s)
 
     async def deliver_due(self, session: aiohttp.ClientSession) -> int:
         """One pass over every webhook; returns how many attempts were made."""
