@@ -442,6 +442,9 @@ async def test_a_delivery_is_dead_after_the_bound_and_retried_by_the_endpoint(
             assert scraped[("mallgate_central_webhook_attempts_total", "mini", "retried")] \
                 == POLICY.max_attempts - 1
             assert scraped[("mallgate_central_webhook_attempts_total", "mini", "dead")] == 1
+            status, body = await post(central, f"/v1/malls/{MALL}/webhooks/dead:retry",
+                                      {"notice_ids": ["another-notice"]})
+            assert (status, body) == (200, {"retried": 0})
             status, body = await post(central, f"/v1/malls/{MALL}/webhooks/dead:retry", {})
             assert (status, body) == (200, {"retried": 1})
             await receiver.until(lambda: len(receiver.processed) == 1)
