@@ -78,10 +78,15 @@ def central_group() -> None:
 @click.option("--webhook-max-attempts", type=click.IntRange(min=1),
               default=DeliveryPolicy().max_attempts, show_default=True,
               help="Attempts before a delivery is dead (listed by `central webhooks dead`).")
+@click.option("--webhook-timeout-s", type=click.FloatRange(min=0, min_open=True),
+              default=DeliveryPolicy().timeout_s, show_default=True,
+              help="How long one delivery may take; a worker that dies mid-send leaves "
+              "it to others after six times this.")
 @_limit_options
 def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float, *,
           phone_key_file: Path | None, phone_encryption_key_file: Path | None,
-          webhook_file: Path | None, webhook_max_attempts: int, **limits: int) -> None:
+          webhook_file: Path | None, webhook_max_attempts: int, webhook_timeout_s: float,
+          **limits: int) -> None:
     """Serve the central API until SIGINT or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -96,7 +101,8 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
     app = create_central_app(open_storage(db, dsn, phones),
                              retention_s=retention_days * 86400, limits=settings,
                              review_tiers=True, remind_expiry=True, webhooks=webhooks,
-                             delivery=DeliveryPolicy(max_attempts=webhook_max_attempts))
+                             delivery=DeliveryPolicy.with_timeout(
+                                 webhook_timeout_s, max_attempts=webhook_max_attempts))
     click.echo(f"central listening on http://{host}:{port}")
     # Bounded connections and a deadline for request headers: slow clients cannot hold
     # every descriptor (cloud_api/httpguard.py).

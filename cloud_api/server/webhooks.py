@@ -37,6 +37,9 @@ TIMESTAMP_HEADER = "X-Mallgate-Timestamp"
 SIGNATURE_HEADER = "X-Mallgate-Signature"
 ATTEMPT_HEADER = "X-Mallgate-Attempt"
 SIGNATURE_VERSION = "v1"
+# A delivery's lease, in attempt timeouts: long enough that a live worker's send (one
+# timeout at most, and the database writes around it) never outlasts its claim.
+LEASE_PER_TIMEOUT = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +66,16 @@ class DeliveryPolicy:
     timeout_s: float = 10.0
     # A claimed delivery is another worker's to retry only after this: longer than one
     # attempt can take, so a live worker's send is never doubled.
-    lease_s: float = 60.0
+    lease_s: float = 10.0 * LEASE_PER_TIMEOUT
     # How often a worker looks for due deliveries when nothing wakes it.
     poll_s: float = 1.0
     batch: int = 50
+
+    @classmethod
+    def with_timeout(cls, timeout_s: float, **other: int) -> DeliveryPolicy:
+        """A policy whose attempts may take `timeout_s`, with a lease as many times longer
+        as the default's (a claim outlives its slowest send several times over)."""
+        return cls(timeout_s=timeout_s, lease_s=timeout_s * LEASE_PER_TIMEOUT, **other)
 
     def retry_delay(self, attempts: int, retry_after_s: float | None = None,
                     rand: Callable[[float, float], float] = random.uniform) -> float:

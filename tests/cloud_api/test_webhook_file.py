@@ -1,5 +1,5 @@
 """The webhook file: read only if its owner alone can, plain http only to loopback, and
-`mallgate central serve` delivering from it as a real process."""
+`mallgate central serve` delivering from it as a real process, killed mid-delivery too."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from cloud_api.server.cli import central_group
 from cloud_api.server.phones import SecretFileError
 from cloud_api.server.webhooks import load_webhooks
 from tests.cloud_api.central import MALL
-from tests.cloud_api.processes import central_processes, issue_token
+from tests.cloud_api.processes import central_process, central_processes, issue_token
 from tests.cloud_api.test_notices import SECRET, Receiver, receiving
+from tests.conftest import free_port
 
 
 def secret_file(path: Path, text: str, mode: int = 0o600) -> Path:
@@ -84,3 +85,37 @@ async def test_central_serve_delivers_signed_notices_from_its_webhook_file(
             assert [r["signed"] for r in receiver.requests] == [True]
             async with http.get(f"{url}/v1/malls/{MALL}/notices") as listed:
                 assert json.loads(await listed.text())["notices"] == [notice]
+
+
+async def test_a_central_killed_mid_delivery_leaves_it_to_the_next_one(
+        tmp_path: Path) -> None:
+    """SIGKILL while the receiver holds the first attempt: the claim is durable, so the
+    restarted central sends the notice again once the dead one's lease is over (six
+    timeouts), and the receiver, deduplicating by id, keeps it once."""
+    db = tmp_path / "central.db"
+    admin = await issue_token(db, None, MALL, "admin")
+    timeout = ["--webhook-timeout-s", "0.5"]
+    async with receiving(Receiver(hang_first=True)) as receiver:
+        hooks = secret_file(tmp_path / "hooks",
+                            f"{MALL} mini {receiver.url} {SECRET.decode()}\n")
+        extra = ["--webhook-file", str(hooks), *timeout]
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": f"Bearer {admin}"}
+        async with central_process(db, port=port, extra=extra) as first, \
+                aiohttp.ClientSession(headers=auth) as http:
+            members = f"{url}/v1/malls/{MALL}/members"
+            async with http.post(members, json={"member_id": "M1"}) as created:
+                assert created.status == 201
+            async with http.post(f"{members}/M1/adjustments", json={
+                    "request_id": "desk-1", "points": 20, "reason": "goodwill"}) as adjusted:
+                assert adjusted.status == 201
+            await receiver.until(lambda: len(receiver.requests) == 1)  # held
+            first.kill()
+            await first.wait()
+        receiver.release.set()
+        async with central_process(db, port=free_port(), extra=extra):
+            await receiver.until(lambda: len(receiver.requests) == 2)
+        (notice_id,) = receiver.processed
+        assert [(r["id"], r["attempt"], r["signed"]) for r in receiver.requests] == [
+            (notice_id, "1", True), (notice_id, "2", True)]
