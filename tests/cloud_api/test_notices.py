@@ -510,3 +510,29 @@ async def test_notices_past_retention_go_once_no_webhook_waits_for_them(
             assert (await dead_state(central))["delivered"] == 1
         finally:
             await central.stop()
+
+
+async def test_central_started_with_the_reminder_job_finds_the_days_reminders(
+        database: Database) -> None:
+    clock = FakeClock(START)
+    seeding = await start_central(database.storage(clock))
+    try:
+        await member(seeding)
+        expires = datetime(2026, 12, 31, 16, tzinfo=UTC)
+        assert await push(seeding, earn("r1", 300, at=START, expires_at=expires)) == [
+            "accepted"]
+    finally:
+        await seeding.stop()
+    clock.at = datetime(2026, 12, 24, 17, tzinfo=UTC)  # the 7-day reminder's day
+    central = await start_central(database.storage(clock),
+                                  tokens=(seeding.gateway_token, seeding.admin_token),
+                                  remind_expiry=True)
+    try:
+        async def reminded() -> bool:
+            return bool(await all_notices(central))
+        await until_async(reminded)
+        (notice,) = await all_notices(central)
+        assert (notice["kind"], notice["data"]["points"], notice["data"]["remind_on"]) == (
+            "points.expiring", 300, "2026-12-25")
+    finally:
+        await central.stop()
