@@ -27,16 +27,15 @@ from gateway.loyalty import (
     RedemptionRefused,
     check_redemption,
     checkin_entry,
-    fold,
     redemption_entry,
 )
-from gateway.loyalty.calendar import last_day, local_date
-from gateway.loyalty.fold import soonest_expiring
+from gateway.loyalty.calendar import local_date
 from gateway.loyalty.rules import Tier
 from gateway.loyalty.tier_review import benefits, tier_of
 from gateway.loyalty.wire import to_text
 from gateway.members import IdentityError, IdentityKeys, Lookup, Member, find_member, lookup_for
 from gateway.offers.store import OfferClaimError, claim_offer
+from gateway.operations.expiring import expiring_fields
 from gateway.operations.model import (
     STORED_ERRORS,
     OperationRequest,
@@ -243,18 +242,8 @@ class Operations:
             "member_id": member.id, **benefits(self._tier(member)),
             "available": b.available - held, "held": held, "confirmed": b.confirmed,
             "pending": b.pending, "locked": b.locked, "debt": b.debt,
-            **self._expiring(entries.entries, now)})
-
-    def _expiring(self, entries: Entries, now: datetime) -> dict[str, object]:
-        """The points that lapse first and the last day they can be spent (none: 0 and
-        null), so the kiosk can say "300 points valid until 31 December"."""
-        soonest = soonest_expiring(fold([entry for entry, _ in entries], now, journal=False))
-        if soonest is None:
-            return {"expiring_points": 0, "expiring_last_day": None, "expiring_at": None}
-        return {"expiring_points": soonest.points,
-                "expiring_last_day": last_day(soonest.expires_at,
-                                              self.ledger.rules.tz).isoformat(),
-                "expiring_at": utc_text(soonest.expires_at)}
+            **expiring_fields((entry for entry, _ in entries.entries), now,
+                              self.ledger.rules.tz)})
 
     def _checkin(self, conn: sqlite3.Connection, request: OperationRequest, member: Member,
                  now: datetime, online: bool) -> tuple[Reply | Refused, list[Recorded]]:
