@@ -13,18 +13,23 @@ import contextlib
 import json
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from cloud_api.server import metrics
 from cloud_api.server.batch import parse_event
 from cloud_api.server.codes import Code
 from cloud_api.server.contract import Contract, JsonBodyError, parse_json_object
+from cloud_api.server.delivery import Deliverer, remind_forever
 from cloud_api.server.http_errors import error, errors_middleware
 from cloud_api.server.limits import CentralLimits
+from cloud_api.server.notices import ADJUST_SOURCE
 from cloud_api.server.storage import Principal, Storage, Verdict
+from cloud_api.server.webhooks import DeliveryPolicy, Webhook
 from gateway.loyalty import (
     Entry,
     EntryKind,
@@ -47,6 +52,8 @@ RULES = web.AppKey("rules", LoyaltyRules)
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 CLOCK = web.AppKey("clock", HybridClock)
 CONTRACT = web.AppKey("contract", Contract)
+WEBHOOKS: web.AppKey[Mapping[str, Sequence[Webhook]]] = web.AppKey("webhooks")
+DELIVERER: web.AppKey[Deliverer | None] = web.AppKey("deliverer")
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 MAX_PAGE = 5000
@@ -56,6 +63,7 @@ SNAPSHOT_PAGE = 2000
 PURGE_INTERVAL_S = 3600.0
 TIER_REVIEW_INTERVAL_S = 3600.0
 BIRTHDAY_INTERVAL_S = 3600.0
+MAX_NOTICES_PAGE = 1000
 DEFAULT_RETENTION_DAYS = 90
 
 
@@ -335,7 +343,7 @@ async def adjust(request: web.Request) -> web.Response:
     rules = await rules_at(request, now)
     entry = Entry(kind=EntryKind.ADJUST, points=points,
                   account_id=state["member"]["account_id"],
-                  member_id=state["member"]["member_id"], source_type="central.adjust",
+                  member_id=state["member"]["member_id"], source_type=ADJUST_SOURCE,
                   source_key=request_id, reason=reason, effective_at=now,
                   expires_at=expiry_for(now, rules.expiry, rules.tz) if points > 0 else None,
                   rule_version=rules.version, actor="admin")
@@ -387,17 +395,79 @@ async def put_config(request: web.Request) -> web.Response:
     return web.json_response({"server_seq": seq})
 
 
+# -- member notices and webhooks ---------------------------------------------------------
+
+async def _notices_page(request: web.Request, member_id: str | None) -> web.Response:
+    cursor = int_param(request, "cursor", 0, 0, 2**62)
+    limit = int_param(request, "limit", 100, 1, MAX_NOTICES_PAGE)
+    notices, next_cursor = await request.app[STORAGE].notices(
+        request.match_info["mall"], member_id, cursor, limit)
+    return web.json_response({"notices": notices, "next_cursor": str(next_cursor)})
+
+
+async def list_notices(request: web.Request) -> web.Response:
+    """The mall's member notices in the order central kept them, by cursor."""
+    return await _notices_page(request, None)
+
+
+async def member_notices(request: web.Request) -> web.Response:
+    return await _notices_page(request, request.match_info["member"])
+
+
+async def webhook_status(request: web.Request) -> web.Response:
+    """The mall's configured webhooks and how many deliveries each has in each state."""
+    mall = request.match_info["mall"]
+    counts = await request.app[STORAGE].delivery_counts(mall)
+    hooks = request.app[WEBHOOKS].get(mall, [])
+    names = sorted({h.name for h in hooks} | set(counts))
+    return web.json_response({"webhooks": [
+        {"name": name, "configured": any(h.name == name for h in hooks),
+         "deliveries": counts.get(name, {"pending": 0, "delivered": 0, "dead": 0})}
+        for name in names]})
+
+
+async def dead_deliveries(request: web.Request) -> web.Response:
+    limit = int_param(request, "limit", 100, 1, MAX_NOTICES_PAGE)
+    return web.json_response({"dead": await request.app[STORAGE].dead_deliveries(
+        request.match_info["mall"], limit)})
+
+
+async def retry_dead(request: web.Request) -> web.Response:
+    """Dead deliveries pending again: those of the notices named, or all of them."""
+    body = await read_body(request, "retryDeadDeliveries")
+    retried = await request.app[STORAGE].retry_dead(request.match_info["mall"],
+                                                    body.get("notice_ids"))
+    return web.json_response({"retried": retried})
+
+
+async def mall_metrics(request: web.Request) -> web.Response:
+    """The mall's webhook deliveries by state and this worker's attempts, for Prometheus."""
+    mall = request.match_info["mall"]
+    deliverer = request.app[DELIVERER]
+    attempts: Counter[tuple[str, str]] = Counter()
+    if deliverer is not None:
+        for (of_mall, webhook, outcome), count in deliverer.counts.items():
+            if of_mall == mall:
+                attempts[(webhook, outcome)] += count
+    body = metrics.render(await request.app[STORAGE].delivery_counts(mall), attempts)
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "server_time": server_time()})
 
 
 async def purge_forever(storage: Storage, retention_s: float) -> None:
-    """Drop change-log rows past the retention, once an hour."""
+    """Drop change-log rows and notices (delivered or dead everywhere) past the
+    retention, once an hour."""
     while True:
         for mall_id in await storage.mall_ids():
             purged = await storage.purge_changes(mall_id, retention_s)
             if purged:
                 log.info("mall %s: %d change-log rows past retention purged", mall_id, purged)
+            notices = await storage.purge_notices(mall_id, retention_s)
+            if notices:
+                log.info("mall %s: %d notices past retention purged", mall_id, notices)
         await asyncio.sleep(PURGE_INTERVAL_S)
 
 
@@ -440,6 +510,8 @@ def create_central_app(
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
     retention_s: float | None = None, limits: CentralLimits | None = None,
     review_tiers: bool = False, grant_birthdays: bool = False,
+    webhooks: Mapping[str, Sequence[Webhook]] | None = None,
+    delivery: DeliveryPolicy | None = None, remind_expiry: bool = False,
 ) -> web.Application:
     """The central API over `storage`; the app opens and closes the storage.
 
@@ -449,7 +521,11 @@ def create_central_app(
     `review_tiers` turns on the hourly review of tier anniversaries (`mallgate central
     serve` does; tests call `Storage.review_tiers` with their own clock).
     `grant_birthdays` turns on the hourly birthday job (`mallgate central serve` does;
-    tests call `Storage.grant_birthdays` with their own clock)."""
+    tests call `Storage.grant_birthdays` with their own clock).
+    `webhooks`: each mall's webhooks, delivered to by a background `Deliverer` (none: no
+    delivery; notices are still kept and readable). `remind_expiry` turns on the hourly
+    expiry reminder job (`mallgate central serve` does; tests call
+    `Storage.find_expiry_reminders` with their own clock)."""
     contract = Contract(limits)
     app = web.Application(
         client_max_size=contract.limits.max_body_bytes,
@@ -460,6 +536,8 @@ def create_central_app(
     app[RULES] = rules or LoyaltyRules()
     app[NOTIFIER] = Notifier()
     app[CLOCK] = HybridClock("central")
+    app[WEBHOOKS] = webhooks or {}
+    app[DELIVERER] = Deliverer(storage, app[WEBHOOKS], delivery) if webhooks else None
 
     async def storage_context(app: web.Application) -> AsyncIterator[None]:
         await storage.open()
@@ -470,8 +548,13 @@ def create_central_app(
         birthdays = (asyncio.create_task(grant_birthdays_forever(storage, app[NOTIFIER]),
                                          name="birthday-gifts")
                      if grant_birthdays else None)
+        remind = (asyncio.create_task(remind_forever(storage), name="expiry-reminders")
+                  if remind_expiry else None)
+        deliverer = app[DELIVERER]
+        deliver = (asyncio.create_task(deliverer.run(), name="webhook-delivery")
+                   if deliverer is not None else None)
         yield
-        for task in (purge, review, birthdays):
+        for task in (purge, review, birthdays, remind, deliver):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -495,4 +578,10 @@ def create_central_app(
     app.router.add_post(member + "/{member}/checkins", checkin)
     app.router.add_put(mall + "/offers/{offer}", put_offer)
     app.router.add_put(mall + "/config/{kind}", put_config)
+    app.router.add_get(mall + "/notices", list_notices)
+    app.router.add_get(member + "/{member}/notices", member_notices)
+    app.router.add_get(mall + "/webhooks", webhook_status)
+    app.router.add_get(mall + "/webhooks/dead", dead_deliveries)
+    app.router.add_post(mall + "/webhooks/dead:retry", retry_dead)
+    app.router.add_get(mall + "/metrics", mall_metrics)
     return app

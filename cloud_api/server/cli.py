@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from cloud_api.server.phones import PhoneKeys, SecretFileError
 from cloud_api.server.postgres_store import PostgresStorage
 from cloud_api.server.sqlite_store import SqliteStorage
 from cloud_api.server.storage import Storage
+from cloud_api.server.webhooks import DeliveryPolicy, load_webhooks
 
 
 def open_storage(db: Path, dsn: str | None, phones: PhoneKeys | None = None) -> Storage:
@@ -90,10 +92,22 @@ def central_group() -> None:
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
               default="INFO", show_default=True, envvar="MALLGATE_CENTRAL_LOG_LEVEL",
               show_envvar=True, help="Least severe level that is logged.")
+@click.option("--webhook-file", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Webhooks member notices are delivered to, one "
+              "`mall_id name url secret` line each (readable by its owner only). Unset: "
+              "notices are kept and readable by API, not delivered.")
+@click.option("--webhook-max-attempts", type=click.IntRange(min=1),
+              default=DeliveryPolicy().max_attempts, show_default=True,
+              help="Attempts before a delivery is dead (listed by `central webhooks dead`).")
+@click.option("--webhook-timeout-s", type=click.FloatRange(min=0, min_open=True),
+              default=DeliveryPolicy().timeout_s, show_default=True,
+              help="How long one delivery may take; a worker that dies mid-send leaves "
+              "it to others after six times this.")
 @_limit_options
 def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float, *,
           phone_key_file: Path | None, phone_encryption_key_file: Path | None,
-          log_format: str, log_level: str, **limits: int) -> None:
+          log_format: str, log_level: str, webhook_file: Path | None,
+          webhook_max_attempts: int, webhook_timeout_s: float, **limits: int) -> None:
     """Serve the central API until SIGINT or SIGTERM."""
     try:
         settings = CentralLimits(**limits)
@@ -101,12 +115,15 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
         raise click.BadParameter(str(exc)) from None
     try:
         phones = PhoneKeys.load(phone_key_file, phone_encryption_key_file)
+        webhooks = load_webhooks(webhook_file)
     except SecretFileError as exc:
         raise click.UsageError(str(exc)) from None
     _set_up_logging(log_level, log_format)
     app = create_central_app(open_storage(db, dsn, phones),
                              retention_s=retention_days * 86400, limits=settings,
-                             review_tiers=True, grant_birthdays=True)
+                             review_tiers=True, grant_birthdays=True, remind_expiry=True,
+                             webhooks=webhooks, delivery=DeliveryPolicy.with_timeout(
+                                 webhook_timeout_s, max_attempts=webhook_max_attempts))
     click.echo(f"central listening on http://{host}:{port}")
     # Bounded connections and a deadline for request headers: slow clients cannot hold
     # every descriptor (cloud_api/httpguard.py).
@@ -133,3 +150,42 @@ def token(db: Path, dsn: str | None, mall: str, gateway: str | None, admin: bool
             await storage.close()
 
     click.echo(asyncio.run(issue()))
+
+
+@central_group.group("webhooks")
+def webhooks_group() -> None:
+    """Webhook deliveries of member notices: the dead ones, and sending them again."""
+
+
+async def _with_storage(db: Path, dsn: str | None, use: Callable[[Storage], Any]) -> Any:
+    storage = open_storage(db, dsn)
+    await storage.open()
+    try:
+        return await use(storage)
+    finally:
+        await storage.close()
+
+
+@webhooks_group.command("dead")
+@_db
+@_dsn
+@click.option("--mall", required=True, help="The mall whose dead deliveries to list.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+def webhooks_dead(db: Path, dsn: str | None, mall: str, limit: int) -> None:
+    """List deliveries given up after the bound of attempts, one JSON object a line."""
+    dead = asyncio.run(_with_storage(db, dsn, lambda s: s.dead_deliveries(mall, limit)))
+    for row in dead:
+        click.echo(json.dumps(row, ensure_ascii=False))
+
+
+@webhooks_group.command("retry")
+@_db
+@_dsn
+@click.option("--mall", required=True, help="The mall whose dead deliveries to retry.")
+@click.option("--notice", "notices", multiple=True,
+              help="A notice id to retry (repeatable); none: every dead delivery.")
+def webhooks_retry(db: Path, dsn: str | None, mall: str, notices: tuple[str, ...]) -> None:
+    """Make dead deliveries pending again; a running central sends them at once."""
+    retried = asyncio.run(_with_storage(
+        db, dsn, lambda s: s.retry_dead(mall, list(notices) if notices else None)))
+    click.echo(f"{retried} deliveries pending again")

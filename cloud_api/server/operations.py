@@ -32,6 +32,7 @@ from cloud_api.server.members import (
     member_state,
     stored_profile,
 )
+from cloud_api.server.notice_ops import forget_member
 from cloud_api.server.phones import PhoneKeys, StoredPhone, take_phone
 from cloud_api.server.queries import (
     Dialect,
@@ -424,6 +425,7 @@ def erase_member(dialect: Dialect, mall_id: str, member_id: str, at: str) -> Op[
     # meanwhile has committed, and one still to come sees the erasure.
     yield Execute("DELETE FROM activity_events WHERE mall_id = ? AND member_id = ?",
                   (mall_id, member_id))
+    yield from forget_member(mall_id, member_id)
 
 
 def put_document(mall_id: str, kind: str, key: str, payload: dict[str, Any],

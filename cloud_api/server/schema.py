@@ -127,6 +127,31 @@ CREATE TABLE rule_versions (
 CREATE INDEX rule_versions_effective ON rule_versions (mall_id, effective_at);
 """
 
+# Member notices (`notices.py`): numbered per mall in commit order (`notice_seqs` is taken
+# until COMMIT, as the change log's sequence is), so a reader paging by `seq` never skips
+# one that commits late. Each webhook's delivery of a notice is one row of
+# `notice_deliveries`: pending (with its next attempt and, while a worker sends it, a
+# lease), delivered or dead; `webhook_cursors` says up to which notice a webhook's
+# deliveries have been queued.
+_NOTICES = """
+CREATE TABLE notice_seqs (mall_id TEXT PRIMARY KEY, seq {integer} NOT NULL);
+CREATE TABLE notices (
+    mall_id TEXT NOT NULL, notice_id TEXT NOT NULL, seq {integer} NOT NULL,
+    member_id TEXT NOT NULL, account_id TEXT NOT NULL, kind TEXT NOT NULL,
+    payload TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (mall_id, notice_id));
+CREATE UNIQUE INDEX notices_by_seq ON notices (mall_id, seq);
+CREATE INDEX notices_by_member ON notices (mall_id, member_id, seq);
+CREATE TABLE webhook_cursors (
+    mall_id TEXT NOT NULL, webhook TEXT NOT NULL, seq {integer} NOT NULL,
+    PRIMARY KEY (mall_id, webhook));
+CREATE TABLE notice_deliveries (
+    mall_id TEXT NOT NULL, webhook TEXT NOT NULL, notice_id TEXT NOT NULL,
+    seq {integer} NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
+    next_attempt_at TEXT NOT NULL, lease_owner TEXT, lease_until TEXT, last_error TEXT,
+    delivered_at TEXT, PRIMARY KEY (mall_id, webhook, notice_id));
+CREATE INDEX notice_deliveries_due ON notice_deliveries (mall_id, webhook, state, seq);
+"""
+
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"""
 
@@ -156,4 +181,6 @@ def migrations(integer: str, *, c_collation: bool = False) -> list[Migration]:
         Migration(4, "tier anniversaries", _statements(_TIER_ANNIVERSARY)),
         Migration(5, "loyalty rule versions", _statements(_RULE_VERSIONS.format(
             integer=integer))),
+        Migration(6, "member notices and webhook deliveries", _statements(
+            _NOTICES.format(integer=integer))),
     ]

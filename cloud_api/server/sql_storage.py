@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from cloud_api.server import notice_ops, rewards, rule_versions, tiers
 from cloud_api.server import operations as ops
-from cloud_api.server import rewards, rule_versions, tiers
 from cloud_api.server.codes import Code
 from cloud_api.server.grants import GrantThrottle
 from cloud_api.server.ids import hash_token, new_token
+from cloud_api.server.notice_ops import Claimed
 from cloud_api.server.phones import PhoneKeys
 from cloud_api.server.queries import Dialect, Op, T
 from cloud_api.server.storage import (
@@ -36,6 +37,9 @@ from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.wire import to_text
 
 log = logging.getLogger(__name__)
+
+# Accounts looked at per transaction by the expiry reminder job.
+REMINDER_PAGE = 200
 
 # Members converted per transaction when central starts with a mall's phone key: a
 # large mall's conversion does not hold the mall's writes up in one long transaction.
@@ -221,3 +225,54 @@ class SqlStorage(Storage):
     async def purge_changes(self, mall_id: str, older_than_s: float) -> int:
         cutoff = to_text(self.now() - timedelta(seconds=older_than_s)) or ""
         return await self._write(ops.purge_changes(mall_id, cutoff))
+
+    # -- member notices and their webhook deliveries ----------------------------------
+    async def notices(self, mall_id: str, member_id: str | None, after: int,
+                      limit: int) -> tuple[list[dict[str, Any]], int]:
+        return await self._read(notice_ops.notices_page(mall_id, member_id, after, limit))
+
+    async def find_expiry_reminders(self, mall_id: str) -> int:
+        after: str | None = ""
+        created = 0
+        now = self.now()
+        while after is not None:
+            after, new = await self._write(notice_ops.expiry_reminders(
+                self.dialect, mall_id, after_account=after, limit=REMINDER_PAGE,
+                rules=self.rules, now=now, at=self._stamp()))
+            created += new
+        return created
+
+    async def queue_deliveries(self, mall_id: str, webhook: str, limit: int) -> int:
+        return await self._write(notice_ops.queue_deliveries(
+            self.dialect, mall_id, webhook, at=self._stamp(), limit=limit))
+
+    async def claim_deliveries(self, mall_id: str, webhook: str, *, owner: str,
+                               lease_s: float, limit: int) -> list[Claimed]:
+        now = self.now()
+        return await self._write(notice_ops.claim_deliveries(
+            self.dialect, mall_id, webhook, owner=owner, now=to_text(now) or "",
+            lease_until=to_text(now + timedelta(seconds=lease_s)) or "", limit=limit))
+
+    async def delivered(self, mall_id: str, webhook: str, notice_id: str) -> None:
+        await self._write(notice_ops.mark_delivered(mall_id, webhook, notice_id,
+                                                    self._stamp()))
+
+    async def delivery_failed(self, mall_id: str, webhook: str, notice_id: str, *,
+                              owner: str, error: str, retry_in_s: float | None) -> bool:
+        retry_at = (to_text(self.now() + timedelta(seconds=retry_in_s))
+                    if retry_in_s is not None else None)
+        return await self._write(notice_ops.mark_failed(
+            mall_id, webhook, notice_id, owner=owner, error=error, retry_at=retry_at))
+
+    async def dead_deliveries(self, mall_id: str, limit: int) -> list[dict[str, Any]]:
+        return await self._read(notice_ops.dead_deliveries(mall_id, limit))
+
+    async def retry_dead(self, mall_id: str, notice_ids: Sequence[str] | None) -> int:
+        return await self._write(notice_ops.retry_dead(mall_id, notice_ids, self._stamp()))
+
+    async def delivery_counts(self, mall_id: str) -> dict[str, dict[str, int]]:
+        return await self._read(notice_ops.delivery_counts(mall_id))
+
+    async def purge_notices(self, mall_id: str, older_than_s: float) -> int:
+        cutoff = to_text(self.now() - timedelta(seconds=older_than_s)) or ""
+        return await self._write(notice_ops.purge_notices(mall_id, cutoff))

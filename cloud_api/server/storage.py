@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from cloud_api.server.activity import Activity
 from cloud_api.server.codes import Code
+from cloud_api.server.notice_ops import Claimed
 from gateway.loyalty import Entry, RuleBook
 
 Scope = Literal["gateway", "admin"]
@@ -230,3 +231,46 @@ class Storage(ABC):
     @abstractmethod
     async def purge_changes(self, mall_id: str, older_than_s: float) -> int:
         """Drop change-log rows older than the retention; returns how many went."""
+
+    # -- member notices and their webhook deliveries (`notices.py`, `delivery.py`) ------
+    @abstractmethod
+    async def notices(self, mall_id: str, member_id: str | None, after: int,
+                      limit: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of the mall's notices (or a member's) after the cursor, and the next
+        cursor."""
+
+    @abstractmethod
+    async def find_expiry_reminders(self, mall_id: str) -> int:
+        """Keep the `points.expiring` notices due by now for every account of the mall;
+        returns how many were new (a reminder already kept is not kept again)."""
+
+    @abstractmethod
+    async def queue_deliveries(self, mall_id: str, webhook: str, limit: int) -> int:
+        """Queue the webhook's delivery of notices it has not had yet; how many."""
+
+    @abstractmethod
+    async def claim_deliveries(self, mall_id: str, webhook: str, *, owner: str,
+                               lease_s: float, limit: int) -> list[Claimed]:
+        """Take the lease of the webhook's due deliveries for `lease_s`."""
+
+    @abstractmethod
+    async def delivered(self, mall_id: str, webhook: str, notice_id: str) -> None: ...
+
+    @abstractmethod
+    async def delivery_failed(self, mall_id: str, webhook: str, notice_id: str, *,
+                              owner: str, error: str, retry_in_s: float | None) -> bool:
+        """An attempt failed: retried in `retry_in_s`, or dead (None)."""
+
+    @abstractmethod
+    async def dead_deliveries(self, mall_id: str, limit: int) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def retry_dead(self, mall_id: str, notice_ids: Sequence[str] | None) -> int:
+        """Dead deliveries (all, or of these notices) pending again; how many."""
+
+    @abstractmethod
+    async def delivery_counts(self, mall_id: str) -> dict[str, dict[str, int]]: ...
+
+    @abstractmethod
+    async def purge_notices(self, mall_id: str, older_than_s: float) -> int:
+        """Drop notices older than the retention whose deliveries are all over; how many."""

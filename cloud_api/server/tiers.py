@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from cloud_api.server.notice_ops import record_entry_notices, record_notices
+from cloud_api.server.notices import tier_notice
 from cloud_api.server.operations import (
     PHONE_COLUMNS,
     account_entries,
@@ -76,8 +78,11 @@ def _with_changes(profile: dict[str, Any], standing: Standing,
     return updated
 
 
-def _record_facts(mall_id: str, changes: Sequence[TierChange], account_id: str,
-                  at: str) -> Op[None]:
+def _record_facts(dialect: Dialect, mall_id: str, changes: Sequence[TierChange],
+                  account_id: str, at: str) -> Op[None]:
+    """Each change as a `tier.changed` fact and a `tier.up` / `tier.down` notice."""
+    yield from record_notices(dialect, mall_id,
+                              [tier_notice(change, account_id) for change in changes], at)
     for change in changes:
         payload = change_payload(change, account_id)
         yield Execute(
@@ -91,13 +96,14 @@ def _record_facts(mall_id: str, changes: Sequence[TierChange], account_id: str,
 def accept_batch(dialect: Dialect, mall_id: str, origin: str, parsed: Sequence[Parsed],
                  now: datetime, *, rules: LoyaltyRules) -> Op[list[Verdict]]:
     """`operations.accept_batch`, then the tier check of the members its new entries
-    concern, in the same transaction; `rules` are the base of the mall's published
-    versions, each trigger judged by the version in force at its time."""
+    concern and the notices they give, in the same transaction; `rules` are the base of
+    the mall's published versions, each trigger judged by the version in force at its
+    time."""
     verdicts = yield from accept_entries(dialect, mall_id, origin, parsed, now)
     accepted = {v.event_id for v in verdicts if v.status == "accepted"}
-    yield from upgrade_members(dialect, mall_id, [
-        p for p in parsed if isinstance(p, Entry) and p.entry_id in accepted],
-        rules, to_text(now) or "")
+    new_entries = [p for p in parsed if isinstance(p, Entry) and p.entry_id in accepted]
+    yield from upgrade_members(dialect, mall_id, new_entries, rules, to_text(now) or "")
+    yield from record_entry_notices(dialect, mall_id, new_entries, to_text(now) or "")
     return verdicts
 
 
@@ -129,7 +135,7 @@ def upgrade_members(dialect: Dialect, mall_id: str, accepted: Sequence[Entry],
                 changes.append(change)
         if not changes:
             continue
-        yield from _record_facts(mall_id, changes, account_id, at)
+        yield from _record_facts(dialect, mall_id, changes, account_id, at)
         yield from write_member(mall_id, member_id, account_id,
                                 _with_changes(profile, standing, changes, account_id),
                                 version=version + 1, phone=phone, at=at)
@@ -157,7 +163,7 @@ def review_anniversaries(dialect: Dialect, mall_id: str, rules: LoyaltyRules,
         stream = qualifying_of((yield from account_entries(mall_id, account_id)))
         standing, changes = review_at_anniversary(_standing(profile), stream, rules,
                                                   member_id=str(member_id), today=today)
-        yield from _record_facts(mall_id, changes, account_id, at)
+        yield from _record_facts(dialect, mall_id, changes, account_id, at)
         yield from write_member(mall_id, str(member_id), account_id,
                                 _with_changes(profile, standing, changes, account_id),
                                 version=version + 1, phone=phone, at=at)

@@ -9,6 +9,7 @@ from gateway.app.keys import LEDGER, READER, SETTINGS
 from gateway.http.tokens import Caller
 from gateway.members import IdentityError, IdentityKeys, Lookup, Member, find_member
 from gateway.members.identity import verify_qr_token
+from gateway.operations.expiring import expiring_fields
 from gateway.settings import Settings
 
 # Query parameter -> how it finds the member. A phone number is asked for only as its
@@ -57,11 +58,14 @@ async def lookup(request: web.Request, _: Caller) -> web.Response:
 
 async def balance(request: web.Request, _: Caller) -> web.Response:
     member = await _member(request, Lookup("member", request.match_info["member_id"]))
-    points = await request.app[LEDGER].balance(member.account_id)
+    ledger = request.app[LEDGER]
+    rows = await ledger.entries(member.account_id)
+    points = ledger.balance_of(member.account_id, rows)
     return web.json_response({
         **_member_json(member), "as_of": points.as_of.isoformat(),
         "available": points.available, "confirmed": points.confirmed,
-        "pending": points.pending, "locked": points.locked, "debt": points.debt})
+        "pending": points.pending, "locked": points.locked, "debt": points.debt,
+        **expiring_fields((entry for entry, _ in rows), points.as_of, ledger.rules.tz)})
 
 
 async def history(request: web.Request, _: Caller) -> web.Response:

@@ -47,3 +47,9 @@ def expiry_for(earned_at: datetime, rules: ExpiryRules, tz: tzinfo) -> datetime 
 def birthday_in(year: int, month: int, day: int) -> date:
     """A birthday in a given year; 29 February falls on 28 February in common years."""
     return date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+def last_day(expires_at: datetime, tz: tzinfo) -> date:
+    """The last local day points lapsing at `expires_at` (exclusive) can be spent: what a
+    member is told ("valid until 31 December"), not the day they are gone."""
+    return local_date(expires_at - timedelta(microseconds=1), tz)

@@ -375,6 +375,24 @@ def reminders_due(state: AccountState, now: datetime) -> list[tuple[Lot, datetim
     return due
 
 
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    """The points that lapse first, and when (exclusive: gone from that instant on)."""
+
+    points: int
+    expires_at: datetime
+
+
+def soonest_expiring(state: AccountState) -> Expiring | None:
+    """The open lots that lapse first, summed over every lot lapsing at that instant
+    (a year's purchases usually lapse together); None when no open lot ever lapses."""
+    lapsing = [lot for lot in state.open_lots() if lot.expires_at is not None]
+    if not lapsing:
+        return None
+    first = min(lot.expires_at for lot in lapsing if lot.expires_at is not None)
+    return Expiring(sum(lot.remaining for lot in lapsing if lot.expires_at == first), first)
+
+
 def qualifying_of(entries: Iterable[Entry]) -> tuple[Qualifying, ...]:
     """`fold(entries, ...).qualifying` without the lots: the tier-qualifying spend stream
     with the fold's caps (a refund never takes back more spend than its sale counted), for

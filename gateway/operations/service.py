@@ -36,6 +36,7 @@ from gateway.loyalty.tier_review import benefits, tier_of
 from gateway.loyalty.wire import to_text
 from gateway.members import IdentityError, IdentityKeys, Lookup, Member, find_member, lookup_for
 from gateway.offers.store import OfferClaimError, claim_offer
+from gateway.operations.expiring import expiring_fields
 from gateway.operations.model import (
     STORED_ERRORS,
     OperationRequest,
@@ -231,10 +232,11 @@ class Operations:
     # -- operations ----------------------------------------------------------------------
 
     async def _read_balance(self, member: Member, account: AccountRead | None,
-                            now: datetime) -> tuple[Balance, int, list[Entry]]:
-        """The balance, the points open till holds reserve (counted as spent) and the
-        gifts this interaction gave: a member's first identify or balance query in their
-        birthday window gives the birthday gift, and the balance counts it."""
+                            now: datetime) -> tuple[Balance, int, list[Entry], AccountRead]:
+        """The balance, the points open till holds reserve (counted as spent), the
+        gifts this interaction gave (a member's first identify or balance query in their
+        birthday window gives the birthday gift, and the balance counts it) and the
+        account as read."""
         if account is None:
             account = await self.reader.run(
                 lambda conn: self._account_read(conn, member, now))
@@ -249,11 +251,11 @@ class Operations:
             account = await self.reader.run(
                 lambda conn: self._account_read(conn, member, now))
         balance = self.ledger.balance_of(member.account_id, account.entries, now)
-        return balance, account.held, gifts
+        return balance, account.held, gifts, account
 
     async def _identify(self, request: OperationRequest, member: Member,
                         entries: AccountRead | None, now: datetime) -> Reply:
-        balance, held, gifts = await self._read_balance(member, entries, now)
+        balance, held, gifts, _ = await self._read_balance(member, entries, now)
         return self.replies.ok(request.id, {
             "member_id": member.id, "display_name": member.display_name,
             **benefits(self._tier(member)), "available": balance.available - held,
@@ -261,11 +263,13 @@ class Operations:
 
     async def _balance(self, request: OperationRequest, member: Member,
                        entries: AccountRead | None, now: datetime) -> Reply:
-        b, held, gifts = await self._read_balance(member, entries, now)
+        b, held, gifts, account = await self._read_balance(member, entries, now)
         return self.replies.ok(request.id, {
             "member_id": member.id, **benefits(self._tier(member)),
             "available": b.available - held, "held": held, "confirmed": b.confirmed,
-            "pending": b.pending, "locked": b.locked, "debt": b.debt, **gifts_json(gifts)})
+            "pending": b.pending, "locked": b.locked, "debt": b.debt, **gifts_json(gifts),
+            **expiring_fields((entry for entry, _ in account.entries), now,
+                              self.ledger.rules.tz)})
 
     def _checkin(self, conn: sqlite3.Connection, request: OperationRequest, member: Member,
                  now: datetime, online: bool) -> tuple[Reply | Refused, list[Recorded]]:

@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -43,9 +44,10 @@ class Central:
 async def start_central(
     storage: Storage, *, port: int | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
-    tokens: tuple[str, str] | None = None,
+    tokens: tuple[str, str] | None = None, **options: Any,
 ) -> Central:
-    app = create_central_app(storage, middlewares=middlewares)
+    """`options`: more of `create_central_app`'s keywords (webhooks, delivery, ...)."""
+    app = create_central_app(storage, middlewares=middlewares, **options)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     port = port or free_port()

@@ -89,3 +89,20 @@ async def central_processes(db: Path, dsn: str | None = None, workers: int = 1,
             await _stop(process)
         if log_file is not None:
             log_file.close()
+
+
+@contextlib.asynccontextmanager
+async def central_process(db: Path, dsn: str | None = None, *, port: int,
+                          extra: Sequence[str] = ()) -> AsyncIterator[
+                              asyncio.subprocess.Process]:
+    """One `mallgate central serve` on `port`, yielded once it answers `/healthz`, so a
+    test can kill it (`process.kill()`: SIGKILL) and start another on the same database."""
+    store = ["--dsn", dsn] if dsn else ["--db", str(db)]
+    process = await asyncio.create_subprocess_exec(
+        *CLI, "central", "serve", *store, "--port", str(port), *extra, env=_environment(),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await _until_healthy(f"http://127.0.0.1:{port}", process)
+        yield process
+    finally:
+        await _stop(process)

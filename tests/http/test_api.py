@@ -56,6 +56,9 @@ async def test_a_member_is_found_by_card_and_phone_hash_with_balance_and_history
                                       headers=bearer("pos"))).json()
     # Nothing acknowledged by central yet: all of it pending.
     assert (balance["available"], balance["confirmed"], balance["pending"]) == (150, 0, 150)
+    # r1's points lapse first, a year after noon of 1 January 2026 (Shanghai)
+    assert (balance["expiring_points"], balance["expiring_last_day"],
+            balance["expiring_at"]) == (120, "2027-01-01", "2027-01-01T04:00:00.000000+00:00")
     history = await (await client.get("/api/v1/members/m-1/history",
                                       headers=bearer("staff"))).json()
     assert [line["reason"] for line in history["history"]][:2] == ["earn r1", "earn r2"]

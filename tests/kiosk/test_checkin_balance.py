@@ -73,3 +73,28 @@ async def test_a_checkin_reply_has_the_balance_read_after_it(ops: Operations,
     redeemed_data = redeemed["data"]
     assert isinstance(redeemed_data, dict)
     assert redeemed_data["available"] == (await ledger.balance("A1", NOW)).available
+
+
+async def test_a_balance_reply_names_the_points_that_lapse_first(ops: Operations) -> None:
+    contract = default_contract()
+    empty = await request(ops, "balance.query", {"member_id": "M1"})
+    assert contract.schema_error(contract.reply_schemas["balance.query"], empty) is None
+    data = empty["data"]
+    assert isinstance(data, dict)
+    assert (data["expiring_points"], data["expiring_last_day"], data["expiring_at"]) == (
+        0, None, None)
+
+    await ops.ledger.record_many([
+        earn(100, datetime(2026, 2, 1, tzinfo=UTC), key="e1", member="M1"),
+        earn(40, datetime(2026, 2, 2, tzinfo=UTC), key="e2", member="M1"),
+        earn(5, datetime(2026, 2, 3, tzinfo=UTC), key="e3", member="M1",
+             expires_in_days=None),
+        burn(30, datetime(2026, 2, 3, tzinfo=UTC), key="b1")])
+    reply = await request(ops, "balance.query", {"member_id": "M1"})
+    assert contract.schema_error(contract.reply_schemas["balance.query"], reply) is None
+    data = reply["data"]
+    assert isinstance(data, dict)
+    # the burn took the soonest lot's points: 70 of e1's 100 lapse first, on 1 February
+    # 2027 at 00:00 UTC, which is 08:00 in Shanghai: spendable that whole local day
+    assert (data["expiring_points"], data["expiring_last_day"], data["expiring_at"]) == (
+        70, "2027-02-01", "2027-02-01T00:00:00.000000+00:00")

@@ -90,6 +90,10 @@ async def test_identify_balance_checkin_redeem(broker_port: tuple[int, dict[str,
         balance = await k1.request("balance.query", {"member_id": "m-demo-0001"})
         assert conforms("balance.query", balance)
         assert balance["data"]["available"] == 500
+        # the welcome points lapse with the next year: spendable through 31 December 2027
+        assert (balance["data"]["expiring_points"], balance["data"]["expiring_last_day"],
+                balance["data"]["expiring_at"]) == (500, "2027-12-31",
+                                                    "2027-12-31T16:00:00.000000+00:00")
 
         first = new_ulid()
         checkin = await k1.request("checkin", {"member_id": "m-demo-0001"}, request_id=first)
@@ -115,6 +119,9 @@ async def test_identify_balance_checkin_redeem(broker_port: tuple[int, dict[str,
         assert too_much["data"]["available"] == 500 + 2 * points - 300
         after = await k1.request("balance.query", {"member_id": "m-demo-0001"})
         assert after["data"]["available"] == 500 + 2 * points - 300  # burned once
+        # the burn took the soonest-lapsing points; check-ins lapse at the same instant
+        assert after["data"]["expiring_points"] == 500 + 2 * points - 300
+        assert conforms("balance.query", after)
 
 
 async def test_concurrent_redemptions_never_overdraw(broker: Mosquitto, tmp_path: Path) -> None:
