@@ -31,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cloud_api.server.phones import SecretFileError, read_secret
+from gateway.backoff import full_jitter
 
 NOTICE_ID_HEADER = "X-Mallgate-Notice-Id"
 TIMESTAMP_HEADER = "X-Mallgate-Timestamp"
@@ -56,10 +57,9 @@ class DeliveryPolicy:
     them, and how long one attempt may take."""
 
     max_attempts: int = 12
-    # Full-jitter exponential backoff between attempts, as the gateway's
-    # (`gateway/backoff.py`, which central may not import: it shares only
-    # `gateway.loyalty`), computed from the stored attempt count so that it survives a
-    # restart and holds across workers: the 12th attempt comes at most about 15 h after
+    # Full-jitter exponential backoff between attempts (`gateway.backoff`, the gateway's
+    # own), computed from the stored attempt count so that it survives a restart and
+    # holds across workers: the 12th attempt comes at most about 15 h after
     # the first (half that on average), so a receiver down overnight loses nothing.
     retry_initial_s: float = 30.0
     retry_max_s: float = 6 * 3600.0
@@ -80,11 +80,8 @@ class DeliveryPolicy:
     def retry_delay(self, attempts: int, retry_after_s: float | None = None,
                     rand: Callable[[float, float], float] = random.uniform) -> float:
         """The delay after the `attempts`-th failed attempt (1 for the first)."""
-        cap = min(self.retry_max_s, self.retry_initial_s * 2 ** min(attempts - 1, 30))
-        delay = rand(0.0, cap)
-        if retry_after_s is not None:
-            delay = max(delay, min(retry_after_s, self.retry_max_s))
-        return delay
+        return full_jitter(attempts - 1, self.retry_initial_s, self.retry_max_s,
+                           retry_after_s, rand)
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
