@@ -75,16 +75,20 @@ def listing(mall_id: str, now: datetime) -> Op[list[dict[str, Any]]]:
 
 
 def publish(dialect: Dialect, mall_id: str, version: RuleVersion, payload: dict[str, Any],
-            at: str) -> Op[PublishedRules]:
-    """Keep a checked version and send it down."""
+            at: str, *, timed: bool = True) -> Op[PublishedRules]:
+    """Keep a checked version and send it down. `timed=False`: published without an
+    effective time (from now); the same rules again are then a duplicate whatever time
+    they were first published with, so a retry of "publish now" is answered, not
+    refused."""
     yield from lock_mall(dialect, mall_id)  # one publisher of the mall at a time
     effective_at = to_text(version.effective_at) or ""
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
     rows = yield Fetch("SELECT effective_at, payload, server_seq FROM rule_versions "
                        "WHERE mall_id = ? AND version = ?", (mall_id, version.version))
     if rows:
-        if (str(rows[0][0]), str(rows[0][1])) == (effective_at, text):
-            return PublishedRules(int(rows[0][2]), version.version, effective_at, duplicate=True)
+        if str(rows[0][1]) == text and (not timed or str(rows[0][0]) == effective_at):
+            return PublishedRules(int(rows[0][2]), version.version, str(rows[0][0]),
+                                  duplicate=True)
         raise StorageError(Code.RULES_VERSION_EXISTS,
                            f"rules version {version.version} was published with other "
                            f"rules or another effective time; publish a new version", 409)

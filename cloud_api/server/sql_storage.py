@@ -203,8 +203,9 @@ class SqlStorage(Storage):
         checked = rule_versions.check_version(
             version, payload, rule_versions.default_effective_at(effective_at, self.now()))
         assert isinstance(payload, dict)  # noqa: S101 - checked by `check_version`
-        return await self._write(rule_versions.publish(self.dialect, mall_id, checked,
-                                                       payload, self._stamp()))
+        return await self._write(rule_versions.publish(
+            self.dialect, mall_id, checked, payload, self._stamp(),
+            timed=effective_at is not None))
 
     async def list_rules(self, mall_id: str) -> list[dict[str, Any]]:
         return await self._read(rule_versions.listing(mall_id, self.now()))

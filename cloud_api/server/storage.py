@@ -201,7 +201,8 @@ class Storage(ABC):
                             effective_at: object) -> PublishedRules:
         """Publish a loyalty rules version (in force from `effective_at`, ISO-8601 text;
         None: now) after checking it (`StorageError` `invalid_rules` says why not); with
-        its `server_seq`, the first one for a version republished as it was."""
+        its `server_seq`, the first one for a version republished as it was (with no
+        effective time: with the same rules, whatever time they were first given)."""
 
     @abstractmethod
     async def list_rules(self, mall_id: str) -> list[dict[str, Any]]:

@@ -95,6 +95,12 @@ async def test_the_answer_says_whether_the_version_was_new(admin: CentralClient)
     again = await admin.publish_rules(MALL, "v1", document,
                                       effective_at="2026-01-01T00:00:00Z")
     assert again.duplicate and again.server_seq == first.server_seq
+    # "Now" again: the same rules are the version published, not a conflict.
+    now_again = await admin.publish_rules(MALL, "v1", document)
+    assert now_again == again
+    with pytest.raises(CentralRejected) as changed:
+        await admin.publish_rules(MALL, "v1", rules("v1", checkin={"points": 9}))
+    assert changed.value.code == "rules_version_exists"
 
 
 async def test_the_versions_are_listed_with_the_one_in_force_now(
