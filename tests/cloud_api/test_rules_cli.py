@@ -40,8 +40,9 @@ def gateway_config(tmp_path: Path, *, version: str = "2026.07",
     return config
 
 
-def token_file(tmp_path: Path, token: str, mode: int = 0o600) -> Path:
-    path = tmp_path / "admin.token"
+def token_file(tmp_path: Path, token: str, mode: int = 0o600,
+               name: str = "admin.token") -> Path:
+    path = tmp_path / name
     path.write_text(token + "\n", encoding="utf-8")
     path.chmod(mode)
     return path
@@ -78,6 +79,14 @@ async def test_the_rules_of_a_configuration_are_published_and_in_force(
     assert code == 0, err
     assert [line.split()[0] for line in out.splitlines()] == ["VERSION", "2026.07"]
     assert out.rstrip().endswith("in force")
+    # The gateway running that configuration gets the version by sync and applies it.
+    gateway_token = token_file(tmp_path, central.gateway_token, name="gateway.token")
+    config.write_text(config.read_text(encoding="utf-8") + (
+        f'[central]\nurl = "{central.url}"\ntoken_file = "{gateway_token}"\n'
+        'timeout_s = 5.0\n'), encoding="utf-8")
+    code, out, err = await mallgate("sync", "now", "--config", str(config))
+    assert code == 0, err
+    assert json.loads(out)["rules_in_force"] == "2026.07"
     # The same rules again: nothing changes, and the answer says so.
     code, out, err = await mallgate("central", "rules", "publish", "--config", str(config),
                                     *central_args(central, tmp_path))
