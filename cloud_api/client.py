@@ -335,9 +335,16 @@ class CentralClient:
                             effective_at: str | None = None) -> PublishedRules:
         """`put_config` of a `loyalty` rules version, with all central answers of it."""
         data = await self._put_config(mall_id, "loyalty", version, payload, effective_at)
-        return PublishedRules(server_seq=int(data["server_seq"]), version=str(data["version"]),
-                              effective_at=str(data["effective_at"]),
-                              duplicate=bool(data["duplicate"]))
+        try:
+            return PublishedRules(server_seq=int(data["server_seq"]),
+                                  version=str(data["version"]),
+                                  effective_at=str(data["effective_at"]),
+                                  duplicate=data["duplicate"] is True)
+        except (KeyError, TypeError, ValueError):
+            # A central older than this client answers the `server_seq` alone.
+            raise CentralError(f"PUT /v1/malls/{mall_id}/config/loyalty: published, but "
+                               f"the answer lacks the version kept: {str(data)[:200]}",
+                               code="bad_answer") from None
 
     async def _put_config(self, mall_id: str, kind: str, version: str, payload: Any,
                           effective_at: str | None) -> dict[str, Any]:

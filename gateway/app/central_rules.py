@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from gateway.config_option import config_option
+from gateway.secret_file import TokenFileError, read_token_file
 
 if TYPE_CHECKING:
     from cloud_api.client import CentralClient
@@ -63,8 +64,6 @@ def rules_group() -> None:
 
 
 def _token(token_file: Path) -> str:
-    from gateway.secret_file import TokenFileError, read_token_file  # noqa: PLC0415
-
     try:
         return read_token_file(token_file)
     except TokenFileError as exc:
