@@ -98,6 +98,17 @@ def event_json(event_id: str, event_type: str, payload_json: str) -> str:
             f'"payload":{payload_json}}}')
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedRules:
+    """Central's answer to a published loyalty rules version: `duplicate` when the version
+    was published before with this very content (nothing changed)."""
+
+    server_seq: int
+    version: str
+    effective_at: str  # UTC, as central keeps it
+    duplicate: bool
+
+
 def batch_body(events: Sequence[str]) -> bytes:
     return ('{"events":[' + ",".join(events) + "]}").encode()
 
@@ -316,13 +327,40 @@ class CentralClient:
     async def put_config(self, mall_id: str, kind: str, version: str, payload: Any, *,
                          effective_at: str | None = None) -> int:
         """Publish a configuration version; `effective_at` (ISO-8601): when a `loyalty`
-        rules version comes into force (now if None)."""
+        rules version comes into force (now if None). Its `server_seq`."""
+        data = await self._put_config(mall_id, kind, version, payload, effective_at)
+        return int(data["server_seq"])
+
+    async def publish_rules(self, mall_id: str, version: str, payload: Any, *,
+                            effective_at: str | None = None) -> PublishedRules:
+        """`put_config` of a `loyalty` rules version, with all central answers of it."""
+        data = await self._put_config(mall_id, "loyalty", version, payload, effective_at)
+        try:
+            return PublishedRules(server_seq=int(data["server_seq"]),
+                                  version=str(data["version"]),
+                                  effective_at=str(data["effective_at"]),
+                                  duplicate=data["duplicate"] is True)
+        except (KeyError, TypeError, ValueError):
+            # A central older than this client answers the `server_seq` alone.
+            raise CentralError(f"PUT /v1/malls/{mall_id}/config/loyalty: published, but "
+                               f"the answer lacks the version kept: {str(data)[:200]}",
+                               code="bad_answer") from None
+
+    async def _put_config(self, mall_id: str, kind: str, version: str, payload: Any,
+                          effective_at: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"version": version, "payload": payload}
         if effective_at is not None:
             body["effective_at"] = effective_at
-        data = await self._request("PUT", f"/v1/malls/{mall_id}/config/{kind}",
-                                   json_body=body)
-        return int(data["server_seq"])
+        data: dict[str, Any] = await self._request(
+            "PUT", f"/v1/malls/{mall_id}/config/{kind}", json_body=body)
+        return data
+
+    async def list_rules(self, mall_id: str) -> dict[str, Any]:
+        """The mall's loyalty rules versions as central keeps them: `versions` (each with
+        `version`, `effective_at`, `server_seq`, `published_at`, `in_force`) by effective
+        time, and `in_force`, the version in force now (None: central's own rules)."""
+        data: dict[str, Any] = await self._request("GET", f"/v1/malls/{mall_id}/config/loyalty")
+        return data
 
 
 async def _refuse(response: aiohttp.ClientResponse, what: str) -> None:

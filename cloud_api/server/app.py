@@ -387,12 +387,24 @@ async def put_config(request: web.Request) -> web.Response:
     body = await read_body(request, "putConfig")
     kind, storage = request.match_info["kind"], request.app[STORAGE]
     if kind == RULES_KIND:
-        seq = await storage.publish_rules(mall, body["version"], body["payload"],
-                                          body.get("effective_at"))
+        published = await storage.publish_rules(mall, body["version"], body["payload"],
+                                                body.get("effective_at"))
+        answer = published.as_json()
     else:
-        seq = await storage.put_document(mall, "config", kind, body)
+        answer = {"server_seq": await storage.put_document(mall, "config", kind, body)}
     request.app[NOTIFIER].notify(mall)
-    return web.json_response({"server_seq": seq})
+    return web.json_response(answer)
+
+
+async def get_config(request: web.Request) -> web.Response:
+    """The mall's versions of a configuration kind as central keeps them; only `loyalty`
+    rules are kept as versions."""
+    if request.match_info["kind"] != RULES_KIND:
+        raise error(404, Code.NOT_FOUND, f"central keeps versions of {RULES_KIND!r} only")
+    versions = await request.app[STORAGE].list_rules(request.match_info["mall"])
+    in_force = next((v["version"] for v in versions if v["in_force"]), None)
+    return web.json_response({"versions": versions, "in_force": in_force,
+                              "server_time": server_time()})
 
 
 # -- member notices and webhooks ---------------------------------------------------------
@@ -584,4 +596,5 @@ def create_central_app(
     app.router.add_get(mall + "/webhooks/dead", dead_deliveries)
     app.router.add_post(mall + "/webhooks/dead:retry", retry_dead)
     app.router.add_get(mall + "/metrics", mall_metrics)
+    app.router.add_get(mall + "/config/{kind}", get_config)
     return app

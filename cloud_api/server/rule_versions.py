@@ -20,7 +20,7 @@ from typing import Any
 from cloud_api.server.codes import Code
 from cloud_api.server.operations import lock_mall, log_change
 from cloud_api.server.queries import Dialect, Execute, Fetch, Op
-from cloud_api.server.storage import StorageError
+from cloud_api.server.storage import PublishedRules, StorageError
 from gateway.loyalty import InvalidRules, LoyaltyRules, RuleBook, RuleVersion, parse_version
 from gateway.loyalty.versions import RULES_KIND
 from gateway.loyalty.wire import to_text
@@ -59,17 +59,36 @@ def documents(mall_id: str) -> Op[list[dict[str, Any]]]:
             for version, at, payload, seq in rows]
 
 
+def listing(mall_id: str, now: datetime) -> Op[list[dict[str, Any]]]:
+    """The mall's versions by effective time (ties: publishing order), each with when it
+    was published and whether its rules are the ones in force at `now` (the latest
+    version effective by then, as `RuleBook.at` picks it)."""
+    rows = yield Fetch("SELECT version, effective_at, server_seq, published_at "
+                       "FROM rule_versions WHERE mall_id = ? "
+                       "ORDER BY effective_at, server_seq", (mall_id,))
+    now_text = to_text(now) or ""
+    # Fixed-width UTC text (`to_text`): ordering by the text is ordering by the time.
+    in_force = max((i for i, row in enumerate(rows) if str(row[1]) <= now_text), default=None)
+    return [{"version": str(version), "effective_at": str(at), "server_seq": int(seq),
+             "published_at": str(published), "in_force": i == in_force}
+            for i, (version, at, seq, published) in enumerate(rows)]
+
+
 def publish(dialect: Dialect, mall_id: str, version: RuleVersion, payload: dict[str, Any],
-            at: str) -> Op[int]:
-    """Keep a checked version and send it down; its `server_seq`."""
+            at: str, *, timed: bool = True) -> Op[PublishedRules]:
+    """Keep a checked version and send it down. `timed=False`: published without an
+    effective time (from now); the same rules again are then a duplicate whatever time
+    they were first published with, so a retry of "publish now" is answered, not
+    refused."""
     yield from lock_mall(dialect, mall_id)  # one publisher of the mall at a time
     effective_at = to_text(version.effective_at) or ""
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
     rows = yield Fetch("SELECT effective_at, payload, server_seq FROM rule_versions "
                        "WHERE mall_id = ? AND version = ?", (mall_id, version.version))
     if rows:
-        if (str(rows[0][0]), str(rows[0][1])) == (effective_at, text):
-            return int(rows[0][2])
+        if str(rows[0][1]) == text and (not timed or str(rows[0][0]) == effective_at):
+            return PublishedRules(int(rows[0][2]), version.version, str(rows[0][0]),
+                                  duplicate=True)
         raise StorageError(Code.RULES_VERSION_EXISTS,
                            f"rules version {version.version} was published with other "
                            f"rules or another effective time; publish a new version", 409)
@@ -82,7 +101,7 @@ def publish(dialect: Dialect, mall_id: str, version: RuleVersion, payload: dict[
                   "(mall_id, kind, key) DO UPDATE SET payload = excluded.payload, "
                   "server_seq = excluded.server_seq",
                   (mall_id, RULES_KIND, json.dumps(document), seq))
-    return seq
+    return PublishedRules(seq, version.version, effective_at, duplicate=False)
 
 
 def default_effective_at(given: object, now: datetime) -> object:

@@ -26,6 +26,7 @@ from cloud_api.server.storage import (
     ChangePage,
     Parsed,
     Principal,
+    PublishedRules,
     Scope,
     Storage,
     StorageError,
@@ -202,12 +203,16 @@ class SqlStorage(Storage):
                                                   self._stamp()))
 
     async def publish_rules(self, mall_id: str, version: object, payload: object,
-                            effective_at: object) -> int:
+                            effective_at: object) -> PublishedRules:
         checked = rule_versions.check_version(
             version, payload, rule_versions.default_effective_at(effective_at, self.now()))
         assert isinstance(payload, dict)  # noqa: S101 - checked by `check_version`
-        return await self._write(rule_versions.publish(self.dialect, mall_id, checked,
-                                                       payload, self._stamp()))
+        return await self._write(rule_versions.publish(
+            self.dialect, mall_id, checked, payload, self._stamp(),
+            timed=effective_at is not None))
+
+    async def list_rules(self, mall_id: str) -> list[dict[str, Any]]:
+        return await self._read(rule_versions.listing(mall_id, self.now()))
 
     async def rule_documents(self, mall_id: str) -> list[dict[str, Any]]:
         return await self._read(rule_versions.documents(mall_id))

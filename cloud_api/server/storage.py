@@ -75,6 +75,21 @@ class ChangePage:
     allowances: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedRules:
+    """What publishing a loyalty rules version answers: the version as kept, and whether
+    it was kept before (`duplicate`: the same content again, with its first `server_seq`)."""
+
+    server_seq: int
+    version: str
+    effective_at: str
+    duplicate: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {"server_seq": self.server_seq, "version": self.version,
+                "effective_at": self.effective_at, "duplicate": self.duplicate}
+
+
 class StorageError(Exception):
     """A storage-level refusal with a stable code for the API's error body."""
 
@@ -184,10 +199,16 @@ class Storage(ABC):
 
     @abstractmethod
     async def publish_rules(self, mall_id: str, version: object, payload: object,
-                            effective_at: object) -> int:
+                            effective_at: object) -> PublishedRules:
         """Publish a loyalty rules version (in force from `effective_at`, ISO-8601 text;
-        None: now) after checking it (`StorageError` `invalid_rules` says why not); its
-        `server_seq`, the first one for a version republished as it was."""
+        None: now) after checking it (`StorageError` `invalid_rules` says why not); with
+        its `server_seq`, the first one for a version republished as it was (with no
+        effective time: with the same rules, whatever time they were first given)."""
+
+    @abstractmethod
+    async def list_rules(self, mall_id: str) -> list[dict[str, Any]]:
+        """The mall's rules versions by effective time, without their rules: `version`,
+        `effective_at`, `server_seq`, `published_at` and `in_force` (now)."""
 
     @abstractmethod
     async def rule_documents(self, mall_id: str) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from cloud_api.server import cli as central_cli
+from gateway.app.central_rules import rules_group
 from gateway.logs import configure_logging
 
 
@@ -22,3 +23,6 @@ def central_group(ctx: click.Context) -> None:
 
 for _command in central_cli.central_group.commands.values():
     central_group.add_command(_command)
+# The back office's commands that read a gateway configuration live on this side:
+# central imports nothing of the gateway's settings.
+central_group.add_command(rules_group)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from gateway.secret_file import TokenFileError, read_token_file
 from gateway.settings.model import (
     Settings,
     describe,
@@ -254,27 +254,11 @@ def _read_token_file(data: dict[str, Any], issues: list[SettingIssue], *,
         issues.append(SettingIssue("central.token", REDACTED, "set together with token_file",
                                    "central.token or central.token_file, not both"))
         return
-    allowed = "a readable UTF-8 file holding the token"
     try:
-        mode = Path(token_file).stat().st_mode
-        if mode & 0o077 and secret_modes:
-            # Anyone who can read the token can act as this gateway at central.
-            issues.append(SettingIssue(
-                "central.token_file", token_file,
-                f"readable by group or others (mode {stat.S_IMODE(mode):o})",
-                f"a file only its owner reads: chmod 600 {token_file}"))
-            return
-        token = Path(token_file).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        problem = f"cannot read the token file: {exc.strerror}"
-    except UnicodeDecodeError:
-        problem = "the token file is not UTF-8 text"
-    else:
-        if token:
-            central["token"] = token
-            return
-        problem = "the token file is empty"
-    issues.append(SettingIssue("central.token_file", token_file, problem, allowed))
+        central["token"] = read_token_file(Path(token_file), owner_only=secret_modes)
+    except TokenFileError as exc:
+        issues.append(SettingIssue("central.token_file", token_file, exc.problem,
+                                   exc.allowed))
 
 
 def _kind(value: object) -> str:

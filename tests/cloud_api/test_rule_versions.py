@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import ANY
 
+import aiohttp
 import pytest
 
 from cloud_api.client import CentralClient
-from cloud_api.errors import CentralRejected
+from cloud_api.errors import CentralAuthError, CentralRejected
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules
 from gateway.loyalty.versions import rules_document
 from tests.cloud_api.central import GATEWAY, MALL, Central
@@ -82,6 +84,51 @@ async def test_a_version_is_published_once(admin: CentralClient) -> None:
         await admin.put_config(MALL, "loyalty", "v1", rules("v1"),
                                effective_at="2026-01-01T00:00:00Z")
     assert other.value.status == 409 and other.value.code == "rules_version_exists"
+
+
+async def test_the_answer_says_whether_the_version_was_new(admin: CentralClient) -> None:
+    document = rules("v1")
+    first = await admin.publish_rules(MALL, "v1", document,
+                                      effective_at="2026-01-01T08:00:00+08:00")
+    assert (first.version, first.effective_at, first.duplicate) == (
+        "v1", "2026-01-01T00:00:00.000000+00:00", False)
+    again = await admin.publish_rules(MALL, "v1", document,
+                                      effective_at="2026-01-01T00:00:00Z")
+    assert again.duplicate and again.server_seq == first.server_seq
+    # "Now" again: the same rules are the version published, not a conflict.
+    now_again = await admin.publish_rules(MALL, "v1", document)
+    assert now_again == again
+    with pytest.raises(CentralRejected) as changed:
+        await admin.publish_rules(MALL, "v1", rules("v1", checkin={"points": 9}))
+    assert changed.value.code == "rules_version_exists"
+
+
+async def test_the_versions_are_listed_with_the_one_in_force_now(
+        central: Central, admin: CentralClient, gw_client: CentralClient) -> None:
+    central.storage.now = lambda: SALE_AT  # type: ignore[attr-defined]
+    assert await admin.list_rules(MALL) == {
+        "versions": [], "in_force": None, "server_time": ANY}
+    for version, at in (("next", "2026-06-01T00:00:00Z"), ("old", "2026-01-01T00:00:00Z"),
+                        ("now", "2026-04-30T00:00:00Z")):
+        await admin.put_config(MALL, "loyalty", version, rules(version), effective_at=at)
+    listed = await admin.list_rules(MALL)
+    assert listed["in_force"] == "now"
+    assert [(v["version"], v["effective_at"][:10], v["in_force"])
+            for v in listed["versions"]] == [
+        ("old", "2026-01-01", False), ("now", "2026-04-30", True),
+        ("next", "2026-06-01", False)]
+    seq = {v["version"]: v["server_seq"] for v in listed["versions"]}
+    assert seq["next"] < seq["old"] < seq["now"]  # listed by effective time, not by seq
+    with pytest.raises(CentralAuthError):
+        await gw_client.list_rules(MALL)
+
+
+async def test_only_loyalty_versions_are_listed(central: Central) -> None:
+    headers = {"Authorization": f"Bearer {central.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers) as session, \
+            session.get(f"{central.url}/v1/malls/{MALL}/config/offers") as answer:
+        assert answer.status == 404
+        assert (await answer.json())["error"]["code"] == "not_found"
 
 
 async def test_online_redemption_and_allowances_follow_the_published_rules(
