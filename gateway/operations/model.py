@@ -19,6 +19,8 @@ RefusalCode = Literal[
     "insufficient_points", "offline_limit", "already_checked_in", "receipt_not_found",
     "receipt_already_claimed", "receipt_claim_expired", "offer_not_available",
     "offer_already_claimed", "id_conflict", "internal",
+    # A write on a member without a valid session of this kiosk (`sessions.py`).
+    "session_required", "session_invalid", "session_expired", "session_wrong_kiosk",
 ]
 
 # Refusals that are the answer to the request as it stands: stored, so a retry gets the

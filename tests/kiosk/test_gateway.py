@@ -92,20 +92,23 @@ async def test_identify_balance_checkin_redeem(broker_port: tuple[int, dict[str,
         assert balance["data"]["available"] == 500
 
         first = new_ulid()
-        checkin = await k1.request("checkin", {"member_id": "m-demo-0001"}, request_id=first)
+        member = {"session": by_card["data"]["session"]}
+        checkin = await k1.request("checkin", member, request_id=first)
         assert checkin["status"] == "ok" and conforms("checkin", checkin)
+        assert checkin["data"]["member_id"] == "m-demo-0001"
         assert checkin["data"]["date"] == "2026-11-22"
         points = checkin["data"]["points"]
-        again = await k1.request("checkin", {"member_id": "m-demo-0001"})
+        again = await k1.request("checkin", member)
         assert again["error"]["code"] == "already_checked_in"
-        retried = await k1.request("checkin", {"member_id": "m-demo-0001"}, request_id=first)
+        retried = await k1.request("checkin", member, request_id=first)
         assert retried == checkin  # the stored reply, not a second check-in
         clock.at += timedelta(days=1)
-        tomorrow = await k1.request("checkin", {"member_id": "m-demo-0001"})
+        member = {"session": await k1.session("card", "DEMO0001")}
+        tomorrow = await k1.request("checkin", member)
         assert tomorrow["status"] == "ok"
 
         redeem_id = new_ulid()
-        gift = {"member_id": "m-demo-0001", "kind": "gift", "item": "mug", "points": 300}
+        gift = {**member, "kind": "gift", "item": "mug", "points": 300}
         redeemed = await k1.request("redeem", gift, request_id=redeem_id)
         assert redeemed["status"] == "ok" and conforms("redeem", redeemed)
         assert redeemed["data"]["available"] == 500 + 2 * points - 300
@@ -123,9 +126,11 @@ async def test_concurrent_redemptions_never_overdraw(broker: Mosquitto, tmp_path
     settings = kiosk_settings(tmp_path, broker.port)
     async with (running_gateway(settings), kiosk(broker.port, "k1") as k1,
                 kiosk(broker.port, "k2") as k2):
+        sessions = {k: await k.session("card", "DEMO0001") for k in (k1, k2)}
+
         def redeem(n: int) -> dict[str, object]:
-            return {"member_id": "m-demo-0001", "kind": "gift", "item": f"g-{n}",
-                    "points": 100}
+            return {"session": sessions[k1 if n % 2 else k2], "kind": "gift",
+                    "item": f"g-{n}", "points": 100}
         replies = await asyncio.gather(*(
             (k1 if n % 2 else k2).request("redeem", redeem(n)) for n in range(12)))
         codes = sorted(r["status"] if r["status"] == "ok" else r["error"]["code"]
@@ -192,9 +197,10 @@ async def test_offline_redemption_stays_within_the_allowance(
     # nothing is confirmed by central yet, so the allowance is zero.
     settings = kiosk_settings(tmp_path, broker.port, central="https://central.invalid")
     async with running_gateway(settings) as app, kiosk(broker.port) as k1:
+        session = await k1.session("card", "DEMO0001")
+
         def coupon(n: int) -> dict[str, object]:
-            return {"member_id": "m-demo-0001", "kind": "coupon", "item": f"c-{n}",
-                    "points": 100}
+            return {"session": session, "kind": "coupon", "item": f"c-{n}", "points": 100}
 
         reply = await k1.request("redeem", coupon(1))
         assert reply["error"]["code"] == "offline_limit"
@@ -237,7 +243,7 @@ async def test_the_embedded_demo_broker(tmp_path: Path) -> None:
         assert app[KIOSK].ops.ops == CONTRACT.ops  # every operation of the contract served
         reply = await k1.request("member.identify", {"by": "card", "value": "DEMO0002"})
         assert reply["data"]["member_id"] == "m-demo-0002"
-        checkin = await k1.request("checkin", {"member_id": "m-demo-0002"})
+        checkin = await k1.request("checkin", {"session": reply["data"]["session"]})
         assert checkin["status"] == "ok"
     assert (tmp_path / "mqtt" / "mosquitto.conf").read_text().startswith("# Generated")
 
@@ -285,13 +291,17 @@ async def test_stored_replies_are_forgotten_after_the_retention(
     settings = kiosk_settings(tmp_path, broker.port)
     async with running_gateway(settings, clock), kiosk(broker.port) as k1:
         first = new_ulid()
-        await k1.request("checkin", {"member_id": "m-demo-0001"}, request_id=first)
+        member = {"session": await k1.session("card", "DEMO0001")}
+        await k1.request("checkin", member, request_id=first)
     clock.at += timedelta(days=3)
     async with running_gateway(settings, clock), kiosk(broker.port) as k1:
         def count() -> int:
             with sqlite3.connect(tmp_path / "gw.db") as db:
                 return int(db.execute("SELECT count(*) FROM kiosk_requests").fetchone()[0])
         await eventually(lambda: count() == 0)
-        # A retry that late is served as a new request: here, that day's check-in.
-        late = await k1.request("checkin", {"member_id": "m-demo-0001"}, request_id=first)
-        assert late["status"] == "ok" and late["data"]["date"] == "2026-11-25"
+        # A retry that late is served as a new request: its session has long expired.
+        late = await k1.request("checkin", member, request_id=first)
+        assert late["error"]["code"] == "session_expired"
+        member = {"session": await k1.session("card", "DEMO0001")}
+        today = await k1.request("checkin", member)
+        assert today["status"] == "ok" and today["data"]["date"] == "2026-11-25"
