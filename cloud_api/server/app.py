@@ -22,6 +22,7 @@ from aiohttp import web
 from cloud_api.server.batch import parse_event
 from cloud_api.server.codes import Code
 from cloud_api.server.contract import Contract, JsonBodyError, parse_json_object
+from cloud_api.server.enrolment import CodeSender
 from cloud_api.server.http_errors import error, errors_middleware
 from cloud_api.server.limits import CentralLimits
 from cloud_api.server.storage import Principal, Storage, Verdict
@@ -386,7 +387,7 @@ def create_central_app(
     storage: Storage, *, rules: LoyaltyRules | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
     retention_s: float | None = None, limits: CentralLimits | None = None,
-    review_tiers: bool = False,
+    review_tiers: bool = False, code_sender: CodeSender | None = None,
 ) -> web.Application:
     """The central API over `storage`; the app opens and closes the storage.
 
@@ -394,7 +395,8 @@ def create_central_app(
     `retention_s` turns on the hourly purge of the change log (None keeps everything).
     `limits`: what a request, a batch and an entry may hold (the defaults when None).
     `review_tiers` turns on the hourly review of tier anniversaries (`mallgate central
-    serve` does; tests call `Storage.review_tiers` with their own clock)."""
+    serve` does; tests call `Storage.review_tiers` with their own clock).
+    `code_sender` delivers enrolment codes (None: a log line with the number masked)."""
     contract = Contract(limits)
     app = web.Application(
         client_max_size=contract.limits.max_body_bytes,
@@ -436,4 +438,7 @@ def create_central_app(
     app.router.add_post(member + "/{member}/adjustments", adjust)
     app.router.add_put(mall + "/offers/{offer}", put_offer)
     app.router.add_put(mall + "/config/{kind}", put_config)
+    # Imported here: the routes module reads this module's keys and helpers.
+    from cloud_api.server.enrolment_routes import add_enrolment_routes  # noqa: PLC0415
+    add_enrolment_routes(app, gw, code_sender)
     return app

@@ -12,6 +12,7 @@ import click
 
 from cloud_api.httpguard import HttpLimits, serve_app
 from cloud_api.server.app import DEFAULT_RETENTION_DAYS, create_central_app
+from cloud_api.server.enrolment import WebhookSender
 from cloud_api.server.limits import CentralLimits
 from cloud_api.server.phones import PhoneKeys, SecretFileError
 from cloud_api.server.postgres_store import PostgresStorage
@@ -69,10 +70,14 @@ def central_group() -> None:
               default=None, help="A Fernet key: keep each phone number too, encrypted with "
               "it (readable by its owner only). Unset: central keeps no number it could "
               "read back.")
+@click.option("--code-webhook", default=None, metavar="URL",
+              help="Where enrolment codes are sent: central POSTs {mall_id, phone, code, "
+              "expires_at} to the SMS gateway at URL. Unset: each code is written to "
+              "central's log, the number masked (a demo).")
 @_limit_options
 def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float, *,
           phone_key_file: Path | None, phone_encryption_key_file: Path | None,
-          **limits: int) -> None:
+          code_webhook: str | None, **limits: int) -> None:
     """Serve the central API until SIGINT or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -85,7 +90,8 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
         raise click.UsageError(str(exc)) from None
     app = create_central_app(open_storage(db, dsn, phones),
                              retention_s=retention_days * 86400, limits=settings,
-                             review_tiers=True)
+                             review_tiers=True,
+                             code_sender=WebhookSender(code_webhook) if code_webhook else None)
     click.echo(f"central listening on http://{host}:{port}")
     # Bounded connections and a deadline for request headers: slow clients cannot hold
     # every descriptor (cloud_api/httpguard.py).

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from cloud_api.server.app import STORAGE, create_central_app
+from cloud_api.server.enrolment import CodeSender
 from cloud_api.server.storage import Storage
 from gateway.loyalty import Entry, EntryKind
 from gateway.loyalty.wire import entry_to_json
@@ -43,9 +44,9 @@ class Central:
 async def start_central(
     storage: Storage, *, port: int | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
-    tokens: tuple[str, str] | None = None,
+    tokens: tuple[str, str] | None = None, code_sender: CodeSender | None = None,
 ) -> Central:
-    app = create_central_app(storage, middlewares=middlewares)
+    app = create_central_app(storage, middlewares=middlewares, code_sender=code_sender)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     port = port or free_port()
@@ -60,8 +61,10 @@ async def start_central(
 async def running_central(
     storage: Storage, *, port: int | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
+    code_sender: CodeSender | None = None,
 ) -> AsyncIterator[Central]:
-    central = await start_central(storage, port=port, middlewares=middlewares)
+    central = await start_central(storage, port=port, middlewares=middlewares,
+                                  code_sender=code_sender)
     try:
         yield central
     finally:
