@@ -38,8 +38,8 @@ import aiohttp
 
 from cloud_api.server.codes import Code
 from cloud_api.server.ids import new_member_id
-from cloud_api.server.operations import PHONE_COLUMNS, create_member, lock_mall
-from cloud_api.server.phones import PhoneKeys
+from cloud_api.server.operations import PHONE_COLUMNS, create_member, lock_mall, write_member
+from cloud_api.server.phones import PhoneKeys, StoredPhone
 from cloud_api.server.queries import Dialect, Execute, Fetch, Op
 from cloud_api.server.storage import StorageError
 from gateway.loyalty.phones import mask_phone
@@ -98,9 +98,10 @@ class Enrolment:
     """A checked enrolment request."""
 
     enrolment_id: str
-    number: str
+    number: str | None  # None: a provisional enrolment that carries the hash only
     phone_hash: str
     consent: dict[str, Any]
+    phone_masked: str | None = None
     code: str | None = None
     provisional_member_id: str | None = None
     account_id: str | None = None
@@ -193,14 +194,24 @@ def enrol(dialect: Dialect, mall_id: str, request: Enrolment, phones: PhoneKeys,
         member_id = str(same_phone[0][0])
     else:
         body: dict[str, Any] = {
-            "member_id": new_member_id(), "phone": request.number,
-            "consent": request.consent, "phone_verified": request.code is not None}
+            "member_id": new_member_id(), "consent": request.consent,
+            "phone_verified": request.code is not None}
+        if request.number is not None:
+            body["phone"] = request.number
         if request.account_id is not None:
             body["account_id"] = request.account_id
         if request.referrer is not None:
             body["referrer"] = request.referrer
         member = yield from create_member(mall_id, body, phones, at)
         member_id = str(member["member_id"])
+        if request.number is None:
+            # The gateway keeps no number, only its keyed hash and masked form: stored so.
+            profile = {k: v for k, v in member.items()
+                       if k not in ("member_id", "account_id", "version", "phone_masked",
+                                    "phone")}
+            yield from write_member(
+                mall_id, member_id, str(member["account_id"]), profile, version=2,
+                phone=StoredPhone(request.phone_hash, request.phone_masked, None), at=at)
     yield Execute("INSERT INTO enrolments (mall_id, enrolment_id, member_id, "
                   "provisional_member_id, created_at) VALUES (?, ?, ?, ?, ?)",
                   (mall_id, request.enrolment_id, member_id, request.provisional_member_id,

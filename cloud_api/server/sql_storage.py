@@ -163,10 +163,17 @@ class SqlStorage(Storage):
 
     async def enrol(self, mall_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         key = enrolment.hash_key(self.phones, mall_id)
-        number = str(body["phone"])
-        phone_hash = self.phones.hash_for(mall_id, number) or ""
+        number = body.get("phone")
+        if number is not None:
+            phone_hash = self.phones.hash_for(mall_id, number) or ""
+        elif body.get("provisional_member_id") and body.get("phone_hash"):
+            phone_hash = str(body["phone_hash"])
+        else:
+            raise StorageError(Code.INVALID_REQUEST, "an enrolment needs the phone number, or "
+                               "for a provisional member its phone_hash")
         request = enrolment.Enrolment(
             enrolment_id=str(body["enrolment_id"]), number=number, phone_hash=phone_hash,
+            phone_masked=body.get("phone_masked"),
             consent=dict(body["consent"]), code=body.get("code"),
             provisional_member_id=body.get("provisional_member_id"),
             account_id=body.get("account_id"), referrer=body.get("referrer"))

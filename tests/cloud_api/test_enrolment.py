@@ -146,10 +146,15 @@ async def test_codes_are_short_lived_and_their_attempts_limited(
 
 async def test_a_provisional_member_keeps_its_account_and_one_phone_is_one_member(
         gw: CentralClient, admin: CentralClient) -> None:
+    # The gateway sends the number's keyed hash and masked form, never the number.
     first = await gw.enrol(GATEWAY, {
-        "enrolment_id": "p-1", "phone": NUMBER, "consent": CONSENT,
+        "enrolment_id": "p-1", "phone_hash": phone_hash(KEY, NUMBER),
+        "phone_masked": "139****9000", "consent": CONSENT,
         "provisional_member_id": "p-1", "account_id": "pa-1"})
     assert first["created"] is True and first["member"]["account_id"] == "pa-1"
+    assert first["member"]["phone_masked"] == "139****9000"
+    assert {"kind": "phone_hash", "value": phone_hash(KEY, NUMBER)} in \
+        first["member"]["identifiers"]
     # Another kiosk enrolled the same phone offline too: the same member.
     second = await gw.enrol(GATEWAY, {
         "enrolment_id": "p-2", "phone": NUMBER, "consent": CONSENT,
