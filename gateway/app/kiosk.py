@@ -44,7 +44,8 @@ async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
                        claim_days=settings.pos.claim_days,
                        sessions=Sessions(key, k.session_s),
                        site=settings.site.gateway_id,
-                       offer_claim_s=settings.ble.welcome.claim_s),
+                       offer_claim_s=settings.ble.welcome.claim_s,
+                       enrolment=app[CENTRAL].enrolment),
         limiter=RateLimiter(k.rate_per_s, k.rate_burst),
         max_payload_bytes=k.max_payload_bytes)
     service.register(mqtt.router)

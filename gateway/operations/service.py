@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast, get_args
 
+from gateway.central import EnrolmentPort
 from gateway.holds import rows as holds
 from gateway.holds.service import available_after_holds
 from gateway.ledger import Ledger
@@ -35,6 +36,7 @@ from gateway.loyalty.tier_review import benefits, tier_of
 from gateway.loyalty.wire import to_text
 from gateway.members import IdentityError, IdentityKeys, Lookup, Member, find_member, lookup_for
 from gateway.offers.store import OfferClaimError, claim_offer
+from gateway.operations.enrol import Enrolments
 from gateway.operations.model import (
     STORED_ERRORS,
     OperationRequest,
@@ -82,10 +84,12 @@ class Operations:
     def __init__(self, *, ledger: Ledger, reader: Reader, writer: Writer, keys: IdentityKeys,
                  replies: Replies, central_online: Callable[[], bool], claim_days: int,
                  sessions: Sessions | None, site: str = "",
-                 offer_claim_s: int = 3600) -> None:
+                 offer_claim_s: int = 3600,
+                 enrolment: Callable[[], EnrolmentPort | None] = lambda: None) -> None:
         """`sessions`: the channel's sessions, which identify answers with and the writes
         on a member (`SESSION_OPS`) require; None for a caller that authenticates its
-        writes itself (the core's own tests)."""
+        writes itself (the core's own tests). `enrolment`: central's enrolment calls
+        while it is reachable (`CentralStatus.enrolment`); None enrols provisionally."""
         self.ledger = ledger
         self.reader = reader
         self.writer = writer
@@ -96,6 +100,9 @@ class Operations:
         self.site = site
         self.offer_claim_s = offer_claim_s
         self.sessions = sessions
+        self._enrolments = Enrolments(
+            ledger=ledger, reader=reader, writer=writer, replies=replies,
+            phone_key=keys.phone_key, sessions=sessions, central=enrolment)
         self._reads: dict[str, ReadOp] = {
             "member.identify": self._identify,
             "balance.query": self._balance,
@@ -113,7 +120,7 @@ class Operations:
 
     @property
     def ops(self) -> frozenset[str]:
-        return frozenset(self._reads) | frozenset(self._writes)
+        return frozenset(self._reads) | frozenset(self._writes) | {"member.enroll"}
 
     async def handle(self, request: OperationRequest) -> tuple[Reply, bool]:
         """The reply to `request` (durable when it returns) and whether it was a retry."""
@@ -126,6 +133,8 @@ class Operations:
             return self.replies.refused(request.id, conflict), False
 
     async def _handle(self, request: OperationRequest) -> tuple[Reply, bool]:
+        if request.op == "member.enroll":
+            return await self._enrolments.handle(request)
         now = self.ledger.now()
         refusal: Refused | None = None
         lookup: Lookup | None = None

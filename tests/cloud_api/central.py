@@ -61,10 +61,10 @@ async def start_central(
 async def running_central(
     storage: Storage, *, port: int | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
-    code_sender: CodeSender | None = None,
+    code_sender: CodeSender | None = None, tokens: tuple[str, str] | None = None,
 ) -> AsyncIterator[Central]:
     central = await start_central(storage, port=port, middlewares=middlewares,
-                                  code_sender=code_sender)
+                                  code_sender=code_sender, tokens=tokens)
     try:
         yield central
     finally:

@@ -90,7 +90,7 @@ async def test_killing_each_part_shows_it_down_and_sync_down_means_offline_rules
         client = await aiohttp_client(app)
         # sync first: the kiosk service must still be there to show what its death means
         names = ["store", "sync", "ble", "pos:" + str(pair.gateway), "kiosk", "mqtt",
-                 "retention"]
+                 "retention", "enrolments"]
         assert sorted(part.name for part in app[PARTS]) == sorted(names)
 
         async def ready() -> tuple[int, dict[str, Any]]:
