@@ -152,3 +152,47 @@ async def test_offline_enrolment_is_provisional_then_merged_under_centrals_id(
     assert sorted(r[0] for r in edge_rows(tmp_path, "SELECT points FROM ledger")) == \
         sorted([-points, points, *[500] * 5])
 
+
+
+async def test_a_phone_central_already_had_gets_the_provisional_points(
+        broker: Mosquitto, tmp_path: Path) -> None:
+    """The shopper had joined through the mini-program while this gateway was cut off:
+    central confirms the provisional member as that member, whose own account receives the
+    provisional account's points, once."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with running_central(central_storage(tmp_path), port=port) as central:
+        tokens = (central.gateway_token, central.admin_token)
+        async with CentralClient(central.url, central.admin_token) as admin:
+            known = await admin.create_member(MALL, {"phone": NUMBER, "name": "Wang Fang"})
+            await admin.adjust(MALL, known["member_id"], request_id="welcome", points=100,
+                               reason="welcome")
+    settings = settings_for(tmp_path, broker.port, url, tokens[0])
+    async with running_gateway(settings) as app, kiosk(broker.port) as k1:
+        assert not app[CENTRAL].online()
+        first = await enrol(k1)
+        assert first["data"]["step"] == "provisional"
+        checkin = await k1.request("checkin", {"session": first["data"]["session"]})
+        points = checkin["data"]["points"]
+        async with running_central(central_storage(tmp_path), port=port,
+                                   tokens=tokens) as central, \
+                CentralClient(central.url, central.admin_token) as admin:
+            member = known["member_id"]
+
+            async def settled() -> bool:
+                state = await admin.get_member(MALL, member)
+                return bool(state["balance"]["available"] == 100 + points)
+            for _ in range(300):
+                if await settled():
+                    break
+                await asyncio.sleep(0.05)
+            assert await settled()
+            balance = await k1.request("balance.query", {"member_id": member})
+            assert balance["data"]["available"] == 100 + points
+            merged = await k1.request("balance.query", {"member_id": first["data"]["member_id"]})
+            assert merged["data"]["member_id"] == member
+            found = await admin._request("GET", f"/v1/malls/{MALL}/members",
+                                         params={"phone": NUMBER})
+            assert [m["member_id"] for m in found["members"]] == [member]
+    moved = edge_rows(tmp_path, "SELECT points FROM ledger WHERE source_type = 'enrol.merge'")
+    assert sorted(r[0] for r in moved) == [-points, points]
