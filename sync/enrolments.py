@@ -28,9 +28,11 @@ import asyncio
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from cloud_api.client import CentralClient
 from cloud_api.errors import CentralError, CentralRejected
@@ -74,6 +76,16 @@ class CentralEnrolments:
         return result
 
 
+def confirmer_families(confirmer: ProvisionalConfirmer) -> Iterator[Metric]:
+    yield GaugeMetricFamily("mallgate_enrolments_provisional", "Members enrolled at a kiosk "
+                            "offline that central has not confirmed yet.",
+                            value=confirmer.pending)
+    yield CounterMetricFamily("mallgate_enrolments_merged", "Provisional members confirmed "
+                              "by central and merged under its id.", value=confirmer.merged)
+    yield CounterMetricFamily("mallgate_enrolments_refused", "Confirmations central "
+                              "refused (each retried every round).", value=confirmer.refused)
+
+
 class ProvisionalConfirmer:
     def __init__(self, port: CentralEnrolments, *, ledger: Ledger, reader: Reader,
                  writer: Writer, online: Callable[[], bool],
@@ -86,6 +98,8 @@ class ProvisionalConfirmer:
         self.interval_s = interval_s
         self.merged = 0
         self.refused = 0
+        self.pending = 0  # provisional members waiting for central, at the last round
+        self._warned: set[str] = set()  # refused members already logged (once each)
 
     async def run(self) -> None:
         while True:
@@ -96,20 +110,27 @@ class ProvisionalConfirmer:
     async def confirm_pending(self) -> int:
         """Confirm and merge the provisional members waiting; how many were merged."""
         merged = 0
-        for provisional in await self.reader.run(pending_provisionals):
+        waiting = await self.reader.run(pending_provisionals)
+        self.pending = len(waiting)
+        for provisional in waiting:
             try:
                 enrolled = await self.port.enrol(self._enrolment(provisional))
             except EnrolmentUnavailable:
                 return merged  # again on the next round
             except EnrolmentRefused as refused:
+                # Asked again every round (central's configuration may be fixed, e.g. its
+                # phone key), logged once: the member stays provisional and keeps earning.
                 self.refused += 1
-                log.warning("central refused provisional member %s: %s",
-                            provisional.member_id, refused.msg)
+                if provisional.member_id not in self._warned:
+                    self._warned.add(provisional.member_id)
+                    log.warning("central refused provisional member %s (%s): %s",
+                                provisional.member_id, refused.code, refused.msg)
                 continue
             view = enrolled["member"]
             done, recorded = await self.writer.submit(
                 functools.partial(self._merge, p=provisional, view=view))
             self.ledger.count(recorded)
+            self.pending -= 1
             if done:
                 merged += 1
                 self.merged += 1

@@ -30,7 +30,7 @@ from gateway.app.keys import (
 from gateway.app.supervisor import part_task
 from sync.connect import central_client
 from sync.engine import SyncEngine
-from sync.enrolments import CentralEnrolments, ProvisionalConfirmer
+from sync.enrolments import CentralEnrolments, ProvisionalConfirmer, confirmer_families
 from sync.metrics import SyncMetrics
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ async def sync_context(app: web.Application) -> AsyncIterator[None]:
                 enrolments, ledger=app[LEDGER], reader=app[READER], writer=app[WRITER],
                 online=app[CENTRAL].online)
             app[CONFIRMER] = confirmer
+            app[METRICS].add(lambda: confirmer_families(confirmer))
             async with part_task(app, "sync", engine.run, check=lambda: _health(engine)) as part:
                 app[CENTRAL].attach(lambda: engine.online, part, enrolments)
                 try:

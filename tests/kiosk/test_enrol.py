@@ -20,7 +20,7 @@ from cloud_api.server.sqlite_store import SqliteStorage
 from devices.kiosk.protocol import default_contract
 from devices.kiosk.sim import KioskClient
 from devices.mqtt.broker import Mosquitto
-from gateway.app.keys import CENTRAL
+from gateway.app.keys import CENTRAL, METRICS
 from gateway.settings import Settings
 from tests.cloud_api.central import MALL, running_central
 from tests.cloud_api.sms import SmsGateway, sms_gateway
@@ -124,6 +124,8 @@ async def test_offline_enrolment_is_provisional_then_merged_under_centrals_id(
                 tmp_path, "SELECT 1 FROM provisional_members WHERE merged_at IS NOT NULL")))
             (final,) = edge_rows(tmp_path, "SELECT final_member_id FROM provisional_members")
             member = final[0]
+            scraped = app[METRICS].render().decode()
+            assert "mallgate_enrolments_merged_total 1.0" in scraped
             assert edge_rows(tmp_path, f"SELECT id FROM members WHERE id = '{provisional}'"
                              ) == []
             # The provisional member's session and id now name the final member.
