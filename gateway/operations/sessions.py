@@ -1,8 +1,8 @@
 """Kiosk sessions: the proof a write on a member follows an identification at that kiosk.
 
 `member.identify` answers with a session token bound to the kiosk that asked and to the
-member it found, valid for `[kiosk] session_s`; `checkin`, `redeem` and `offer.claim`
-name the member by that token. A bare member id read off a screen, a token from another
+member it found, valid for `[kiosk] session_s`; `checkin`, `redeem`, `offer.claim` and
+`receipt.claim` name the member by that token. A bare member id read off a screen, a token from another
 kiosk, a token for another member or an expired one moves no points.
 
 The token is signed, not stored: `s1.{kiosk}.{member}.{expires_unix}.{signature}`, the
@@ -27,7 +27,7 @@ from gateway.loyalty.wire import to_text
 from gateway.operations.model import Refused
 
 # The writes that name their member by a session rather than by a bare member id.
-SESSION_OPS = frozenset({"checkin", "redeem", "offer.claim"})
+SESSION_OPS = frozenset({"checkin", "redeem", "offer.claim", "receipt.claim"})
 SECRET_NAME = "kiosk_session_key"  # noqa: S105 - the row's name, not a secret
 _KEY_BYTES = 32
 _TOKEN = re.compile(r"^s1\.(?P<kiosk>[A-Za-z0-9_-]{1,128})\.(?P<member>[A-Za-z0-9_-]{1,128})"

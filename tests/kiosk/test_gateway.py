@@ -262,9 +262,11 @@ async def test_receipt_claim(broker: Mosquitto, tmp_path: Path) -> None:
             outcome = await pipeline.ingest(store_id="S01", pos_id="P1", mode="jsonl", raw=raw)
             assert (outcome.status, outcome.member_id) == ("sale", None)
 
-        def claim(no: str, member: str = "m-demo-0004", day: str = "2026-11-22") -> dict[
+        sessions = {card: await k1.session("card", card) for card in ("DEMO0004", "DEMO0001")}
+
+        def claim(no: str, member: str = "DEMO0004", day: str = "2026-11-22") -> dict[
                 str, object]:
-            return {"member_id": member, "store_id": "S01", "pos_id": "P1",
+            return {"session": sessions[member], "store_id": "S01", "pos_id": "P1",
                     "receipt_no": no, "business_date": day}
 
         request_id = new_ulid()
@@ -273,7 +275,11 @@ async def test_receipt_claim(broker: Mosquitto, tmp_path: Path) -> None:
         assert claimed["data"]["points"] == 128  # m-demo-0004 is on the base tier
         assert claimed["data"]["available"] == 500 + 128
         assert await k1.request("receipt.claim", claim("R-1"), request_id=request_id) == claimed
-        other = await k1.request("receipt.claim", claim("R-1", member="m-demo-0001"))
+        assert claimed["data"]["member_id"] == "m-demo-0004"
+        no_session = {k: v for k, v in claim("R-1").items() if k != "session"}
+        refused = await k1.request("receipt.claim", {**no_session, "member_id": "m-demo-0004"})
+        assert refused["error"]["code"] == "session_required"
+        other = await k1.request("receipt.claim", claim("R-1", member="DEMO0001"))
         assert other["error"]["code"] == "receipt_already_claimed"
         missing = await k1.request("receipt.claim", claim("R-404"))
         assert missing["error"]["code"] == "receipt_not_found"

@@ -144,7 +144,7 @@ _VALID_DATA: dict[str, dict[str, Any]] = {
     "checkin": {"session": "s1.azE.bS0x.1795000000.sig", "member_id": "m-1"},
     "redeem": {"session": "s1.azE.bS0x.1795000000.sig", "kind": "gift", "item": "mug",
                "points": 300},
-    "receipt.claim": {"member_id": "m-1", "store_id": "S01", "pos_id": "P1",
+    "receipt.claim": {"session": "s1.azE.bS0x.1795000000.sig", "store_id": "S01", "pos_id": "P1",
                       "receipt_no": "R-1", "business_date": "2026-11-22"},
     "offer.claim": {"session": "s1.azE.bS0x.1795000000.sig", "offer_id": "welcome"},
 }
