@@ -2,8 +2,8 @@
 
 `member.identify` answers with a session token bound to the kiosk that asked and to the
 member it found, valid for `[kiosk] session_s`; `checkin`, `redeem`, `offer.claim` and
-`receipt.claim` name the member by that token. A bare member id read off a screen, a token from another
-kiosk, a token for another member or an expired one moves no points.
+`receipt.claim` name the member by that token. A bare member id read off a screen, a
+token from another kiosk, a token for another member or an expired one moves no points.
 
 The token is signed, not stored: `s1.{kiosk}.{member}.{expires_unix}.{signature}`, the
 ids base64url-encoded and the signature the unpadded base64url HMAC-SHA256 of everything
