@@ -3,6 +3,8 @@ does not know it yet, which does not make it a member central dropped."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from cloud_api.client import CentralClient
 from gateway.members.provisional import Provisional, add_provisional
 from tests.cloud_api.central import Central
@@ -19,7 +21,7 @@ async def test_a_resync_keeps_provisional_members(central: Central, edge: Edge,
             phone_hash=f"hash-{member}", phone_masked="139****9000",
             consent={"policy_version": "v1", "accepted_at": "2026-11-22T02:00:00+00:00"},
             referrer=None, created_at="2026-11-22T02:00:00+00:00")
-        await edge.writer.submit(lambda c, p=provisional: add_provisional(c, p))
+        await edge.writer.submit(partial(add_provisional, p=provisional))
     await away_while_central_changes(central, edge, admin)
     await edge.engine.sync_now()
     assert edge.engine.counters["resyncs"] == 1
