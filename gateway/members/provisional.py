@@ -28,9 +28,10 @@ from typing import Any
 
 from gateway.members.store import upsert_member
 
-# The tables whose `member_id` a merge moves to the final member (their foreign keys
-# would otherwise delete or forget the provisional member's rows with it).
-_MEMBER_COLUMNS = ("receipts", "coupons", "offer_deliveries", "tier_changes")
+# The tables whose `member_id` a merge moves to the final member (the foreign keys of some
+# would otherwise delete or forget the provisional member's rows with it; ledger entries
+# are immutable and keyed by account, which the merge keeps).
+_MEMBER_COLUMNS = ("receipts", "coupons", "offer_deliveries", "tier_changes", "holds")
 
 
 @dataclass(frozen=True, slots=True)
