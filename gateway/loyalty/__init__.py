@@ -13,16 +13,48 @@ from gateway.loyalty.activities import (
     profile_completed_entry,
     referral_entries,
 )
+from gateway.loyalty.coupon_codes import display_code, new_code, normalise_code, verify_code
+from gateway.loyalty.coupon_facts import (
+    CouponFact,
+    CouponState,
+    CouponStatus,
+    FactKind,
+    fact_id_for,
+    fold_coupon,
+)
+from gateway.loyalty.coupons import (
+    GROUP_WIDE,
+    Basket,
+    BasketLine,
+    Campaign,
+    Coupon,
+    CouponKind,
+    CouponRefusal,
+    CouponTerms,
+    Grant,
+    Where,
+    check_coupon,
+    check_coupons,
+    check_issue,
+    coupon_id_for,
+    issue_coupon,
+    issued_fact,
+)
 from gateway.loyalty.earn import Sale, SaleLine, quote_sale, sale_entries
 from gateway.loyalty.entries import Entry, EntryKind, entry_id_for
 from gateway.loyalty.errors import (
     BasketTooSmall,
+    CouponCodeMistyped,
+    CouponCodeUnknown,
+    CouponError,
+    CouponRefused,
     ImplausibleEntry,
     ImplausibleSale,
     InsufficientPoints,
     InvalidEntry,
     InvalidPhone,
     InvalidSale,
+    IssueRefused,
     LoyaltyError,
     OfflineLimitExceeded,
     RedemptionRefused,
@@ -49,12 +81,17 @@ from gateway.loyalty.rules import LoyaltyRules
 from gateway.loyalty.tiers import TierState, tier_at
 
 __all__ = [
-    "AccountState", "BasketTooSmall", "Entry", "EntryKind", "ImplausibleEntry",
+    "GROUP_WIDE", "AccountState", "Basket", "BasketLine", "BasketTooSmall", "Campaign",
+    "Coupon", "CouponCodeMistyped", "CouponCodeUnknown", "CouponError", "CouponFact",
+    "CouponKind", "CouponRefusal", "CouponRefused", "CouponState", "CouponStatus",
+    "CouponTerms", "Entry", "EntryKind", "FactKind", "Grant", "ImplausibleEntry",
     "ImplausibleSale", "InsufficientPoints", "InvalidEntry", "InvalidPhone", "InvalidSale",
-    "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules", "OfflineLimitExceeded",
-    "Plausibility", "RedemptionRefused", "Refund", "Sale", "SaleLine", "TierState", "Totals",
-    "birthday_entry", "check_redemption", "checkin_entry", "entry_id_for", "fold",
-    "fold_totals", "grant_points", "offline_allowance", "profile_completed_entry",
-    "quote_sale", "redemption_entry", "referral_entries", "refund_entries", "reminders_due",
-    "sale_entries", "tier_at",
+    "IssueRefused", "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules",
+    "OfflineLimitExceeded", "Plausibility", "RedemptionRefused", "Refund", "Sale", "SaleLine",
+    "TierState", "Totals", "Where", "birthday_entry", "check_coupon", "check_coupons",
+    "check_issue", "check_redemption", "checkin_entry", "coupon_id_for", "display_code",
+    "entry_id_for", "fact_id_for", "fold", "fold_coupon", "fold_totals", "grant_points",
+    "issue_coupon", "issued_fact", "new_code", "normalise_code", "offline_allowance",
+    "profile_completed_entry", "quote_sale", "redemption_entry", "referral_entries",
+    "refund_entries", "reminders_due", "sale_entries", "tier_at", "verify_code",
 ]
