@@ -19,6 +19,10 @@ RefusalCode = Literal[
     "insufficient_points", "offline_limit", "already_checked_in", "receipt_not_found",
     "receipt_already_claimed", "receipt_claim_expired", "offer_not_available",
     "offer_already_claimed", "id_conflict", "internal",
+    # coupons (gateway.loyalty.coupons.CouponRefusal, the codes' errors, campaigns)
+    "coupon_code_mistyped", "coupon_unknown", "not_this_mall", "needs_online",
+    "not_this_member", "voided", "already_redeemed", "already_held", "expired", "not_yet_valid",
+    "not_eligible", "below_minimum_spend", "item_not_in_basket", "unknown_campaign",
 ]
 
 # Refusals that are the answer to the request as it stands: stored, so a retry gets the

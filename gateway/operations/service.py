@@ -18,13 +18,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast, get_args
 
+from gateway.coupons import CouponIssuer
+from gateway.coupons.lookup import check_code, coupon_data, just_issued, list_coupons
 from gateway.holds import rows as holds
 from gateway.holds.service import available_after_holds
 from gateway.ledger import Ledger
 from gateway.ledger.service import Balance, Recorded
 from gateway.loyalty import (
+    CouponError,
     Entry,
     RedemptionRefused,
+    Where,
+    basket_from_wire,
     check_redemption,
     checkin_entry,
     redemption_entry,
@@ -80,7 +85,8 @@ def _refusal_code(code: str) -> RefusalCode:
 class Operations:
     def __init__(self, *, ledger: Ledger, reader: Reader, writer: Writer, keys: IdentityKeys,
                  replies: Replies, central_online: Callable[[], bool], claim_days: int,
-                 site: str = "", offer_claim_s: int = 3600) -> None:
+                 site: str = "", offer_claim_s: int = 3600,
+                 coupons: CouponIssuer | None = None) -> None:
         self.ledger = ledger
         self.reader = reader
         self.writer = writer
@@ -90,10 +96,13 @@ class Operations:
         self.claim_days = claim_days
         self.site = site
         self.offer_claim_s = offer_claim_s
+        self.coupons = coupons or CouponIssuer.for_run(site, site, None)
         self._reads: dict[str, ReadOp] = {
             "member.identify": self._identify,
             "balance.query": self._balance,
             "receipt.claim": self._receipt_claim,
+            "coupon.list": self._coupon_list,
+            "coupon.check": self._coupon_check,
         }
         # Each of these is one writer op: its stored reply, the member, the balance check
         # and what it allows are read and written in one transaction. The single writer
@@ -308,13 +317,40 @@ class Operations:
         try:
             claimed = claim_offer(conn, site=self.site, member_id=member.id,
                                   account_id=member.account_id, offer_id=offer_id,
-                                  kiosk_id=request.kiosk, claim_s=self.offer_claim_s, now=now)
+                                  kiosk_id=request.kiosk, claim_s=self.offer_claim_s, now=now,
+                                  issuer=self.coupons)
         except OfferClaimError as refused:
             return Refused(refused.code, str(refused)), []
         return self.replies.ok(request.id, {
             "member_id": member.id, "offer_id": offer_id, "title": claimed.title,
             "description": claimed.description, "coupon_code": claimed.coupon_code,
-            "expires_at": to_text(claimed.expires_at)}), []
+            "expires_at": to_text(claimed.expires_at),
+            "coupon": coupon_data(claimed.coupon, just_issued(claimed.coupon))}), []
+
+    async def _coupon_list(self, request: OperationRequest, member: Member,
+                           entries: AccountRead | None, now: datetime) -> Reply:
+        coupons = await self.reader.run(lambda conn: list_coupons(conn, member.id, now))
+        return self.replies.ok(request.id, {"member_id": member.id, "coupons": coupons})
+
+    async def _coupon_check(self, request: OperationRequest, member: Member,
+                            entries: AccountRead | None, now: datetime) -> Reply:
+        """What a code takes off a basket now; holds and spends nothing (a till's authorize
+        does that), so its refusals are answered afresh on a retry."""
+        data = request.data
+        try:
+            basket = basket_from_wire(data)
+        except ValueError as bad:
+            raise Refused("invalid_payload", f"data: {bad}") from None
+        where = Where(mall=self.coupons.mall, online=self.central_online(),
+                      member_id=member.id)
+        try:
+            coupon, grant = await self.reader.run(lambda conn: check_code(
+                conn, data["code"], basket, at=now, where=where))
+        except CouponError as refused:
+            raise Refused(_refusal_code(refused.code), str(refused)) from None
+        reply = {"member_id": member.id, "coupon": coupon_data(coupon, just_issued(coupon)),
+                 "discount_fen": grant.discount_fen}
+        return self.replies.ok(request.id, reply | ({"sku": grant.sku} if grant.sku else {}))
 
     def _tier(self, member: Member) -> Tier:
         return tier_of(self.ledger.rules, member.tier)
