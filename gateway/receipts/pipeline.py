@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from gateway.deadletters import keep, reword
 from gateway.holds import HoldRefused
 from gateway.holds import rows as holds
+from gateway.holds.coupons import redeem_in
 from gateway.ledger import Ledger, Recorded
 from gateway.ledger.tiers import upgrade_tiers_in
 from gateway.loyalty import (
@@ -208,7 +209,7 @@ class ReceiptPipeline:
         key = sale_key(capture.store_id, capture.pos_id, receipt.receipt_no,
                        receipt.business_date)
         asks_first = capture.mode in ASKING_MODES and bool(
-            receipt.points_used or receipt.hold_id)
+            receipt.points_used or receipt.hold_id or receipt.coupon_codes)
 
         # Reads first (a read-only op costs no fsync), then one write transaction.
         def look(conn: sqlite3.Connection) -> tuple[bool, _Member | None]:
@@ -224,8 +225,11 @@ class ReceiptPipeline:
         if exists:
             return await self._duplicate(capture, receipt)
         if asks_first and not receipt.hold_id:
-            raise HoldRefused("hold_required", f"receipt {receipt.receipt_no} pays "
-                              f"{receipt.points_used} points without a hold: authorize first")
+            spends = " and ".join(
+                ([f"{receipt.points_used} points"] if receipt.points_used else [])
+                + ([f"{len(receipt.coupon_codes)} coupon(s)"] if receipt.coupon_codes else []))
+            raise HoldRefused("hold_required", f"receipt {receipt.receipt_no} spends "
+                              f"{spends} without a hold: authorize first")
         if asks_first and member is None:
             raise HoldRefused("hold_member" if receipt.member_code else "unknown_hold",
                               f"hold {receipt.hold_id} is not for this sale's member")
@@ -247,7 +251,8 @@ class ReceiptPipeline:
         if asks_first:
             assert member is not None and receipt.hold_id  # noqa: S101 - checked above
             settle = self._capture_hold(receipt.hold_id, member.account_id, key,
-                                        receipt.points_used, entries)
+                                        receipt.points_used, entries,
+                                        coupon_codes=receipt.coupon_codes)
         elif receipt.points_used:
             settle = self._printed(capture, receipt, member, entries, flagged)
         late: list[str] = []
@@ -294,13 +299,17 @@ class ReceiptPipeline:
         return then
 
     def _capture_hold(self, hold_id: str, account_id: str, key: str, points: int,
-                      entries: list[Entry]) -> Settle:
-        now_text = utc_text(self.ledger.now())
+                      entries: list[Entry], *, coupon_codes: tuple[str, ...]) -> Settle:
+        now = self.ledger.now()
+        now_text = utc_text(now)
 
         def settle(conn: sqlite3.Connection, stored: Capture) -> list[Entry]:
             holds.capture(conn, hold_id=hold_id, store_id=stored.store_id,
                           pos_id=stored.pos_id, account_id=account_id, sale_key=key,
                           points=points, now=now_text)
+            # In the same transaction as the capture: the coupons are redeemed exactly
+            # when the sale is recorded, and a capture refused above redeems none.
+            redeem_in(conn, hold_id, coupon_codes, now=now, site=self.ledger.site)
             return entries
 
         return settle

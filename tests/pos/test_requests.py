@@ -38,14 +38,22 @@ def test_an_authorize_names_its_till_and_hold() -> None:
     assert len(request.hold_id) == 24 and request.partial
     assert request.lines[0].category == "food" and request.coupon_codes == ("C1",)
     assert authorize_request(authorize(partial=False), **TILL).partial is False
+    # Coupons alone, without points; a line may name its item and quantity.
+    coupons_only = authorize_request(authorize(points=0, lines=[
+        {"name": "latte", "amount_fen": 600, "sku": "LATTE", "quantity": 2}]), **TILL)
+    assert coupons_only.points == 0 and coupons_only.lines[0].quantity == 2
+    assert authorize_request({k: v for k, v in authorize().items() if k != "points"},
+                             **TILL).points == 0
 
 
 @pytest.mark.parametrize("change", [
-    {"points": 0}, {"points": -1}, {"points": True}, {"total_fen": "10"},
+    {"points": 0, "coupon_codes": []}, {"points": -1}, {"points": True}, {"total_fen": "10"},
     {"request_id": ""}, {"request_id": "x" * 65}, {"member_code": 5},
     {"lines": [{"name": "a", "amount_fen": 2000}]}, {"lines": "a"}, {"lines": [5]},
     {"lines": [{"name": 1, "amount_fen": 1}]}, {"coupon_codes": [""]},
     {"coupon_codes": "C1"}, {"partial": "no"},
+    {"lines": [{"name": "a", "amount_fen": 1, "quantity": 0}]},
+    {"lines": [{"name": "a", "amount_fen": 1, "sku": 5}]},
 ])
 def test_a_malformed_authorize_is_a_bad_request(change: dict[str, Any]) -> None:
     with pytest.raises(FrameError) as caught:

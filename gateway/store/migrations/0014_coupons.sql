@@ -32,3 +32,38 @@ CREATE TABLE coupon_campaigns (
     definition TEXT NOT NULL CHECK (json_valid(definition)),
     updated_at TEXT NOT NULL
 );
+
+-- A till may authorize coupons without points: a hold may ask for no points. SQLite
+-- cannot change a CHECK in place, so the table is rebuilt (nothing refers to it).
+CREATE TABLE holds_rebuilt (
+    id TEXT PRIMARY KEY,
+    store_id TEXT NOT NULL,
+    pos_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    account_id TEXT,
+    member_id TEXT,
+    decision TEXT NOT NULL,
+    asked INTEGER NOT NULL CHECK (asked >= 0),
+    points INTEGER NOT NULL CHECK (points >= 0),
+    value_fen INTEGER NOT NULL CHECK (value_fen >= 0),
+    basket_fen INTEGER NOT NULL CHECK (basket_fen >= 0),
+    request TEXT NOT NULL CHECK (json_valid(request)),
+    reply TEXT NOT NULL CHECK (json_valid(reply)),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    captured_at TEXT,
+    capture_key TEXT,
+    captured_points INTEGER,
+    voided_at TEXT,
+    UNIQUE (store_id, pos_id, request_id),
+    CHECK (decision = 'granted' OR points = 0)
+);
+INSERT INTO holds_rebuilt SELECT id, store_id, pos_id, request_id, account_id, member_id,
+    decision, asked, points, value_fen, basket_fen, request, reply, created_at, expires_at,
+    captured_at, capture_key, captured_points, voided_at FROM holds;
+DROP TABLE holds;
+ALTER TABLE holds_rebuilt RENAME TO holds;
+CREATE INDEX holds_open ON holds (account_id, expires_at)
+    WHERE decision = 'granted' AND captured_at IS NULL AND voided_at IS NULL;
+-- The sale that captured a hold, for a refund to find the coupons it redeemed.
+CREATE INDEX holds_capture_key ON holds (capture_key) WHERE capture_key IS NOT NULL;
