@@ -84,7 +84,9 @@ def replay_dead_letters(config_file: Path, ids: tuple[int, ...]) -> None:
                             clock=HybridClock(settings.site.gateway_id), rules=settings.loyalty,
                             limits=settings.limits.plausibility())
             pipeline = ReceiptPipeline(ledger, receipt_parser(settings),
-                                       refund_window_days=settings.pos.refund_window_days)
+                                       refund_window_days=settings.pos.refund_window_days,
+                                       refund_restores_coupons=(
+                                           settings.pos.refund_restores_coupons))
             return found, await pipeline.replay_dead_letters(wanted)
 
     found, outcomes = asyncio.run(replay())

@@ -113,3 +113,17 @@ def release_in(conn: sqlite3.Connection, hold_id: str, *, now: datetime, site: s
         CouponFact(coupon_id=coupon_id, kind=FactKind.RELEASED, ref=hold_id, at=now,
                    site=site) for coupon_id in held_by(conn, hold_id).values()], now=now)
 
+
+
+def restore_in(conn: sqlite3.Connection, sale_key: str, *, refund_key: str, now: datetime,
+               site: str) -> None:
+    """A refund of the sale `sale_key`: the coupons its hold redeemed are usable again."""
+    row = conn.execute("SELECT id FROM holds WHERE capture_key = ?", (sale_key,)).fetchone()
+    if row is None:
+        return
+    hold_id = str(row[0])
+    redeemed = conn.execute("SELECT coupon_id FROM coupon_facts WHERE kind = 'redeemed' "
+                            "AND ref = ?", (hold_id,)).fetchall()
+    record_facts_in(conn, [
+        CouponFact(coupon_id=str(coupon_id), kind=FactKind.RESTORED, ref=refund_key,
+                   of_ref=hold_id, at=now, site=site) for (coupon_id,) in redeemed], now=now)

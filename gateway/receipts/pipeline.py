@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from gateway.deadletters import keep, reword
 from gateway.holds import HoldRefused
 from gateway.holds import rows as holds
-from gateway.holds.coupons import redeem_in
+from gateway.holds.coupons import redeem_in, restore_in
 from gateway.ledger import Ledger, Recorded
 from gateway.ledger.tiers import upgrade_tiers_in
 from gateway.loyalty import (
@@ -118,7 +118,7 @@ class ReceiptPipeline:
 
     def __init__(self, ledger: Ledger, parser: Parser, *, reader: Reader | None = None,
                  central_online: Callable[[], bool] | None = None,
-                 refund_window_days: int = 30) -> None:
+                 refund_window_days: int = 30, refund_restores_coupons: bool = False) -> None:
         """`reader`: look-ups run on the store's read connections instead of waiting in
         the writer's queue behind other ports' commits (the writes stay idempotent).
         `central_online`: whether the offline allowance bounds printed points payments
@@ -126,6 +126,7 @@ class ReceiptPipeline:
         `refund_window_days`: how far back a refund looks for its original sale."""
         self.ledger = ledger
         self.refund_window_days = refund_window_days
+        self.refund_restores_coupons = refund_restores_coupons
         self.parser = parser
         self.reader = reader
         self.central_online = central_online or (lambda: True)
@@ -392,6 +393,9 @@ class ReceiptPipeline:
                        refund_no=receipt.receipt_no, business_date=receipt.business_date,
                        occurred_at=receipt.occurred_at, refund_fen=receipt.total_fen),
                 original, self.ledger.rules)
+            if (self.refund_restores_coupons
+                    and original.prior_refunded_fen + receipt.total_fen >= original.total_fen):
+                settle = self._restore_coupons(original.key, receipt, capture, entries)
         else:
             settle = self._hold_refund(capture, receipt)
         member_id = original.member_id if original else None
@@ -413,6 +417,21 @@ class ReceiptPipeline:
                         receipt.original_no or "(none printed)", window)
         points = sum(r.entry.points for r in recorded if not r.duplicate)
         return Outcome(capture.id, "refund", points, member_id, receipt.receipt_no)
+
+    def _restore_coupons(self, original_key: str, receipt: ParsedReceipt, capture: Capture,
+                         entries: list[Entry]) -> Settle:
+        """A refund that completes its sale's refund gives back the coupons the sale
+        redeemed, in the refund's transaction; a refund recorded twice restores once."""
+        now = self.ledger.now()
+        refund_key = sale_key(capture.store_id, capture.pos_id, receipt.receipt_no,
+                              receipt.business_date)
+
+        def settle(conn: sqlite3.Connection, stored: Capture) -> list[Entry]:
+            restore_in(conn, original_key, refund_key=refund_key, now=now,
+                       site=self.ledger.site)
+            return entries
+
+        return settle
 
     def _hold_refund(self, capture: Capture, receipt: ParsedReceipt) -> Settle:
         now_text = utc_text(self.ledger.now())

@@ -200,3 +200,28 @@ async def test_two_tills_racing_for_one_coupon_one_wins(tmp_path: Path, mode: st
         assert sorted(str(b and b["status"]) for b in bodies) == ["granted", "refused"]
         loser = next(b for b in bodies if b and b["status"] == "refused")
         assert loser["error"] == "already_held"
+
+
+@pytest.mark.parametrize("restores", [True, False])
+async def test_refunding_the_sale_restores_its_coupon_when_set(tmp_path: Path,
+                                                                restores: bool) -> None:
+    async with gateway_and_till(tmp_path, "jsonl",
+                                refund_restores_coupons=restores) as (app, till):
+        code = await give_coupon(app, CouponTerms(kind=CouponKind.CASH_VOUCHER, off_fen=500))
+        granted = (await till.send(authorize("pay-1", [code]))).body
+        assert granted is not None
+        paid = await till.send(sale("R-1", total=5950, hold=granted["hold_id"])
+                               | {"coupon_codes": [code]})
+        assert paid.ok
+        refund = {"kind": "refund", "receipt_no": "F-1", "original_no": "R-1",
+                  "occurred_at": "2026-11-22T15:00:00+08:00", "total_fen": 5950,
+                  "member_code": MEMBER}
+        assert (await till.send(refund)).ok
+        assert (await till.send(refund)).ok  # resent: restores nothing more
+        db = tmp_path / "gw.db"
+        assert status(db, code) == ("issued" if restores else "redeemed")
+        assert count(db, "SELECT count(*) FROM coupon_facts WHERE kind = 'restored'") == (
+            1 if restores else 0)
+        again = (await till.send(authorize("pay-2", [code]))).body
+        assert again is not None
+        assert again["status"] == ("granted" if restores else "refused"), again

@@ -21,6 +21,7 @@ from devices.pos.framing import (
 )
 from devices.pos.requests import authorize_request, message_type, void_request
 from gateway.holds import hold_id_for
+from gateway.loyalty import display_code, normalise_code
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "pos.md"
 TILL = {"store_id": "S01", "pos_id": "P1"}
@@ -85,10 +86,22 @@ def test_answers_carry_their_reply_behind_the_ack_or_nak() -> None:
 def test_the_documented_examples_are_valid_bytes() -> None:
     text = DOCS.read_text()
     lines = re.findall(r"^→ (\{.*\})$", text, re.MULTILINE)
-    assert len(lines) == 2
+    assert len(lines) == 4
+    messages = []
     for line in lines:
         (event,) = LineDecoder().receive(line.encode() + b"\n", 0.0)
         assert isinstance(event, Message), event
+        messages.append(event)
+    # The coupon example: its code reads, and its framed bytes carry the jsonl request.
+    coupon_authorize = messages[2]
+    [code] = coupon_authorize.payload["coupon_codes"]
+    assert display_code(normalise_code(code)) == code
+    framed = text.split("The same `authorize` on the framed line, seq 11")[1].split("```")[1]
+    (event,) = FrameDecoder().receive(bytes.fromhex(framed.replace("\n", " ")), 0.0)
+    assert isinstance(event, Message) and event.seq == 11
+    assert event.payload == {k: v for k, v in coupon_authorize.payload.items()
+                             if k not in ("seq", "crc")}
+    assert authorize_request(event.payload, **TILL).coupon_codes == (code,)
     hexed = text.split("A refused sale, seq 10")[1].split("```")[1]
     raw = bytes.fromhex(hexed.replace("\n", " "))
     assert raw == frame_answer(False, 10, {"error": "hold_required",
