@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, TypeGuard
 
-from gateway.loyalty import Entry, Plausibility
+from gateway.loyalty import (
+    Coupon,
+    CouponFact,
+    Entry,
+    LoyaltyError,
+    Plausibility,
+    coupon_from_wire,
+)
 from gateway.loyalty.wire import entry_from_wire
 
 # Member, account, entry, offer and source ids: central generates 32 hex characters; a
@@ -233,6 +240,21 @@ def check_document(kind: str, key: object, payload: object) -> Mapping[str, Any]
             raise Refused("invalid_document", f"a configuration version needs a version, "
                           f"got {_shown(version)}")
     return payload
+
+
+def check_coupon_change(key: object, payload: object
+                        ) -> tuple[Coupon, list[CouponFact]]:
+    """A `coupon.upsert`: the coupon and its facts, each its own; or `Refused`."""
+    if type(payload) is not dict or not is_id(key):
+        raise Refused("invalid_change", "a coupon change is an object keyed by the coupon")
+    try:
+        coupon = coupon_from_wire(payload["coupon"])
+        facts = [CouponFact.from_wire(fact) for fact in payload.get("facts") or []]
+    except (KeyError, TypeError, ValueError, LoyaltyError) as exc:
+        raise Refused("invalid_change", f"not a coupon: {exc}") from None
+    if coupon.coupon_id != key or any(f.coupon_id != key for f in facts):
+        raise Refused("invalid_change", "a coupon change's facts are the coupon's")
+    return coupon, facts
 
 
 def check_allowance(account_id: object, points: object, limits: Plausibility) -> int:

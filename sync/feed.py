@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from gateway.coupons import receive_in
 from gateway.ledger.service import insert_remote
 from gateway.loyalty import Entry, Plausibility
 from gateway.loyalty.hlc import HybridClock, Stamp
+from gateway.loyalty.wire import from_text
 from gateway.members import erase_member, upsert_member, upsert_members
 from sync import held as holds
 from sync.checks import (
     Refused,
     check_allowance,
+    check_coupon_change,
     check_document,
     check_entry,
     check_member,
@@ -47,6 +50,7 @@ class Applied:
     members: int = 0
     erased: int = 0
     documents: int = 0
+    coupons: int = 0
     refused: int = 0
     held: int = 0
     released: int = 0
@@ -145,6 +149,12 @@ class FeedPage:
             member: str = key
             erased = self._guarded(lambda: erase_member(self.conn, member))
             self.applied.erased += erased
+        elif kind == "coupon.upsert":
+            coupon, facts = check_coupon_change(key, payload)
+            at = from_text(self.at)
+            assert at is not None  # noqa: S101 - the page's time is always set
+            kept = self._guarded(lambda: receive_in(self.conn, coupon, facts, now=at))
+            self.applied.coupons += kept
         elif kind in DOCUMENT_KINDS:
             document = check_document(kind, key, payload)
             name: str = change["key"]  # checked: an id

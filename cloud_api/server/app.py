@@ -436,4 +436,7 @@ def create_central_app(
     app.router.add_post(member + "/{member}/adjustments", adjust)
     app.router.add_put(mall + "/offers/{offer}", put_offer)
     app.router.add_put(mall + "/config/{kind}", put_config)
+    from cloud_api.server import coupon_routes  # noqa: PLC0415 - its handlers use this module
+
+    coupon_routes.add_routes(app.router, mall)
     return app

@@ -31,6 +31,7 @@ class Code(StrEnum):
     # 422: well-formed, refused by the loyalty rules
     INSUFFICIENT_POINTS = "insufficient_points"
     REDEMPTION_REFUSED = "redemption_refused"
+    COUPON_REFUSED = "coupon_refused"  # 422/409: `reason` says why (gateway.loyalty codes)
     # 500: central's own fault, logged under the `error_id` of the details
     INTERNAL = "internal"
 

@@ -246,7 +246,8 @@ def changes(mall_id: str, after: int, limit: int, exclude_origin: str | None, *,
     own: set[str] = set()
     central: set[str] = set()  # touched by a change made centrally: granted at once
     for seq, kind, key, origin, account_id, payload in rows:
-        mine = kind == "ledger.entry" and origin == exclude_origin
+        # The gateway's own entries and coupon facts: acknowledged in the push reply.
+        mine = kind in ("ledger.entry", "coupon.upsert") and origin == exclude_origin
         if account_id:
             (own if mine else central if origin == CENTRAL_ORIGIN else others).add(account_id)
         if mine:

@@ -7,13 +7,14 @@ consistent read, or as a single statement, and its `Dialect`.
 from __future__ import annotations
 
 import logging
+import secrets
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from cloud_api.server import coupons, tiers
 from cloud_api.server import operations as ops
-from cloud_api.server import tiers
 from cloud_api.server.codes import Code
 from cloud_api.server.grants import GrantThrottle
 from cloud_api.server.ids import hash_token, new_token
@@ -29,7 +30,7 @@ from cloud_api.server.storage import (
     Verdict,
     utc_now,
 )
-from gateway.loyalty import Entry, LoyaltyRules
+from gateway.loyalty import Basket, Entry, LoyaltyRules, new_code
 from gateway.loyalty.wire import to_text
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,16 @@ class SqlStorage(Storage):
 
     def __init__(self, *, rules: LoyaltyRules | None = None,
                  now: Callable[[], datetime] = utc_now,
-                 phones: PhoneKeys | None = None) -> None:
+                 phones: PhoneKeys | None = None,
+                 coupon_keys: dict[str, bytes] | None = None) -> None:
         self.rules = rules or LoyaltyRules()
         self.now = now
         self.grants = GrantThrottle()
         self.phones = phones or PhoneKeys()
+        # Each mall's coupon key (shared with its gateways); without one, codes central
+        # issues are as random, tagged under a key that lasts this run.
+        self.coupon_keys = coupon_keys or {}
+        self._run_key = secrets.token_bytes(32)
 
     async def open(self) -> None:
         await self._connect()
@@ -153,6 +159,35 @@ class SqlStorage(Storage):
                            payload: dict[str, Any]) -> int:
         return await self._write(ops.put_document(mall_id, kind, key, payload,
                                                   self._stamp()))
+
+    # -- coupons ----------------------------------------------------------------------
+    async def put_campaign(self, mall_id: str, campaign_id: str,
+                           definition: dict[str, Any]) -> dict[str, Any]:
+        return await self._write(coupons.put_campaign(mall_id, campaign_id, definition,
+                                                      self._stamp()))
+
+    async def issue_coupons(self, mall_id: str, campaign_id: str,
+                            body: dict[str, Any]) -> dict[str, Any]:
+        return await self._write(coupons.issue(
+            self.dialect, mall_id, campaign_id, body, new_code=self._new_code,
+            now=self.now(), at=self._stamp()))
+
+    def _new_code(self, mall: str) -> str:
+        return new_code(self.coupon_keys.get(mall) or self._run_key, mall)
+
+    async def member_coupons(self, mall_id: str, member_id: str) -> list[dict[str, Any]]:
+        return await self._read(coupons.member_coupons(mall_id, member_id, self.now()),
+                                consistent=True)
+
+    async def redeem_coupon(self, mall_id: str, code: str, *, redemption_id: str,
+                            member_id: str | None, basket: Basket) -> dict[str, Any]:
+        return await self._write(coupons.redeem(
+            self.dialect, mall_id, code, redemption_id=redemption_id, member_id=member_id,
+            basket=basket, now=self.now(), at=self._stamp()))
+
+    async def void_coupon(self, mall_id: str, coupon_id: str, reason: str) -> dict[str, Any]:
+        return await self._write(coupons.void(self.dialect, mall_id, coupon_id, reason=reason,
+                                              now=self.now(), at=self._stamp()))
 
     async def mall_ids(self) -> list[str]:
         return await self._read(ops.mall_ids())

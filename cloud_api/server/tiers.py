@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from cloud_api.server import coupons
+from cloud_api.server.activity import Activity
 from cloud_api.server.operations import (
     PHONE_COLUMNS,
     account_entries,
@@ -92,6 +94,9 @@ def accept_batch(dialect: Dialect, mall_id: str, origin: str, parsed: Sequence[P
     """`operations.accept_batch`, then the tier check of the members its new entries
     concern, in the same transaction."""
     verdicts = yield from accept_entries(dialect, mall_id, origin, parsed, now)
+    yield from coupons.project_events(
+        mall_id, origin, [p for p in parsed if isinstance(p, Activity)], verdicts,
+        to_text(now) or "")
     accepted = {v.event_id for v in verdicts if v.status == "accepted"}
     yield from upgrade_members(dialect, mall_id, [
         p for p in parsed if isinstance(p, Entry) and p.entry_id in accepted],

@@ -9,9 +9,10 @@ from gateway.coupons.store import (
     facts_of,
     issue_in,
     member_coupons,
+    receive_in,
     record_facts_in,
     state_in,
 )
 
 __all__ = ["CouponIssuer", "CouponRow", "coupon_by_code", "coupon_by_id", "facts_of",
-           "issue_in", "member_coupons", "record_facts_in", "state_in"]
+           "issue_in", "member_coupons", "receive_in", "record_facts_in", "state_in"]

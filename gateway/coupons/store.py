@@ -19,6 +19,7 @@ from gateway.loyalty import (
     CouponFact,
     CouponState,
     FactKind,
+    coupon_to_wire,
     fold_coupon,
     issued_fact,
     terms_from_wire,
@@ -26,6 +27,10 @@ from gateway.loyalty import (
 )
 from gateway.loyalty.wire import from_text, to_text
 
+# The outbox events that carry coupons to central: the coupon with its issue, then each
+# later fact. Their event id is the fact's, so central keeps each once.
+ISSUED_EVENT = "coupon.issued"
+FACT_EVENT = "coupon.fact"
 _COLUMNS = ("id, code, mall, campaign_id, member_id, terms, issued_at, valid_from, "
             "expires_at")
 _FACT_COLUMNS = "fact_id, coupon_id, kind, ref, at, until, of_ref, site, recorded_at"
@@ -38,9 +43,10 @@ class CouponRow:
 
 
 def issue_in(conn: sqlite3.Connection, coupon: Coupon, *, site: str, now: datetime,
-             offer_id: str | None = None, delivery_id: int | None = None) -> bool:
-    """Keep `coupon` and its issued fact; False if a coupon of this id was issued before
-    (the first one stands)."""
+             offer_id: str | None = None, delivery_id: int | None = None,
+             outbox: bool = True) -> bool:
+    """Keep `coupon` and its issued fact, and (`outbox`) send it to central; False if a
+    coupon of this id was issued before (the first one stands)."""
     inserted = conn.execute(
         f"INSERT INTO coupons ({_COLUMNS}, offer_id, delivery_id, status, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'issued', ?) ON CONFLICT (id) DO NOTHING",
@@ -48,14 +54,35 @@ def issue_in(conn: sqlite3.Connection, coupon: Coupon, *, site: str, now: dateti
          json.dumps(terms_to_wire(coupon.terms)), to_text(coupon.issued_at),
          to_text(coupon.valid_from), to_text(coupon.valid_until), offer_id, delivery_id,
          to_text(now))).rowcount == 1
-    record_facts_in(conn, [issued_fact(coupon, site=site)], now=now)
+    fact = issued_fact(coupon, site=site)
+    record_facts_in(conn, [fact], now=now, outbox=False)
+    if inserted and outbox:
+        _outbox(conn, fact.fact_id, ISSUED_EVENT, coupon.coupon_id,
+                body={"coupon": coupon_to_wire(coupon)}, now=now)
     return inserted
 
 
+def _outbox(conn: sqlite3.Connection, event_id: str, event_type: str, coupon_id: str, *,
+            body: dict[str, object], now: datetime) -> None:
+    """An event for central about a member's coupon (a bearer coupon has no member and
+    central learns of it from the campaign that issued it)."""
+    owner = conn.execute("SELECT m.id, m.account_id FROM coupons c JOIN members m "
+                         "ON m.id = c.member_id WHERE c.id = ?", (coupon_id,)).fetchone()
+    if owner is None:
+        return
+    payload = {"member_id": owner[0], "account_id": owner[1], **body}
+    conn.execute(
+        "INSERT INTO outbox (event_id, event_type, account_id, payload, created_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+        (event_id, event_type, owner[1], json.dumps(payload, ensure_ascii=False),
+         to_text(now)))
+
+
 def record_facts_in(conn: sqlite3.Connection, facts: Iterable[CouponFact], *,
-                    now: datetime) -> list[bool]:
-    """Keep each fact once (by its id) and refresh the listed status of the coupons they
-    are about; whether each fact was new."""
+                    now: datetime, outbox: bool = True) -> list[bool]:
+    """Keep each fact once (by its id), send each new one to central (`outbox`; not for
+    facts central sent), and refresh the listed status of the coupons they are about;
+    whether each fact was new."""
     new: list[bool] = []
     touched: set[str] = set()
     for fact in facts:
@@ -65,12 +92,29 @@ def record_facts_in(conn: sqlite3.Connection, facts: Iterable[CouponFact], *,
             (fact.fact_id, fact.coupon_id, fact.kind.value, fact.ref, to_text(fact.at),
              to_text(fact.until), fact.of_ref, fact.site, to_text(now))).rowcount == 1)
         touched.add(fact.coupon_id)
+        if new[-1] and outbox and fact.kind is not FactKind.ISSUED:
+            _outbox(conn, fact.fact_id, FACT_EVENT, fact.coupon_id,
+                    body={"fact": fact.to_wire()}, now=now)
     for coupon_id in touched:
         state = fold_coupon(facts_of(conn, coupon_id), as_of=now)
         if state is not None:
             conn.execute("UPDATE coupons SET status = ?, updated_at = ? WHERE id = ?",
                          (state.status.value, to_text(now), coupon_id))
     return new
+
+
+def receive_in(conn: sqlite3.Connection, coupon: Coupon, facts: Iterable[CouponFact], *,
+               now: datetime) -> bool:
+    """A coupon central sent with its facts: kept, but not sent back. A coupon of a member
+    this gateway does not have (yet) is not kept: the member's upsert comes first in the
+    feed, and a snapshot brings both. Whether it was kept."""
+    if coupon.member_id is not None and conn.execute(
+            "SELECT 1 FROM members WHERE id = ?", (coupon.member_id,)).fetchone() is None:
+        return False
+    issue_in(conn, coupon, site=next((f.site for f in facts if f.kind is FactKind.ISSUED), ""),
+             now=now, outbox=False)
+    record_facts_in(conn, facts, now=now, outbox=False)
+    return True
 
 
 def facts_of(conn: sqlite3.Connection, coupon_id: str) -> list[CouponFact]:

@@ -67,7 +67,7 @@ async def test_an_old_sqlite_database_is_migrated(tmp_path: Path) -> None:
     conn.close()
     await check_migrated(SqliteStorage(db))
     conn = sqlite3.connect(db)
-    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1, 2, 3, 4]
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1, 2, 3, 4, 5]
     conn.close()
     await check_migrated(SqliteStorage(db), again=True)  # nothing is applied twice
 
