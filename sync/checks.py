@@ -24,6 +24,7 @@ from gateway.loyalty import (
     Entry,
     LoyaltyError,
     Plausibility,
+    campaign_from_wire,
     coupon_from_wire,
 )
 from gateway.loyalty.wire import entry_from_wire
@@ -255,6 +256,18 @@ def check_coupon_change(key: object, payload: object
     if coupon.coupon_id != key or any(f.coupon_id != key for f in facts):
         raise Refused("invalid_change", "a coupon change's facts are the coupon's")
     return coupon, facts
+
+
+def check_campaign(key: object, payload: object) -> Mapping[str, Any]:
+    """A `coupon_campaign.upsert`: a campaign's definition that makes one, or `Refused`."""
+    if type(payload) is not dict or not is_id(key):
+        raise Refused("invalid_document", "a campaign is an object keyed by its id")
+    document_text(payload, "coupon_campaign.upsert")
+    try:
+        campaign_from_wire(str(key), "", payload)
+    except (KeyError, TypeError, ValueError, LoyaltyError) as exc:
+        raise Refused("invalid_document", f"not a coupon campaign: {exc}") from None
+    return payload
 
 
 def check_allowance(account_id: object, points: object, limits: Plausibility) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from gateway.coupons import receive_in
+from gateway.coupons import put_campaign, receive_in
 from gateway.ledger.service import insert_remote
 from gateway.loyalty import Entry, Plausibility
 from gateway.loyalty.hlc import HybridClock, Stamp
@@ -27,6 +27,7 @@ from sync import held as holds
 from sync.checks import (
     Refused,
     check_allowance,
+    check_campaign,
     check_coupon_change,
     check_document,
     check_entry,
@@ -155,6 +156,11 @@ class FeedPage:
             assert at is not None  # noqa: S101 - the page's time is always set
             kept = self._guarded(lambda: receive_in(self.conn, coupon, facts, now=at))
             self.applied.coupons += kept
+        elif kind == "coupon_campaign.upsert":
+            definition = check_campaign(key, payload)
+            campaign_id = str(key)
+            self._guarded(lambda: put_campaign(self.conn, campaign_id, definition, self.at))
+            self.applied.documents += 1
         elif kind in DOCUMENT_KINDS:
             document = check_document(kind, key, payload)
             name: str = change["key"]  # checked: an id

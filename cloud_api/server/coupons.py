@@ -24,7 +24,6 @@ from cloud_api.server.queries import Dialect, Execute, Fetch, InsertNew, Op
 from cloud_api.server.storage import CENTRAL_ORIGIN, NotFound, StorageError, Verdict
 from gateway.loyalty import (
     Basket,
-    Campaign,
     Coupon,
     CouponError,
     CouponFact,
@@ -33,6 +32,7 @@ from gateway.loyalty import (
     FactKind,
     IssueRefused,
     Where,
+    campaign_from_wire,
     check_coupon,
     check_issue,
     coupon_from_wire,
@@ -41,10 +41,8 @@ from gateway.loyalty import (
     issue_coupon,
     issued_fact,
     normalise_code,
-    terms_from_wire,
     terms_to_wire,
 )
-from gateway.loyalty.coupons import GROUP_WIDE
 from gateway.loyalty.wire import to_text
 
 _COUPON_COLUMNS = "mall_id, coupon_id, code, member_id, campaign_id, document, issued_at"
@@ -121,24 +119,12 @@ def coupon_json(coupon: Coupon, state: CouponState) -> dict[str, Any]:
 
 # -- campaigns and issuing ------------------------------------------------------------
 
-def campaign_of(campaign_id: str, mall_id: str, definition: dict[str, Any]) -> Campaign:
-    """A campaign from its stored definition; `ValueError` when it does not make one."""
-    def when(name: str) -> datetime | None:
-        value = definition.get(name)
-        return datetime.fromisoformat(value) if value else None
-
-    return Campaign(
-        campaign_id=campaign_id, mall=GROUP_WIDE if definition.get("group_wide") else mall_id,
-        terms=terms_from_wire(definition["terms"]), valid_days=int(definition["valid_days"]),
-        per_member_limit=definition.get("per_member_limit", 1),
-        total_limit=definition.get("total_limit"), starts_at=when("starts_at"),
-        ends_at=when("ends_at"))
-
-
 def put_campaign(mall_id: str, campaign_id: str, definition: dict[str, Any],
                  at: str) -> Op[dict[str, Any]]:
+    """Define a campaign and send it down the feed: a gateway's kiosks may then sell its
+    coupons for points (`redeem`, kind `coupon`, item the campaign id)."""
     try:
-        campaign = campaign_of(campaign_id, mall_id, definition)
+        campaign = campaign_from_wire(campaign_id, mall_id, definition)
     except (KeyError, TypeError, ValueError) as exc:
         raise StorageError(Code.INVALID_REQUEST, f"not a coupon campaign: {exc}",
                            422) from None
@@ -146,6 +132,8 @@ def put_campaign(mall_id: str, campaign_id: str, definition: dict[str, Any],
                   "(mall_id, campaign_id) DO UPDATE SET definition = excluded.definition, "
                   "updated_at = excluded.updated_at",
                   (mall_id, campaign_id, json.dumps(definition), at))
+    yield from log_change(mall_id, "coupon_campaign.upsert", campaign_id, at=at,
+                          payload=definition)
     return {"campaign_id": campaign_id, "mall": campaign.mall,
             "terms": terms_to_wire(campaign.terms), "valid_days": campaign.valid_days,
             "per_member_limit": campaign.per_member_limit,
@@ -177,7 +165,7 @@ def issue(dialect: Dialect, mall_id: str, campaign_id: str, body: dict[str, Any]
                        "campaign_id = ?" + dialect.row_lock, (mall_id, campaign_id))
     if not rows:
         raise NotFound(f"campaign {campaign_id}")
-    campaign = campaign_of(campaign_id, mall_id, json.loads(rows[0][0]))
+    campaign = campaign_from_wire(campaign_id, mall_id, json.loads(rows[0][0]))
     counts = yield Fetch("SELECT member_id, count(*) FROM coupons WHERE mall_id = ? AND "
                          "campaign_id = ? GROUP BY member_id", (mall_id, campaign_id))
     held = {str(member): int(n) for member, n in counts}

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from gateway.loyalty import (
+    Campaign,
     Coupon,
     CouponFact,
     CouponState,
     FactKind,
+    campaign_from_wire,
     coupon_to_wire,
     fold_coupon,
     issued_fact,
@@ -115,6 +118,22 @@ def receive_in(conn: sqlite3.Connection, coupon: Coupon, facts: Iterable[CouponF
              now=now, outbox=False)
     record_facts_in(conn, facts, now=now, outbox=False)
     return True
+
+
+def put_campaign(conn: sqlite3.Connection, campaign_id: str,
+                 definition: Mapping[str, Any], at: str) -> None:
+    """A campaign central published, kept as sent (read by `campaign_in`)."""
+    conn.execute("INSERT INTO coupon_campaigns (id, definition, updated_at) VALUES (?, ?, ?) "
+                 "ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, "
+                 "updated_at = excluded.updated_at",
+                 (campaign_id, json.dumps(definition, ensure_ascii=False), at))
+
+
+def campaign_in(conn: sqlite3.Connection, campaign_id: str, mall: str) -> Campaign | None:
+    """The campaign as this mall's, or None when central has not published it here."""
+    row = conn.execute("SELECT definition FROM coupon_campaigns WHERE id = ?",
+                       (campaign_id,)).fetchone()
+    return campaign_from_wire(campaign_id, mall, json.loads(row[0])) if row else None
 
 
 def facts_of(conn: sqlite3.Connection, coupon_id: str) -> list[CouponFact]:

@@ -24,6 +24,7 @@ from gateway.loyalty.coupon_facts import (
 )
 from gateway.loyalty.coupon_wire import (
     basket_from_wire,
+    campaign_from_wire,
     coupon_from_wire,
     coupon_to_wire,
     terms_from_wire,
@@ -95,11 +96,12 @@ __all__ = [
     "ImplausibleSale", "InsufficientPoints", "InvalidEntry", "InvalidPhone", "InvalidSale",
     "IssueRefused", "JournalLine", "Lot", "LotStatus", "LoyaltyError", "LoyaltyRules",
     "OfflineLimitExceeded", "Plausibility", "RedemptionRefused", "Refund", "Sale", "SaleLine",
-    "TierState", "Totals", "Where", "basket_from_wire", "birthday_entry", "check_coupon",
-    "check_coupons", "check_issue", "check_redemption", "checkin_entry", "coupon_from_wire",
-    "coupon_id_for", "coupon_to_wire", "display_code", "entry_id_for", "fact_id_for", "fold",
-    "fold_coupon", "fold_totals", "grant_points", "issue_coupon", "issued_fact", "new_code",
-    "normalise_code", "offline_allowance", "profile_completed_entry", "quote_sale",
-    "redemption_entry", "referral_entries", "refund_entries", "reminders_due", "sale_entries",
-    "terms_from_wire", "terms_to_wire", "tier_at", "verify_code",
+    "TierState", "Totals", "Where", "basket_from_wire", "birthday_entry", "campaign_from_wire",
+    "check_coupon", "check_coupons", "check_issue", "check_redemption", "checkin_entry",
+    "coupon_from_wire", "coupon_id_for", "coupon_to_wire", "display_code", "entry_id_for",
+    "fact_id_for", "fold", "fold_coupon", "fold_totals", "grant_points", "issue_coupon",
+    "issued_fact", "new_code", "normalise_code", "offline_allowance",
+    "profile_completed_entry", "quote_sale", "redemption_entry", "referral_entries",
+    "refund_entries", "reminders_due", "sale_entries", "terms_from_wire", "terms_to_wire",
+    "tier_at", "verify_code",
 ]

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway.loyalty.coupons import Basket, BasketLine, Coupon, CouponKind, CouponTerms
+from gateway.loyalty.coupons import (
+    GROUP_WIDE,
+    Basket,
+    BasketLine,
+    Campaign,
+    Coupon,
+    CouponKind,
+    CouponTerms,
+)
 
 
 def terms_to_wire(terms: CouponTerms) -> dict[str, Any]:
@@ -66,6 +74,23 @@ def coupon_from_wire(data: Mapping[str, Any]) -> Coupon:
         issued_at=datetime.fromisoformat(data["issued_at"]),
         valid_from=datetime.fromisoformat(data["valid_from"]),
         valid_until=datetime.fromisoformat(data["valid_until"]))
+
+
+def campaign_from_wire(campaign_id: str, mall: str, data: Mapping[str, Any]) -> Campaign:
+    """A campaign of `mall` from its definition (`terms`, `valid_days`, limits, window,
+    `group_wide`); `ValueError` (or `KeyError`) when it does not make one."""
+    def when(name: str) -> datetime | None:
+        value = data.get(name)
+        return datetime.fromisoformat(value) if value else None
+
+    per_member = data.get("per_member_limit", 1)
+    total = data.get("total_limit")
+    return Campaign(
+        campaign_id=campaign_id, mall=GROUP_WIDE if data.get("group_wide") else mall,
+        terms=terms_from_wire(data["terms"]), valid_days=_int(data, "valid_days"),
+        per_member_limit=None if per_member is None else int(per_member),
+        total_limit=None if total is None else int(total), starts_at=when("starts_at"),
+        ends_at=when("ends_at"))
 
 
 def basket_from_wire(data: Mapping[str, Any]) -> Basket:

@@ -18,18 +18,21 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast, get_args
 
-from gateway.coupons import CouponIssuer
+from gateway.coupons import CouponIssuer, campaign_in
 from gateway.coupons.lookup import check_code, coupon_data, just_issued, list_coupons
 from gateway.holds import rows as holds
 from gateway.holds.service import available_after_holds
 from gateway.ledger import Ledger
 from gateway.ledger.service import Balance, Recorded
 from gateway.loyalty import (
+    Campaign,
     CouponError,
     Entry,
+    IssueRefused,
     RedemptionRefused,
     Where,
     basket_from_wire,
+    check_issue,
     check_redemption,
     checkin_entry,
     redemption_entry,
@@ -273,17 +276,43 @@ class Operations:
         try:
             check_redemption(cost=cost, available=available, online=online,
                              allowance_left=allowance_left)
+            campaign = (self._coupon_campaign(conn, member, data["item"], now)
+                        if data["kind"] == "coupon" else None)
         except RedemptionRefused as refused:
             return Refused(_refusal_code(refused.code), str(refused),
                            data={"available": available}), []
+        except Refused as refused:
+            return refused, []
         entry = redemption_entry(
             account_id=member.account_id, member_id=member.id, request_id=request.key,
             cost=cost, item=f"{data['kind']} {data['item']}", at=now, rules=self.ledger.rules)
         recorded = self.ledger.insert_in(conn, [entry], now)
-        return self.replies.ok(request.id, {
-            "member_id": member.id, "redemption_id": recorded[0].entry.entry_id,
-            "kind": data["kind"], "item": data["item"], "points": cost,
-            "available": available - cost}), recorded
+        reply = {"member_id": member.id, "redemption_id": recorded[0].entry.entry_id,
+                 "kind": data["kind"], "item": data["item"], "points": cost,
+                 "available": available - cost}
+        if campaign is not None:
+            # The coupon the points bought, in the burn's transaction: keyed by the
+            # request, so a retry (or a crash before the reply) is this one coupon.
+            coupon = self.coupons.issue_in(conn, campaign, member_id=member.id,
+                                           source_key=f"redeem:{request.key}", now=now)
+            reply["coupon"] = coupon_data(coupon, just_issued(coupon))
+        return self.replies.ok(request.id, reply), recorded
+
+    def _coupon_campaign(self, conn: sqlite3.Connection, member: Member, campaign_id: str,
+                         now: datetime) -> Campaign:
+        """The campaign whose coupon a redemption buys, if it may issue one more to the
+        member (its limits as far as this gateway knows them: central counts all)."""
+        campaign = campaign_in(conn, campaign_id, self.coupons.mall)
+        if campaign is None:
+            raise Refused("unknown_campaign", f"no coupon campaign {campaign_id} here")
+        mine, total = conn.execute(
+            "SELECT count(*) FILTER (WHERE member_id = ?), count(*) FROM coupons "
+            "WHERE campaign_id = ?", (member.id, campaign_id)).fetchone()
+        try:
+            check_issue(campaign, member_issued=mine, campaign_issued=total, at=now)
+        except IssueRefused as refused:
+            raise Refused(_refusal_code(refused.code), str(refused)) from None
+        return campaign
 
     async def _receipt_claim(self, request: OperationRequest, member: Member,
                              entries: AccountRead | None, now: datetime) -> Reply:

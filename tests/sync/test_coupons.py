@@ -8,14 +8,21 @@ import json
 from datetime import UTC, datetime
 
 from cloud_api.client import CentralClient
+from devices.kiosk.protocol import REPLIES, default_contract
+from gateway.coupons import CouponIssuer
 from gateway.holds import AuthorizeRequest, BasketLine
 from gateway.holds.service import Holds
+from gateway.ids import new_ulid
+from gateway.members import IdentityKeys
+from gateway.operations.model import OperationRequest
+from gateway.operations.service import Operations
 from gateway.receipts import ReceiptPipeline
 from gateway.settings import Settings
 from tests.cloud_api.central import MALL, Central
 from tests.sync.edge import Edge
 
 LATTE = (BasketLine("latte", 3000, "food", "LATTE"),)
+CONTRACT = default_contract()
 
 
 def pipeline_of(edge: Edge, path: str) -> ReceiptPipeline:
@@ -68,3 +75,39 @@ async def test_coupons_travel_both_ways(central: Central, admin: CentralClient,
     assert refused["error"] == "voided"
     # Each fact once at the edge: two issued, held and redeemed, voided.
     assert await edge.scalar("SELECT count(*) FROM coupon_facts") == 5
+
+
+async def test_a_kiosk_buys_a_campaigns_coupon_with_points(central: Central,
+                                                           admin: CentralClient,
+                                                           edge: Edge) -> None:
+    await admin.create_member(MALL, {"member_id": "M1", "account_id": "A1"})
+    await admin.adjust(MALL, "M1", request_id="gift", points=500, reason="welcome")
+    await admin.put_coupon_campaign(MALL, "voucher-for-points", {
+        "terms": {"kind": "cash_voucher", "off_fen": 1000}, "valid_days": 30,
+        "per_member_limit": 1})
+    await edge.engine.sync_now()
+    ops = Operations(ledger=edge.ledger, reader=edge.reader, writer=edge.writer,
+                     keys=IdentityKeys(None, None, 30), replies=REPLIES,
+                     central_online=lambda: True, claim_days=7, site="gw-test",
+                     coupons=CouponIssuer(MALL, "gw-test", b"coupon key"))
+
+    def redeem(request_id: str, item: str = "voucher-for-points") -> OperationRequest:
+        return OperationRequest(op="redeem", key=f"k1/{request_id}", id=request_id,
+                                kiosk="k1", data={"member_id": "M1", "points": 200,
+                                                  "kind": "coupon", "item": item})
+
+    first = new_ulid()
+    bought, _ = await ops.handle(redeem(first))
+    assert bought["status"] == "ok", bought
+    assert CONTRACT.schema_error("#/components/schemas/RedeemReply", bought) is None
+    coupon = bought["data"]["coupon"]
+    assert (coupon["terms"]["off_fen"], bought["data"]["available"]) == (1000, 300)
+    assert (await ops.handle(redeem(first)))[0] == bought  # a retry: the same coupon
+    limit, _ = await ops.handle(redeem(new_ulid()))
+    assert limit["error"]["code"] == "member_limit"
+    unknown, _ = await ops.handle(redeem(new_ulid(), item="no-such-campaign"))
+    assert unknown["error"]["code"] == "unknown_campaign"
+    assert await edge.scalar("SELECT -sum(points) FROM ledger WHERE kind = 'BURN'") == 200
+    await edge.engine.sync_now()
+    [at_central] = await admin.member_coupons(MALL, "M1")
+    assert (at_central["coupon_id"], at_central["status"]) == (coupon["coupon_id"], "issued")
