@@ -4,6 +4,9 @@ a void or by the hold's expiry; through the whole app with its POS ports on real
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,11 +16,13 @@ from aiohttp import web
 
 from gateway.app.keys import CENTRAL, LEDGER, WRITER
 from gateway.coupons import CouponIssuer
+from gateway.demo import demo_ids
 from gateway.loyalty import GROUP_WIDE, Campaign, CouponKind, CouponTerms, new_code
 from tests.pos.ptys import SOCAT
 from tests.pos.tills import (
     MEMBER,
     Clock,
+    add_member,
     count,
     gateway_and_till,
     gateway_and_tills,
@@ -27,6 +32,7 @@ from tests.pos.tills import (
 
 pytestmark = pytest.mark.skipif(SOCAT is None, reason="socat is not installed")
 MALL = "test-mall"
+ROOT = str(Path(__file__).resolve().parents[2])
 LINES = [{"name": "拿铁(大杯)", "amount_fen": 3200, "category": "food", "sku": "LATTE",
           "quantity": 2},
          {"name": "香薰蜡烛", "amount_fen": 3250, "category": "home"}]
@@ -41,14 +47,14 @@ KINDS = {
 
 
 async def give_coupon(app: web.Application, terms: CouponTerms, *, key: str = "c1",
-                      mall: str = MALL, days: int = 7) -> str:
+                      mall: str = MALL, days: int = 7, member: str = MEMBER) -> str:
     """A coupon of `terms` issued to the member, as a campaign issues it; its code."""
     issuer = CouponIssuer(mall=MALL, site="gw-test", key=b"test coupon key")
     campaign = Campaign(campaign_id="camp", mall=mall, terms=terms, valid_days=days,
                         per_member_limit=None)
     ledger = app[LEDGER]
     coupon = await app[WRITER].submit(lambda conn: issuer.issue_in(
-        conn, campaign, member_id=MEMBER, source_key=key, now=ledger.now()))
+        conn, campaign, member_id=member, source_key=key, now=ledger.now()))
     return coupon.code
 
 
@@ -225,3 +231,33 @@ async def test_refunding_the_sale_restores_its_coupon_when_set(tmp_path: Path,
         again = (await till.send(authorize("pay-2", [code]))).body
         assert again is not None
         assert again["status"] == ("granted" if restores else "refused"), again
+
+
+async def test_sim_pos_tills_take_coupons_off_their_members_sales(tmp_path: Path) -> None:
+    async with gateway_and_till(tmp_path, "jsonl") as (app, till):
+        till.writer.close()  # the simulator takes the POS end
+        db = tmp_path / "gw.db"
+        given = []
+        for i in range(1, 4):
+            member = demo_ids(i)[2]
+            add_member(db, member, f"A{i}")
+            code = await give_coupon(app, CouponTerms(kind=CouponKind.CASH_VOUCHER,
+                                                      off_fen=100), key=f"sim{i}",
+                                     member=member)
+            given += ["--coupon", f"{member}={code}"]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from gateway.cli import main; main()", "sim", "pos",
+            "--port", str(tmp_path / "pos-pos"), "--format", "jsonl", "--rate", "0",
+            "--count", "120", "--members", "3", "--baudrate", "115200", "--seed", "4",
+            "--authorize", *given, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": ROOT})
+        async with asyncio.timeout(120):
+            out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        summary = json.loads(out.decode().splitlines()[0])
+        coupons, holds = summary["coupons"], summary["holds"]
+        assert coupons["offered"] >= 3 and coupons["redeemed"] >= 1, summary
+        assert holds["sales_refused"] == 0, summary
+        # What the till says it redeemed is what the gateway recorded, once each.
+        assert count(db, "SELECT count(*) FROM coupon_facts WHERE kind = 'redeemed'") == (
+            coupons["redeemed"])
