@@ -231,8 +231,7 @@ def redeem(dialect: Dialect, mall_id: str, code: str, *, redemption_id: str,
     assert state is not None  # noqa: S101 - an issued fact is among them
     if state.redeemed_by == redemption_id:
         return {"coupon": coupon_json(coupon, state), "duplicate": True}
-    where = Where(mall=coupon.mall if coupon.group_wide else mall_id, online=True,
-                  member_id=member_id)
+    where = Where(mall=mall_id, online=True, member_id=member_id, at_central=True)
     try:
         grant = check_coupon(coupon, state, basket, at=now, where=where)
     except CouponError as exc:

@@ -31,7 +31,7 @@ ErrorCode = Literal[
     "coupon_code_mistyped", "coupon_unknown", "not_this_mall", "needs_online",
     "not_this_member", "voided", "already_redeemed", "already_held", "expired", "not_yet_valid",
     "not_eligible", "below_minimum_spend", "item_not_in_basket", "unknown_campaign",
-    "member_limit", "campaign_limit", "campaign_closed",
+    "member_limit", "campaign_limit", "campaign_closed", "redeem_at_central",
 ]
 
 

@@ -31,7 +31,7 @@ _PERCENT = 100
 CouponRefusal = Literal[
     "not_this_mall", "needs_online", "not_this_member", "voided", "already_redeemed",
     "already_held", "expired", "not_yet_valid", "not_eligible", "below_minimum_spend",
-    "item_not_in_basket", "duplicate_coupon",
+    "item_not_in_basket", "duplicate_coupon", "redeem_at_central",
 ]
 
 
@@ -212,12 +212,14 @@ class Grant:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Where:
     """Where and how a coupon is being used: the mall, whether central is reachable, the
-    member presenting it, and the hold allowed to hold it already (re-checking one's own)."""
+    member presenting it, the hold allowed to hold it already (re-checking one's own),
+    and whether this is central itself (the only place a group-wide coupon is redeemed)."""
 
     mall: str
     online: bool
     member_id: str | None = None
     hold_id: str | None = None
+    at_central: bool = False
 
 
 def _refuse(coupon: Coupon, code: CouponRefusal, message: str) -> CouponRefused:
@@ -230,6 +232,10 @@ def _check_usable(coupon: Coupon, state: CouponState, where: Where, at: datetime
     if coupon.group_wide and not where.online:
         raise _refuse(coupon, "needs_online",
                       "a group-wide coupon is redeemed through central, which is unreachable")
+    if coupon.group_wide and not where.at_central:
+        # Every mall's gateway could take it at once: only central sees them all.
+        raise _refuse(coupon, "redeem_at_central",
+                      "a group-wide coupon is redeemed online through central")
     if coupon.member_id is not None and where.member_id not in (None, coupon.member_id):
         raise _refuse(coupon, "not_this_member", "this coupon belongs to another member")
     status = state.status

@@ -83,6 +83,21 @@ async def test_a_campaign_issues_within_its_limits_and_redeems_once(
     assert sorted(f["kind"] for f in facts) == ["issued", "voided"]
 
 
+async def test_a_group_wide_coupon_is_redeemed_at_central(central: Central,
+                                                          admin: CentralClient) -> None:
+    await members(admin)
+    await admin.put_coupon_campaign(MALL, "group", {"terms": VOUCHER, "valid_days": 7,
+                                                    "group_wide": True})
+    [coupon] = (await admin.issue_coupons(MALL, "group", member_ids=["M2"]))["issued"]
+    assert coupon["mall"] == "*"
+    done = await admin.redeem_coupon(MALL, coupon["code"], redemption_id="g-1",
+                                     basket=BASKET, member_id="M2")
+    assert done["discount_fen"] == 500
+    with pytest.raises(CentralRejected) as again:
+        await admin.redeem_coupon(MALL, coupon["code"], redemption_id="g-2", basket=BASKET)
+    assert again.value.details["reason"] == "already_redeemed"
+
+
 async def test_racing_online_redemptions_one_wins(central: Central,
                                                   admin: CentralClient) -> None:
     await members(admin)

@@ -115,8 +115,10 @@ def test_refusals_name_why() -> None:
 def test_group_wide_coupons_need_central() -> None:
     c = coupon(CouponTerms(kind=CouponKind.CASH_VOUCHER, off_fen=500), mall=GROUP_WIDE)
     assert refusal(c) == "needs_online"
+    # Online, a gateway still sends it to central: only central sees every mall's use.
+    assert refusal(c, where=replace(HERE, online=True)) == "redeem_at_central"
     assert check_coupon(c, state_of(c), BASKET, at=T0 + timedelta(hours=1),
-                        where=replace(HERE, online=True)).discount_fen == 500
+                        where=replace(HERE, online=True, at_central=True)).discount_fen == 500
 
 
 def test_several_coupons_never_take_more_than_the_basket() -> None:

@@ -149,6 +149,8 @@ async def test_refusals_name_why(tmp_path: Path) -> None:
         app[CENTRAL].configured = True  # central configured and not heard from: offline
         assert await refused([group], "r6") == "needs_online"
         app[CENTRAL].configured = False
+        # Online too: a group-wide coupon is redeemed through central, never by a gateway.
+        assert await refused([group], "r6b") == "redeem_at_central"
         clock.now += timedelta(days=1)
         assert await refused([short], "r7") == "expired"
 
