@@ -10,8 +10,9 @@ the stored reply; nothing is reserved twice. Sales capture holds in the receipt 
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -22,12 +23,23 @@ from gateway.holds.coupons import check_hold_coupons, release_in
 from gateway.holds.model import AuthorizeRequest, HoldRefused, VoidRequest
 from gateway.ledger import Ledger, Recorded
 from gateway.ledger.allowance import allowance_left
-from gateway.loyalty import CouponError, CouponRefused, RedemptionRefused, grant_points
+from gateway.loyalty import (
+    CouponCodeMistyped,
+    CouponCodeUnknown,
+    CouponError,
+    CouponRefusal,
+    CouponRefused,
+    RedemptionRefused,
+    grant_points,
+)
 from gateway.loyalty.tier_review import benefits, tier_of
 from gateway.loyalty.wire import to_text
 from gateway.members import find_by_code
 
 Reply = dict[str, Any]
+# The refusals that are a coupon's (counted by code for the metrics).
+COUPON_CODES = frozenset({*CouponRefusal.__args__,  # type: ignore[attr-defined]
+                          CouponCodeMistyped.code, CouponCodeUnknown.code})
 
 
 @dataclass(slots=True)
@@ -36,6 +48,8 @@ class HoldStats:
     refused: int = 0
     voided: int = 0
     retries: int = 0  # resent requests answered from the stored reply
+    coupons_held: int = 0  # coupons granted holds took off their baskets
+    coupon_refusals: Counter[str] = field(default_factory=Counter)  # by refusal code
 
 
 def available_after_holds(ledger: Ledger, conn: sqlite3.Connection, account_id: str,
@@ -77,8 +91,11 @@ class Holds:
             self.stats.retries += 1
         elif reply["status"] == "granted":
             self.stats.granted += 1
+            self.stats.coupons_held += len(reply["coupons"])
         else:
             self.stats.refused += 1
+            if request.coupon_codes and reply.get("error") in COUPON_CODES:
+                self.stats.coupon_refusals[reply["error"]] += 1
         return reply
 
     def _decide(self, conn: sqlite3.Connection, request: AuthorizeRequest, *, now: datetime,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.app.keys import CENTRAL, LEDGER, WRITER
+from gateway.app.keys import CENTRAL, LEDGER, METRICS, WRITER
 from gateway.coupons import CouponIssuer
 from gateway.demo import demo_ids
 from gateway.loyalty import GROUP_WIDE, Campaign, CouponKind, CouponTerms, new_code
@@ -153,6 +153,9 @@ async def test_refusals_name_why(tmp_path: Path) -> None:
         assert await refused([group], "r6b") == "redeem_at_central"
         clock.now += timedelta(days=1)
         assert await refused([short], "r7") == "expired"
+        text = app[METRICS].render().decode()
+        assert 'mallgate_pos_coupon_refusals_total{code="below_minimum_spend"} 2.0' in text
+        assert 'mallgate_pos_coupon_refusals_total{code="coupon_code_mistyped"} 1.0' in text
 
 
 async def test_a_void_and_an_expired_hold_release_the_coupon(tmp_path: Path) -> None:
