@@ -151,6 +151,8 @@ class FeedPage:
             erased = self._guarded(lambda: erase_member(self.conn, member))
             self.applied.erased += erased
         elif kind == "coupon.upsert":
+            if not payload:  # scrubbed by a later erasure of its member
+                return
             coupon, facts = check_coupon_change(key, payload)
             at = from_text(self.at)
             assert at is not None  # noqa: S101 - the page's time is always set

@@ -20,7 +20,7 @@ from typing import Any
 from cloud_api.server.activity import COUPON_EVENTS, Activity
 from cloud_api.server.codes import Code
 from cloud_api.server.operations import log_change
-from cloud_api.server.queries import Dialect, Execute, Fetch, InsertNew, Op
+from cloud_api.server.queries import Dialect, Execute, Fetch, FetchIn, InsertNew, Op
 from cloud_api.server.storage import CENTRAL_ORIGIN, NotFound, StorageError, Verdict
 from gateway.loyalty import (
     Basket,
@@ -56,9 +56,17 @@ def project_events(mall_id: str, origin: str, activities: Sequence[Activity],
     """The coupons and facts of the batch's accepted coupon events, kept once each, and a
     `coupon.upsert` down the feed for every coupon they changed."""
     accepted = {v.event_id for v in verdicts if v.status == "accepted"}
+    coupon_events = [a for a in activities
+                     if a.type in COUPON_EVENTS and a.event_id in accepted]
+    if not coupon_events:
+        return
+    rows = yield FetchIn("SELECT member_id FROM members WHERE mall_id = ? AND "
+                         "erased_at IS NOT NULL AND member_id {in}",
+                         list({a.member_id for a in coupon_events}), (mall_id,))
+    erased = {r[0] for r in rows}  # acknowledged, not kept (as their activity)
     touched: list[str] = []
-    for activity in activities:
-        if activity.type not in COUPON_EVENTS or activity.event_id not in accepted:
+    for activity in coupon_events:
+        if activity.member_id in erased:
             continue
         payload = json.loads(activity.payload)
         if activity.type == "coupon.issued":

@@ -425,6 +425,14 @@ def erase_member(dialect: Dialect, mall_id: str, member_id: str, at: str) -> Op[
     # meanwhile has committed, and one still to come sees the erasure.
     yield Execute("DELETE FROM activity_events WHERE mall_id = ? AND member_id = ?",
                   (mall_id, member_id))
+    # The member's coupons name them: gone too, and scrubbed from the change log.
+    mine = "SELECT coupon_id FROM coupons WHERE mall_id = ? AND member_id = ?"
+    yield Execute("UPDATE changes SET payload = '{}' WHERE mall_id = ? AND "
+                  f"kind = 'coupon.upsert' AND key IN ({mine})", (mall_id, mall_id, member_id))
+    yield Execute(f"DELETE FROM coupon_facts WHERE mall_id = ? AND coupon_id IN ({mine})",
+                  (mall_id, mall_id, member_id))
+    yield Execute("DELETE FROM coupons WHERE mall_id = ? AND member_id = ?",
+                  (mall_id, member_id))
 
 
 def put_document(mall_id: str, kind: str, key: str, payload: dict[str, Any],

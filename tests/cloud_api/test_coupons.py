@@ -148,3 +148,26 @@ async def test_a_gateways_coupon_facts_reach_central_and_the_other_gateways(
         changes = await coupon_changes(other, "gw-other")
     assert changes and {f["kind"] for f in changes[-1]["payload"]["facts"]} == {  # type: ignore[index]
         "issued", "held", "redeemed"}
+
+
+async def test_erasing_a_member_removes_their_coupons_everywhere_at_central(
+        central: Central, admin: CentralClient, gw_client: CentralClient) -> None:
+    await members(admin)
+    await admin.put_coupon_campaign(MALL, "bye", {"terms": VOUCHER, "valid_days": 7})
+    await admin.issue_coupons(MALL, "bye", member_ids=["M1", "M2"])
+    await admin.erase_member(MALL, "M1")
+    assert await admin.member_coupons(MALL, "M1") == []
+    assert len(await admin.member_coupons(MALL, "M2")) == 1
+    feed = await coupon_changes(gw_client)
+    assert sum(1 for c in feed if c["payload"] == {}) == 1  # scrubbed, still in order
+    assert "M1" not in json.dumps([c["payload"] for c in feed])
+    # A gateway's late coupon event of the erased member: acknowledged, not kept.
+    coupon = issue_coupon(Campaign(campaign_id="late", mall=MALL, valid_days=7,
+                                   terms=CouponTerms(kind=CouponKind.CASH_VOUCHER,
+                                                     off_fen=100)),
+                          member_id="M1", source_key="late", code=new_code(b"k", MALL),
+                          at=datetime(2026, 5, 1, tzinfo=UTC))
+    [verdict] = await gw_client.push_batch(GATEWAY, [_event(
+        "coupon.issued", issued_fact(coupon).fact_id, "M1", coupon=coupon_to_wire(coupon))])
+    assert verdict.status == "accepted"
+    assert await admin.member_coupons(MALL, "M1") == []
