@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from cloud_api.client import CentralClient
 from cloud_api.errors import CentralRejected
+from cloud_api.server.sqlite_store import SqliteStorage
 from gateway.loyalty import (
     Campaign,
     CouponFact,
@@ -21,8 +23,9 @@ from gateway.loyalty import (
     issue_coupon,
     issued_fact,
     new_code,
+    verify_code,
 )
-from tests.cloud_api.central import GATEWAY, MALL, Central
+from tests.cloud_api.central import GATEWAY, MALL, Central, running_central
 
 VOUCHER = {"kind": "cash_voucher", "off_fen": 500, "min_spend_fen": 2000}
 BASKET = {"total_fen": 3000, "lines": [{"amount_fen": 3000, "category": "food"}]}
@@ -171,3 +174,14 @@ async def test_erasing_a_member_removes_their_coupons_everywhere_at_central(
         "coupon.issued", issued_fact(coupon).fact_id, "M1", coupon=coupon_to_wire(coupon))])
     assert verdict.status == "accepted"
     assert await admin.member_coupons(MALL, "M1") == []
+
+
+async def test_codes_issued_centrally_carry_the_malls_key(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "central.db", coupon_keys={MALL: b"mall coupon key"})
+    async with running_central(storage) as server, \
+            CentralClient(server.url, server.admin_token, timeout_s=5) as admin:
+        await members(admin)
+        await admin.put_coupon_campaign(MALL, "keyed", {"terms": VOUCHER, "valid_days": 7})
+        [coupon] = (await admin.issue_coupons(MALL, "keyed", member_ids=["M3"]))["issued"]
+    # A gateway of the mall, configured with the same [site] coupon_key, checks the tag.
+    assert verify_code(b"mall coupon key", MALL, coupon["code"]) == coupon["code"]
