@@ -108,7 +108,7 @@ async def test_killing_each_part_shows_it_down_and_sync_down_means_offline_rules
 
         async with kiosk(broker.port) as k1:
             def redeem(n: int) -> dict[str, object]:
-                return {"member_id": "m-demo-0001", "kind": "coupon", "item": f"c-{n}",
+                return {"member_id": "m-demo-0001", "kind": "gift", "item": f"c-{n}",
                         "points": 100}
             # Central answers: the redemption is checked against the balance only.
             assert (await k1.request("redeem", redeem(1)))["status"] == "ok"

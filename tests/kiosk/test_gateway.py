@@ -193,7 +193,7 @@ async def test_offline_redemption_stays_within_the_allowance(
     settings = kiosk_settings(tmp_path, broker.port, central="https://central.invalid")
     async with running_gateway(settings) as app, kiosk(broker.port) as k1:
         def coupon(n: int) -> dict[str, object]:
-            return {"member_id": "m-demo-0001", "kind": "coupon", "item": f"c-{n}",
+            return {"member_id": "m-demo-0001", "kind": "gift", "item": f"c-{n}",
                     "points": 100}
 
         reply = await k1.request("redeem", coupon(1))
