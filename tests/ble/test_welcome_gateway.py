@@ -210,16 +210,20 @@ async def test_a_claimed_coupon_is_listed_and_checked_at_the_kiosk(
         send(north, "rx-north", 1, linger(GOLD))
         await eventually(lambda: ble.stats.arrivals == 1)
         await ble.settle()
-        claimed = await k1.request("offer.claim", {"member_id": GOLD,
+        session = await k1.session("card", "DEMO0002")  # GOLD's card
+        claimed = await k1.request("offer.claim", {"session": session, "member_id": GOLD,
                                                    "offer_id": "demo-welcome-vip"})
         code = claimed["data"]["coupon_code"]
         assert verify_code_of_run(code) and claimed["data"]["coupon"]["terms"]["sku"]
 
-        listed = await k1.request("coupon.list", {"member_id": GOLD})
+        listed = await k1.request("coupon.list", {"session": session})
         assert CONTRACT.schema_error("#/components/schemas/CouponListReply", listed) is None
         [coupon] = listed["data"]["coupons"]
         assert (coupon["status"], coupon["code"].replace("-", "")) == ("issued", code)
-        assert (await k1.request("coupon.list", {"member_id": SILVER}))["data"]["coupons"] == []
+        assert (await k1.request("coupon.list", {"member_id": GOLD}))["error"]["code"] == \
+            "session_required"  # a member's codes only where the member identified
+        silver = await k1.session("card", "DEMO0001")  # SILVER's card
+        assert (await k1.request("coupon.list", {"session": silver}))["data"]["coupons"] == []
 
         basket = {"total_fen": 4_500, "lines": [
             {"amount_fen": 3_000, "category": "food", "sku": "CAFE-COFFEE", "quantity": 2},
