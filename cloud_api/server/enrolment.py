@@ -1,6 +1,6 @@
 """Enrolment: a new member joins at a kiosk, proved by a one-time code sent to their phone.
 
-Two calls of the mall's gateway:
+Three calls of the mall's gateway:
 
 1. `POST .../enrolment-codes {phone}`: central makes a six-digit code, keeps only its
    keyed hash (under the mall's phone hash key, with the number's hash) with an expiry
@@ -16,6 +16,10 @@ Two calls of the mall's gateway:
    number if there is one (the same phone enrolled twice is one member), else a new member
    with the number, the consent and the referrer. The answer is idempotent by
    `enrolment_id`: a retry gets the same member.
+3. `POST .../phone-verifications {verification_id, phone, code}`: a member who gave their
+   number at a kiosk proves it is theirs before spending points. The code of step 1 is
+   checked the same way (one implementation, `check_code`) and used up for this
+   verification; nobody is enrolled. A retry with the same `verification_id` passes again.
 
 A provisional member keeps its account: the member central creates for it owns the
 account the gateway opened offline (`account_id`), so the points earned before central
@@ -138,10 +142,17 @@ def store_code(mall_id: str, phone_hash: str, hashed: str, expires_at: str,
         (mall_id, phone_hash, hashed, expires_at, CODE_ATTEMPTS, at))
 
 
+def verification_use(verification_id: str) -> str:
+    """What a code verified for a kiosk's phone identification is kept as used for: apart
+    from every enrolment id, so a code spent on one cannot enrol or verify the other."""
+    return f"verification:{verification_id}"
+
+
 def check_code(dialect: Dialect, mall_id: str, enrolment_id: str, phone_hash: str, *,
                hashed: str, now: str) -> Op[CodeCheck]:
     """Spend one attempt on the code (committed whatever the outcome); a code that
-    matched is kept for this enrolment, so its retry passes again."""
+    matched is kept for this enrolment (or verification, `verification_use`), so its
+    retry passes again."""
     rows = yield Fetch("SELECT code_hash, expires_at, attempts_left, verified_for FROM "
                        "enrolment_codes WHERE mall_id = ? AND phone_hash = ?"
                        + dialect.row_lock, (mall_id, phone_hash))

@@ -1,4 +1,5 @@
-"""The gateway's enrolment routes (`enrolment.py`): ask for a code, enrol a member."""
+"""The gateway's enrolment routes (`enrolment.py`): ask for a code, enrol a member, verify
+a member's phone with its code."""
 
 from __future__ import annotations
 
@@ -55,8 +56,19 @@ async def enrol(request: web.Request) -> web.Response:
                              status=201 if created else 200)
 
 
+async def verify_phone(request: web.Request) -> web.Response:
+    """The code sent to the number is right: the member at the kiosk holds that phone."""
+    body = await read_body(request, "verifyPhoneCode")
+    number = _number(body)
+    mall = principal_of(request).mall_id
+    await request.app[STORAGE].verify_phone_code(
+        mall, str(body["verification_id"]), number, str(body["code"]))
+    return web.json_response({"verified": True, "phone_masked": mask_phone(number)})
+
+
 def add_enrolment_routes(app: web.Application, gateway_prefix: str,
                          sender: CodeSender | None) -> None:
     app[CODE_SENDER] = sender or LogSender()
     app.router.add_post(gateway_prefix + "/enrolment-codes", request_code)
     app.router.add_post(gateway_prefix + "/enrolments", enrol)
+    app.router.add_post(gateway_prefix + "/phone-verifications", verify_phone)

@@ -246,6 +246,18 @@ class SqlStorage(Storage):
                 self.dialect, mall_id, body, phones=self.phones, now=now, rules=rules,
                 stamp=self._stamp_entry))))
 
+    async def verify_phone_code(self, mall_id: str, verification_id: str,
+                                number: str, code: str) -> None:
+        key = enrolment.hash_key(self.phones, mall_id)
+        phone_hash = self.phones.hash_for(mall_id, number) or ""
+        # Its own transaction, like an enrolment's: a wrong guess spends an attempt.
+        check = await self._write(enrolment.check_code(
+            self.dialect, mall_id, enrolment.verification_use(verification_id), phone_hash,
+            hashed=enrolment.code_hash(key, phone_hash, code), now=self._stamp()))
+        if check != "ok":
+            refusal, message = _CODE_REFUSALS[check]
+            raise StorageError(refusal, message, 422)
+
     async def erase_member(self, mall_id: str, member_id: str) -> None:
         await self._write(ops.erase_member(self.dialect, mall_id, member_id, self._stamp()))
 

@@ -203,6 +203,13 @@ class Storage(ABC):
         `StorageError` `invalid_code`, `code_expired` or `too_many_attempts`."""
 
     @abstractmethod
+    async def verify_phone_code(self, mall_id: str, verification_id: str,
+                                number: str, code: str) -> None:
+        """Check the code sent to the number (`new_enrolment_code`) for a kiosk's phone
+        identification, enrolling nobody; `StorageError` `invalid_code`, `code_expired` or
+        `too_many_attempts`. A retry with the same `verification_id` passes again."""
+
+    @abstractmethod
     async def put_document(self, mall_id: str, kind: str, key: str,
                            payload: dict[str, Any]) -> int:
         """Publish an offer (`offer`) or a configuration version (`config`) to the malls'

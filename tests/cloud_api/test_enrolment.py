@@ -205,3 +205,41 @@ async def test_an_enrolment_is_a_new_member_with_its_rewards(
     assert confirmed["created"] is True
     state = await admin.get_member(MALL, confirmed["member"]["member_id"])
     assert state["ledger"] == []
+
+
+async def test_a_phone_verification_checks_the_code_and_enrols_nobody(
+        gw: CentralClient, sms: SmsGateway, clock: Clock, place: tuple[str, str]) -> None:
+    """A member identified by phone at a kiosk proves the number with the code central
+    texts: the same hashed, short-lived, attempt-limited codes as enrolment."""
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-0", NUMBER, "123456")) == \
+        "code_expired"
+    await gw.request_enrolment_code(GATEWAY, NUMBER)
+    code = sms.code_for(NUMBER)
+    wrong = f"{(int(code) + 3) % 1_000_000:06d}"
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-1", NUMBER, wrong)) == \
+        "invalid_code"
+    verified = await gw.verify_phone_code(GATEWAY, "v-1", "+86 139 0013 9000", code)
+    assert verified == {"verified": True, "phone_masked": "139****9000"}
+    # A retry of the same verification passes; the used code verifies nothing else and
+    # enrols nobody.
+    assert await gw.verify_phone_code(GATEWAY, "v-1", NUMBER, code) == verified
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-2", NUMBER, code)) == \
+        "code_expired"
+    assert await refused(gw.enrol(GATEWAY, {"enrolment_id": "k1-09", "phone": NUMBER,
+                                            "code": code, "consent": CONSENT})) == \
+        "code_expired"
+    assert await rows(place, "SELECT * FROM members") == []
+
+    # Five wrong guesses use the code up; a code past its five minutes is expired.
+    await gw.request_enrolment_code(GATEWAY, NUMBER)
+    code = sms.code_for(NUMBER)
+    wrong = f"{(int(code) + 5) % 1_000_000:06d}"
+    for _ in range(5):
+        assert await refused(gw.verify_phone_code(GATEWAY, "v-3", NUMBER, wrong)) == \
+            "invalid_code"
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-3", NUMBER, code)) == \
+        "too_many_attempts"
+    await gw.request_enrolment_code(GATEWAY, NUMBER)
+    clock.at += timedelta(seconds=301)
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-4", NUMBER,
+                                              sms.code_for(NUMBER))) == "code_expired"
