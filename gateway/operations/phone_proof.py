@@ -28,6 +28,11 @@ from gateway.operations.sessions import Proof
 log = logging.getLogger(__name__)
 
 
+def _unavailable() -> Refused:
+    return Refused("verification_unavailable", "central cannot check the code now: identify "
+                   "the member by their card or the QR code of their app")
+
+
 def verification_id(request_key: str) -> str:
     """Central's id of the check a request makes: a redelivered request (after a crash
     between central's answer and the reply) passes again with the code it already used."""
@@ -49,18 +54,19 @@ class PhoneProofs:
         if code is None:
             return "phone", await self._send_code(port, number)
         if port is None:
-            raise Refused("verification_unavailable", "central cannot check the code now: "
-                          "identify the member by their card or the QR code of their app")
+            raise _unavailable()
         try:
             await port.verify_code(verification_id(request.key), number, code)
         except EnrolmentUnavailable:
-            raise Refused("verification_unavailable", "central cannot check the code now: "
-                          "identify the member by their card or the QR code of their app"
-                          ) from None
+            raise _unavailable() from None
         except EnrolmentRefused as refused:
-            passed: RefusalCode = (cast(RefusalCode, refused.code)
-                                   if refused.code in CODE_REFUSALS else "internal")
-            raise Refused(passed, refused.msg) from None
+            if refused.code not in CODE_REFUSALS:
+                # Central cannot check codes for this mall (no phone key, say): the kiosk
+                # can do nothing about it but ask for the card.
+                log.warning("central refused to check a phone code: %s %s", refused.code,
+                            refused.msg)
+                raise _unavailable() from None
+            raise Refused(cast(RefusalCode, refused.code), refused.msg) from None
         return "phone_code", {}
 
     @staticmethod

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from cloud_api.server.phones import PhoneKeys
+from cloud_api.server.sqlite_store import SqliteStorage
 from devices.kiosk.protocol import default_contract
 from devices.kiosk.sim import KioskClient
 from devices.mqtt.broker import Mosquitto
@@ -159,6 +161,25 @@ async def test_offline_a_phone_session_checks_in_and_reads_but_cannot_redeem(
         # never granted this gateway an allowance, so nothing is spent offline.
         card = await k1.session("card", "DEMO0003")
         assert error(await ask(k1, "redeem", {"session": card, **GIFT})) == "offline_limit"
+
+
+async def test_a_central_that_cannot_text_codes_leaves_a_bare_number_session(
+        broker: Mosquitto, sms: SmsGateway, tmp_path: Path) -> None:
+    """Central without the mall's phone key cannot make codes: identification by phone
+    still reads and checks in, and a code is `verification_unavailable`, not a crash."""
+    storage = SqliteStorage(tmp_path / "central.db", phones=PhoneKeys({}))
+    async with running_central(storage, code_sender=sms.sender) as central:
+        settings = settings_for(tmp_path, broker.port, central.url, central.gateway_token)
+        async with running_gateway(settings) as app, kiosk(broker.port) as k1:
+            await eventually(app[CENTRAL].online)
+            found = await ask(k1, "member.identify", {"by": "phone", "value": NUMBER})
+            assert found["data"]["proof"] == "phone" and "verification" not in found["data"]
+            assert sms.received == []
+            assert (await ask(k1, "checkin", {"session": found["data"]["session"]})
+                    )["status"] == "ok"
+            with_code = await ask(k1, "member.identify", {"by": "phone", "value": NUMBER,
+                                                          "code": "123456"})
+            assert error(with_code) == "verification_unavailable"
 
 
 def _b64(raw: bytes) -> str:
