@@ -6,7 +6,9 @@ Three calls of the mall's gateway:
    keyed hash (under the mall's phone hash key, with the number's hash) with an expiry
    (`CODE_TTL_S`) and a number of attempts (`CODE_ATTEMPTS`), and hands the code to the
    mall's `CodeSender` (an SMS gateway's webhook, or a log line with the number masked).
-   A new request for the same number replaces the old code.
+   A new request for the same number replaces the old code, except within `RESEND_S` of
+   it while it is still usable: then nothing is sent again (now that every identification
+   by phone at a kiosk asks for a code, a number must not be flooded with texts).
 2. `POST .../enrolments {enrolment_id, phone, code | provisional_member_id, consent}`:
    with a code (the gateway is online), the code is checked first, each wrong guess
    spending an attempt (committed on its own, so a refusal cannot roll it back); with a
@@ -48,6 +50,7 @@ from cloud_api.server.phones import PhoneKeys, StoredPhone
 from cloud_api.server.queries import Dialect, Execute, Fetch, Op
 from cloud_api.server.storage import StorageError
 from gateway.loyalty.phones import mask_phone
+from gateway.loyalty.wire import to_text
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,9 @@ CODE_TTL_S = 300
 # Wrong codes a number may be tried with before a new code must be requested: five
 # guesses at a six-digit code succeed once in 200,000 tries.
 CODE_ATTEMPTS = 5
+# A usable code younger than this is not replaced nor sent again: a text takes seconds to
+# arrive, and the kiosk's next try should not bury it under a new one.
+RESEND_S = 60
 WEBHOOK_TIMEOUT_S = 10.0
 
 CodeCheck = Literal["ok", "wrong", "expired", "exhausted"]
@@ -129,6 +135,22 @@ def hash_key(phones: PhoneKeys, mall_id: str) -> bytes:
         raise StorageError(Code.PHONE_KEY_MISSING, f"central has no phone hash key for mall "
                            f"{mall_id}: members cannot enrol by phone", 409)
     return key
+
+
+def standing_code(mall_id: str, phone_hash: str, now: datetime) -> Op[str | None]:
+    """The expiry of the number's code if it is still usable and younger than `RESEND_S`
+    (it was sent moments ago: nothing new is sent); None otherwise."""
+    rows = yield Fetch("SELECT expires_at, attempts_left, verified_for, created_at FROM "
+                       "enrolment_codes WHERE mall_id = ? AND phone_hash = ?",
+                       (mall_id, phone_hash))
+    if not rows:
+        return None
+    expires_at, attempts_left, verified_for, created_at = rows[0]
+    at, recent = to_text(now) or "", to_text(now - timedelta(seconds=RESEND_S)) or ""
+    if (verified_for is None and int(attempts_left) > 0 and str(expires_at) > at
+            and str(created_at) > recent):
+        return str(expires_at)
+    return None
 
 
 def store_code(mall_id: str, phone_hash: str, hashed: str, expires_at: str,

@@ -4,6 +4,7 @@ a member's phone with its code."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from aiohttp import web
 
@@ -33,12 +34,17 @@ async def request_code(request: web.Request) -> web.Response:
     body = await read_body(request, "requestEnrolmentCode")
     number = _number(body)
     mall = principal_of(request).mall_id
-    code, expires = await request.app[STORAGE].new_enrolment_code(mall, number)
-    try:
-        await request.app[CODE_SENDER].send(mall, number, code, expires)
-    except Exception as exc:  # any failure of the sender: the gateway may ask again
-        log.warning("enrolment code for %s not sent: %s", mask_phone(number), exc)
-        raise error(503, Code.UNAVAILABLE, "the code could not be sent; try again") from None
+    sender = request.app[CODE_SENDER]
+
+    async def send(code: str, expires: datetime) -> None:
+        try:
+            await sender.send(mall, number, code, expires)
+        except Exception as exc:  # any failure of the sender: the gateway may ask again
+            log.warning("enrolment code for %s not sent: %s", mask_phone(number), exc)
+            raise error(503, Code.UNAVAILABLE, "the code could not be sent; try again"
+                        ) from None
+
+    expires = await request.app[STORAGE].new_enrolment_code(mall, number, send)
     return web.json_response({"phone_masked": mask_phone(number),
                               "expires_at": to_text(expires)}, status=202)
 

@@ -24,6 +24,7 @@ from cloud_api.server.queries import Dialect, Op, T
 from cloud_api.server.storage import (
     CENTRAL_ORIGIN,
     ChangePage,
+    CodeDelivery,
     Parsed,
     Principal,
     PublishedRules,
@@ -199,14 +200,22 @@ class SqlStorage(Storage):
                                f"mall {mall_id}: members cannot be found by phone", 409)
         return await self._read(ops.find_members_by_phone(mall_id, phone_hash, self.phones))
 
-    async def new_enrolment_code(self, mall_id: str, number: str) -> tuple[str, datetime]:
+    async def new_enrolment_code(self, mall_id: str, number: str,
+                                 send: CodeDelivery) -> datetime:
         key = enrolment.hash_key(self.phones, mall_id)
         phone_hash = self.phones.hash_for(mall_id, number) or ""
-        code, expires = enrolment.new_code(), enrolment.code_expiry(self.now())
+        now = self.now()
+        standing = await self._read(enrolment.standing_code(mall_id, phone_hash, now))
+        if standing is not None:
+            return datetime.fromisoformat(standing)
+        code, expires = enrolment.new_code(), enrolment.code_expiry(now)
+        # Sent before it is kept: a code that could not be sent is not kept either, so it
+        # does not stand in the way of the gateway asking again at once.
+        await send(code, expires)
         await self._write(enrolment.store_code(
             mall_id, phone_hash, enrolment.code_hash(key, phone_hash, code),
-            to_text(expires) or "", self._stamp()))
-        return code, expires
+            to_text(expires) or "", to_text(now) or ""))
+        return expires
 
     async def enrol(self, mall_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         key = enrolment.hash_key(self.phones, mall_id)

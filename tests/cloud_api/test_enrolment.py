@@ -243,3 +243,28 @@ async def test_a_phone_verification_checks_the_code_and_enrols_nobody(
     clock.at += timedelta(seconds=301)
     assert await refused(gw.verify_phone_code(GATEWAY, "v-4", NUMBER,
                                               sms.code_for(NUMBER))) == "code_expired"
+
+
+async def test_a_number_is_not_flooded_with_codes(gw: CentralClient, sms: SmsGateway,
+                                                  clock: Clock) -> None:
+    """Every identification by phone at a kiosk asks for a code: within a minute of the
+    last one, while it is usable, nothing new is texted and that code still works."""
+    first = await gw.request_enrolment_code(GATEWAY, NUMBER)
+    again = await gw.request_enrolment_code(GATEWAY, NUMBER)
+    assert again == first and len(sms.received) == 1
+    code = sms.code_for(NUMBER)
+    clock.at += timedelta(seconds=61)
+    later = await gw.request_enrolment_code(GATEWAY, NUMBER)
+    assert later["expires_at"] > first["expires_at"] and len(sms.received) == 2
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-1", NUMBER, code)) == \
+        "invalid_code"
+    assert (await gw.verify_phone_code(GATEWAY, "v-1", NUMBER,
+                                       sms.code_for(NUMBER)))["verified"] is True
+    # A code that could not be sent is not kept: asking again at once sends one.
+    other = "13900139001"
+    sms.failing = True
+    with pytest.raises(CentralUnavailable):
+        await gw.request_enrolment_code(GATEWAY, other)
+    sms.failing = False
+    await gw.request_enrolment_code(GATEWAY, other)
+    assert [m["phone"] for m in sms.received].count(other) == 1
