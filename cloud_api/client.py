@@ -291,6 +291,16 @@ class CentralClient:
             "POST", f"/v1/gateways/{gateway_id}/enrolments", json_body=enrolment)
         return data
 
+    async def verify_phone_code(self, gateway_id: str, verification_id: str, phone: str,
+                                code: str) -> dict[str, Any]:
+        """Check the code central texted to `phone` (`verifyPhoneCode`): `verified`,
+        `phone_masked`; `CentralRejected` `invalid_code`, `code_expired`,
+        `too_many_attempts`."""
+        data: dict[str, Any] = await self._request(
+            "POST", f"/v1/gateways/{gateway_id}/phone-verifications",
+            json_body={"verification_id": verification_id, "phone": phone, "code": code})
+        return data
+
     # -- back-office calls (mini-program, admin) ----------------------------------------
     async def create_member(self, mall_id: str, profile: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = await self._request("POST", f"/v1/malls/{mall_id}/members",

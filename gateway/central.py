@@ -30,12 +30,16 @@ class EnrolmentUnavailable(Exception):
 
 
 class EnrolmentPort(Protocol):
-    """Central's enrolment calls, as the core needs them (`cloud_api` enrolMember and
-    requestEnrolmentCode); both raise `EnrolmentRefused` or `EnrolmentUnavailable`."""
+    """Central's one-time code calls, as the core needs them (`cloud_api`
+    requestEnrolmentCode, enrolMember and verifyPhoneCode); each raises `EnrolmentRefused`
+    or `EnrolmentUnavailable`."""
 
     async def request_code(self, phone: str) -> dict[str, Any]: ...
 
     async def enrol(self, enrolment: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def verify_code(self, verification_id: str, phone: str,
+                          code: str) -> dict[str, Any]: ...
 
 
 class CentralStatus:

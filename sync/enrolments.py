@@ -65,6 +65,11 @@ class CentralEnrolments:
     async def enrol(self, enrolment: dict[str, Any]) -> dict[str, Any]:
         return await self._call(self.client.enrol(self.gateway_id, enrolment))
 
+    async def verify_code(self, verification_id: str, phone: str,
+                          code: str) -> dict[str, Any]:
+        return await self._call(self.client.verify_phone_code(
+            self.gateway_id, verification_id, phone, code))
+
     @staticmethod
     async def _call(call: Any) -> dict[str, Any]:
         try:

@@ -1,12 +1,14 @@
 """Enrolment: a new member joins at a kiosk, proved by a one-time code sent to their phone.
 
-Two calls of the mall's gateway:
+Three calls of the mall's gateway:
 
 1. `POST .../enrolment-codes {phone}`: central makes a six-digit code, keeps only its
    keyed hash (under the mall's phone hash key, with the number's hash) with an expiry
    (`CODE_TTL_S`) and a number of attempts (`CODE_ATTEMPTS`), and hands the code to the
    mall's `CodeSender` (an SMS gateway's webhook, or a log line with the number masked).
-   A new request for the same number replaces the old code.
+   A new request for the same number replaces the old code, except within `RESEND_S` of
+   it while it is still usable: then nothing is sent again (now that every identification
+   by phone at a kiosk asks for a code, a number must not be flooded with texts).
 2. `POST .../enrolments {enrolment_id, phone, code | provisional_member_id, consent}`:
    with a code (the gateway is online), the code is checked first, each wrong guess
    spending an attempt (committed on its own, so a refusal cannot roll it back); with a
@@ -16,6 +18,10 @@ Two calls of the mall's gateway:
    number if there is one (the same phone enrolled twice is one member), else a new member
    with the number, the consent and the referrer. The answer is idempotent by
    `enrolment_id`: a retry gets the same member.
+3. `POST .../phone-verifications {verification_id, phone, code}`: a member who gave their
+   number at a kiosk proves it is theirs before spending points. The code of step 1 is
+   checked the same way (one implementation, `check_code`) and used up for this
+   verification; nobody is enrolled. A retry with the same `verification_id` passes again.
 
 A provisional member keeps its account: the member central creates for it owns the
 account the gateway opened offline (`account_id`), so the points earned before central
@@ -44,6 +50,7 @@ from cloud_api.server.phones import PhoneKeys, StoredPhone
 from cloud_api.server.queries import Dialect, Execute, Fetch, Op
 from cloud_api.server.storage import StorageError
 from gateway.loyalty.phones import mask_phone
+from gateway.loyalty.wire import to_text
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,9 @@ CODE_TTL_S = 300
 # Wrong codes a number may be tried with before a new code must be requested: five
 # guesses at a six-digit code succeed once in 200,000 tries.
 CODE_ATTEMPTS = 5
+# A usable code younger than this is not replaced nor sent again: a text takes seconds to
+# arrive, and the kiosk's next try should not bury it under a new one.
+RESEND_S = 60
 WEBHOOK_TIMEOUT_S = 10.0
 
 CodeCheck = Literal["ok", "wrong", "expired", "exhausted"]
@@ -127,6 +137,22 @@ def hash_key(phones: PhoneKeys, mall_id: str) -> bytes:
     return key
 
 
+def standing_code(mall_id: str, phone_hash: str, now: datetime) -> Op[str | None]:
+    """The expiry of the number's code if it is still usable and younger than `RESEND_S`
+    (it was sent moments ago: nothing new is sent); None otherwise."""
+    rows = yield Fetch("SELECT expires_at, attempts_left, verified_for, created_at FROM "
+                       "enrolment_codes WHERE mall_id = ? AND phone_hash = ?",
+                       (mall_id, phone_hash))
+    if not rows:
+        return None
+    expires_at, attempts_left, verified_for, created_at = rows[0]
+    at, recent = to_text(now) or "", to_text(now - timedelta(seconds=RESEND_S)) or ""
+    if (verified_for is None and int(attempts_left) > 0 and str(expires_at) > at
+            and str(created_at) > recent):
+        return str(expires_at)
+    return None
+
+
 def store_code(mall_id: str, phone_hash: str, hashed: str, expires_at: str,
                at: str) -> Op[None]:
     yield Execute(
@@ -138,10 +164,17 @@ def store_code(mall_id: str, phone_hash: str, hashed: str, expires_at: str,
         (mall_id, phone_hash, hashed, expires_at, CODE_ATTEMPTS, at))
 
 
+def verification_use(verification_id: str) -> str:
+    """What a code verified for a kiosk's phone identification is kept as used for: apart
+    from every enrolment id, so a code spent on one cannot enrol or verify the other."""
+    return f"verification:{verification_id}"
+
+
 def check_code(dialect: Dialect, mall_id: str, enrolment_id: str, phone_hash: str, *,
                hashed: str, now: str) -> Op[CodeCheck]:
     """Spend one attempt on the code (committed whatever the outcome); a code that
-    matched is kept for this enrolment, so its retry passes again."""
+    matched is kept for this enrolment (or verification, `verification_use`), so its
+    retry passes again."""
     rows = yield Fetch("SELECT code_hash, expires_at, attempts_left, verified_for FROM "
                        "enrolment_codes WHERE mall_id = ? AND phone_hash = ?"
                        + dialect.row_lock, (mall_id, phone_hash))

@@ -1,8 +1,10 @@
-"""The gateway's enrolment routes (`enrolment.py`): ask for a code, enrol a member."""
+"""The gateway's enrolment routes (`enrolment.py`): ask for a code, enrol a member, verify
+a member's phone with its code."""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from aiohttp import web
 
@@ -32,12 +34,17 @@ async def request_code(request: web.Request) -> web.Response:
     body = await read_body(request, "requestEnrolmentCode")
     number = _number(body)
     mall = principal_of(request).mall_id
-    code, expires = await request.app[STORAGE].new_enrolment_code(mall, number)
-    try:
-        await request.app[CODE_SENDER].send(mall, number, code, expires)
-    except Exception as exc:  # any failure of the sender: the gateway may ask again
-        log.warning("enrolment code for %s not sent: %s", mask_phone(number), exc)
-        raise error(503, Code.UNAVAILABLE, "the code could not be sent; try again") from None
+    sender = request.app[CODE_SENDER]
+
+    async def send(code: str, expires: datetime) -> None:
+        try:
+            await sender.send(mall, number, code, expires)
+        except Exception as exc:  # any failure of the sender: the gateway may ask again
+            log.warning("enrolment code for %s not sent: %s", mask_phone(number), exc)
+            raise error(503, Code.UNAVAILABLE, "the code could not be sent; try again"
+                        ) from None
+
+    expires = await request.app[STORAGE].new_enrolment_code(mall, number, send)
     return web.json_response({"phone_masked": mask_phone(number),
                               "expires_at": to_text(expires)}, status=202)
 
@@ -55,8 +62,19 @@ async def enrol(request: web.Request) -> web.Response:
                              status=201 if created else 200)
 
 
+async def verify_phone(request: web.Request) -> web.Response:
+    """The code sent to the number is right: the member at the kiosk holds that phone."""
+    body = await read_body(request, "verifyPhoneCode")
+    number = _number(body)
+    mall = principal_of(request).mall_id
+    await request.app[STORAGE].verify_phone_code(
+        mall, str(body["verification_id"]), number, str(body["code"]))
+    return web.json_response({"verified": True, "phone_masked": mask_phone(number)})
+
+
 def add_enrolment_routes(app: web.Application, gateway_prefix: str,
                          sender: CodeSender | None) -> None:
     app[CODE_SENDER] = sender or LogSender()
     app.router.add_post(gateway_prefix + "/enrolment-codes", request_code)
     app.router.add_post(gateway_prefix + "/enrolments", enrol)
+    app.router.add_post(gateway_prefix + "/phone-verifications", verify_phone)

@@ -25,6 +25,7 @@ from cloud_api.server.queries import Dialect, Op, T
 from cloud_api.server.storage import (
     CENTRAL_ORIGIN,
     ChangePage,
+    CodeDelivery,
     NotFound,
     Parsed,
     Principal,
@@ -215,14 +216,22 @@ class SqlStorage(Storage):
                                f"mall {mall_id}: members cannot be found by phone", 409)
         return await self._read(ops.find_members_by_phone(mall_id, phone_hash, self.phones))
 
-    async def new_enrolment_code(self, mall_id: str, number: str) -> tuple[str, datetime]:
+    async def new_enrolment_code(self, mall_id: str, number: str,
+                                 send: CodeDelivery) -> datetime:
         key = enrolment.hash_key(self.phones, mall_id)
         phone_hash = self.phones.hash_for(mall_id, number) or ""
-        code, expires = enrolment.new_code(), enrolment.code_expiry(self.now())
+        now = self.now()
+        standing = await self._read(enrolment.standing_code(mall_id, phone_hash, now))
+        if standing is not None:
+            return datetime.fromisoformat(standing)
+        code, expires = enrolment.new_code(), enrolment.code_expiry(now)
+        # Sent before it is kept: a code that could not be sent is not kept either, so it
+        # does not stand in the way of the gateway asking again at once.
+        await send(code, expires)
         await self._write(enrolment.store_code(
             mall_id, phone_hash, enrolment.code_hash(key, phone_hash, code),
-            to_text(expires) or "", self._stamp()))
-        return code, expires
+            to_text(expires) or "", to_text(now) or ""))
+        return expires
 
     async def enrol(self, mall_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         key = enrolment.hash_key(self.phones, mall_id)
@@ -261,6 +270,18 @@ class SqlStorage(Storage):
             create=lambda body: rewards.create_member(
                 self.dialect, mall_id, body, phones=self.phones, now=now, rules=rules,
                 stamp=self._stamp_entry))))
+
+    async def verify_phone_code(self, mall_id: str, verification_id: str,
+                                number: str, code: str) -> None:
+        key = enrolment.hash_key(self.phones, mall_id)
+        phone_hash = self.phones.hash_for(mall_id, number) or ""
+        # Its own transaction, like an enrolment's: a wrong guess spends an attempt.
+        check = await self._write(enrolment.check_code(
+            self.dialect, mall_id, enrolment.verification_use(verification_id), phone_hash,
+            hashed=enrolment.code_hash(key, phone_hash, code), now=self._stamp()))
+        if check != "ok":
+            refusal, message = _CODE_REFUSALS[check]
+            raise StorageError(refusal, message, 422)
 
     async def erase_member(self, mall_id: str, member_id: str) -> None:
         await self._write(ops.erase_member(self.dialect, mall_id, member_id, self._stamp()))

@@ -17,7 +17,7 @@ The handlers speak only to `Storage`; each backend keeps the same guarantees:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -121,6 +121,8 @@ CENTRAL_ORIGIN = "central"
 
 # A pushed event once checked: the entry or activity it carries, or its rejection.
 Parsed = Entry | Activity | Verdict
+# Hands a one-time code and its expiry to the member's phone; raises if it could not.
+CodeDelivery = Callable[[str, datetime], Awaitable[None]]
 
 
 def parsed_id(item: Parsed) -> str:
@@ -193,14 +195,23 @@ class Storage(ABC):
 
     # -- enrolment at a kiosk (`enrolment.py`) -----------------------------------------
     @abstractmethod
-    async def new_enrolment_code(self, mall_id: str, number: str) -> tuple[str, datetime]:
-        """A new one-time code for the number (replacing its last one) and its expiry;
-        only the code's keyed hash is kept. The caller sends it."""
+    async def new_enrolment_code(self, mall_id: str, number: str,
+                                 send: CodeDelivery) -> datetime:
+        """A new one-time code for the number, handed to `send` and then kept (only its
+        keyed hash, replacing the number's last code); its expiry. While the last code
+        is usable and younger than `enrolment.RESEND_S`, nothing is sent: its expiry."""
 
     @abstractmethod
     async def enrol(self, mall_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """The member an enrolment names (its edge view) and whether it was created now;
         `StorageError` `invalid_code`, `code_expired` or `too_many_attempts`."""
+
+    @abstractmethod
+    async def verify_phone_code(self, mall_id: str, verification_id: str,
+                                number: str, code: str) -> None:
+        """Check the code sent to the number (`new_enrolment_code`) for a kiosk's phone
+        identification, enrolling nobody; `StorageError` `invalid_code`, `code_expired` or
+        `too_many_attempts`. A retry with the same `verification_id` passes again."""
 
     @abstractmethod
     async def put_document(self, mall_id: str, kind: str, key: str,

@@ -40,12 +40,12 @@ from gateway.operations.model import (
     Replies,
     Reply,
 )
-from gateway.operations.sessions import Sessions
+from gateway.operations.sessions import Proof, Sessions
 from gateway.operations.stored import store_reply, stored_reply
 from gateway.store import Reader, Writer
 
 # Central's refusals of a code, passed on to the kiosk as they are.
-_CENTRAL_REFUSALS = frozenset({"invalid_code", "code_expired", "too_many_attempts"})
+CODE_REFUSALS = frozenset({"invalid_code", "code_expired", "too_many_attempts"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,7 @@ class Enrolments:
             enrolled = await port.enrol(body)
         except EnrolmentRefused as refused:
             passed: RefusalCode = (cast(RefusalCode, refused.code)
-                                   if refused.code in _CENTRAL_REFUSALS else "internal")
+                                   if refused.code in CODE_REFUSALS else "internal")
             raise Refused(passed, refused.msg) from None
         return await self._store(request, now, "enrolled", view=enrolled["member"])
 
@@ -157,6 +157,8 @@ class Enrolments:
             **benefits(tier_of(self.ledger.rules, member.tier)),
             "available": balance.available}
         if self.sessions is not None:
-            session, expires = self.sessions.issue(request.kiosk, member.id, now)
-            answer |= {"session": session, "session_expires_at": to_text(expires)}
+            proof: Proof = "enrolment" if step == "enrolled" else "provisional"
+            session, expires = self.sessions.issue(request.kiosk, member.id, proof, now)
+            answer |= {"session": session, "session_expires_at": to_text(expires),
+                       "proof": proof}
         return self.replies.ok(request.id, answer)

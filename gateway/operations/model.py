@@ -21,6 +21,10 @@ RefusalCode = Literal[
     "offer_already_claimed", "id_conflict", "internal",
     # A write on a member without a valid session of this kiosk (`sessions.py`).
     "session_required", "session_invalid", "session_expired", "session_wrong_kiosk",
+    # A spend on a session whose member was identified by a bare phone number.
+    "session_unverified",
+    # member.identify by phone with a code while central cannot check it (`phone_proof.py`).
+    "verification_unavailable",
     # member.enroll (`enrol.py`): central's answers to a code, and the gateway's own.
     "invalid_code", "code_expired", "too_many_attempts", "already_member",
     "enrolment_unavailable",

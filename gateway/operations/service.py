@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import cast, get_args
+from typing import Any, cast, get_args
 
 from gateway.central import EnrolmentPort
 from gateway.coupons import CouponIssuer, campaign_in
@@ -55,7 +55,8 @@ from gateway.operations.model import (
     Replies,
     Reply,
 )
-from gateway.operations.sessions import SESSION_OPS, Sessions
+from gateway.operations.phone_proof import PhoneProofs
+from gateway.operations.sessions import SESSION_OPS, Proof, Sessions
 from gateway.operations.stored import store_reply, stored_reply
 from gateway.receipts import ReceiptClaimError, claim_receipt
 from gateway.receipts.rows import utc_text
@@ -121,6 +122,7 @@ class Operations:
         self.site = site
         self.offer_claim_s = offer_claim_s
         self.sessions = sessions
+        self._phone_proofs = PhoneProofs(enrolment)
         self._enrolments = Enrolments(
             ledger=ledger, reader=reader, writer=writer, replies=replies,
             phone_key=keys.phone_key, sessions=sessions, central=enrolment)
@@ -237,12 +239,13 @@ class Operations:
         if request.op == "member.identify":
             return lookup_for(request.data["by"], request.data["value"], self.keys, now)
         if self.sessions is not None and request.op in SESSION_OPS:
-            member_id = self.sessions.member_of(request.data.get("session"), request.kiosk,
-                                                now)
+            session = self.sessions.session_of(request.data.get("session"), request.kiosk,
+                                               now)
             named = request.data.get("member_id")
-            if named is not None and named != member_id:
+            if named is not None and named != session.member_id:
                 raise Refused("session_invalid", "the session is for another member")
-            return Lookup("member", member_id)
+            session.spend_check(request.op)
+            return Lookup("member", session.member_id)
         return Lookup("member", request.data["member_id"])
 
     def _first_read(self, conn: sqlite3.Connection, request: OperationRequest,
@@ -297,9 +300,18 @@ class Operations:
                   "held": held, **gifts_json(gifts)}
         if self.sessions is not None:
             # Each identification opens a session of its own; a retry opens another.
-            session, expires = self.sessions.issue(request.kiosk, member.id, now)
-            answer |= {"session": session, "session_expires_at": to_text(expires)}
+            proof, about_proof = await self._proof(request)
+            session, expires = self.sessions.issue(request.kiosk, member.id, proof, now)
+            answer |= {"session": session, "session_expires_at": to_text(expires),
+                       "proof": proof, **about_proof}
         return self.replies.ok(request.id, answer)
+
+    async def _proof(self, request: OperationRequest) -> tuple[Proof, dict[str, Any]]:
+        """How `member.identify` identified the member, and what its reply says of it."""
+        by = request.data["by"]
+        if by == "phone":
+            return await self._phone_proofs.prove(request)
+        return ("qr" if by == "qr" else "card"), {}
 
     async def _balance(self, request: OperationRequest, member: Member,
                        entries: AccountRead | None, now: datetime) -> Reply:

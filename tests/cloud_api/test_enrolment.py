@@ -205,3 +205,66 @@ async def test_an_enrolment_is_a_new_member_with_its_rewards(
     assert confirmed["created"] is True
     state = await admin.get_member(MALL, confirmed["member"]["member_id"])
     assert state["ledger"] == []
+
+
+async def test_a_phone_verification_checks_the_code_and_enrols_nobody(
+        gw: CentralClient, sms: SmsGateway, clock: Clock, place: tuple[str, str]) -> None:
+    """A member identified by phone at a kiosk proves the number with the code central
+    texts: the same hashed, short-lived, attempt-limited codes as enrolment."""
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-0", NUMBER, "123456")) == \
+        "code_expired"
+    await gw.request_enrolment_code(GATEWAY, NUMBER)
+    code = sms.code_for(NUMBER)
+    wrong = f"{(int(code) + 3) % 1_000_000:06d}"
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-1", NUMBER, wrong)) == \
+        "invalid_code"
+    verified = await gw.verify_phone_code(GATEWAY, "v-1", "+86 139 0013 9000", code)
+    assert verified == {"verified": True, "phone_masked": "139****9000"}
+    # A retry of the same verification passes; the used code verifies nothing else and
+    # enrols nobody.
+    assert await gw.verify_phone_code(GATEWAY, "v-1", NUMBER, code) == verified
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-2", NUMBER, code)) == \
+        "code_expired"
+    assert await refused(gw.enrol(GATEWAY, {"enrolment_id": "k1-09", "phone": NUMBER,
+                                            "code": code, "consent": CONSENT})) == \
+        "code_expired"
+    assert await rows(place, "SELECT * FROM members") == []
+
+    # Five wrong guesses use the code up; a code past its five minutes is expired.
+    await gw.request_enrolment_code(GATEWAY, NUMBER)
+    code = sms.code_for(NUMBER)
+    wrong = f"{(int(code) + 5) % 1_000_000:06d}"
+    for _ in range(5):
+        assert await refused(gw.verify_phone_code(GATEWAY, "v-3", NUMBER, wrong)) == \
+            "invalid_code"
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-3", NUMBER, code)) == \
+        "too_many_attempts"
+    await gw.request_enrolment_code(GATEWAY, NUMBER)
+    clock.at += timedelta(seconds=301)
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-4", NUMBER,
+                                              sms.code_for(NUMBER))) == "code_expired"
+
+
+async def test_a_number_is_not_flooded_with_codes(gw: CentralClient, sms: SmsGateway,
+                                                  clock: Clock) -> None:
+    """Every identification by phone at a kiosk asks for a code: within a minute of the
+    last one, while it is usable, nothing new is texted and that code still works."""
+    first = await gw.request_enrolment_code(GATEWAY, NUMBER)
+    again = await gw.request_enrolment_code(GATEWAY, NUMBER)
+    assert again == first and len(sms.received) == 1
+    code = sms.code_for(NUMBER)
+    clock.at += timedelta(seconds=61)
+    later = await gw.request_enrolment_code(GATEWAY, NUMBER)
+    assert later["expires_at"] > first["expires_at"] and len(sms.received) == 2
+    assert await refused(gw.verify_phone_code(GATEWAY, "v-1", NUMBER, code)) == \
+        "invalid_code"
+    assert (await gw.verify_phone_code(GATEWAY, "v-1", NUMBER,
+                                       sms.code_for(NUMBER)))["verified"] is True
+    # A code that could not be sent is not kept: asking again at once sends one.
+    other = "13900139001"
+    sms.failing = True
+    with pytest.raises(CentralUnavailable):
+        await gw.request_enrolment_code(GATEWAY, other)
+    sms.failing = False
+    await gw.request_enrolment_code(GATEWAY, other)
+    assert [m["phone"] for m in sms.received].count(other) == 1
