@@ -117,6 +117,9 @@ def utc_now() -> datetime:
 
 
 CENTRAL_ORIGIN = "central"
+# The snapshot's phases in the order it sends them, each in key order. Coupons come last:
+# a gateway keeps a member's coupon only once it has the member.
+SNAPSHOT_PHASES = ("member", "ledger", "coupon_campaign", "coupon")
 
 
 # A pushed event once checked: the entry or activity it carries, or its rejection.
@@ -164,7 +167,7 @@ class Storage(ABC):
     @abstractmethod
     async def snapshot_lines(self, mall_id: str, kind: str, after_key: str,
                              limit: int) -> list[tuple[str, str]]:
-        """`(key, NDJSON line)` of the current state (`member` or `ledger`) after a key, in
+        """`(key, NDJSON line)` of the current state (a phase of `SNAPSHOT_PHASES`) after a key, in
         key order; lines are built from stored JSON text, not re-encoded."""
 
     # -- the back office --------------------------------------------------------------
