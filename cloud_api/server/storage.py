@@ -300,7 +300,8 @@ class Storage(ABC):
 
     @abstractmethod
     async def find_expiry_reminders(self, mall_id: str) -> int:
-        """Keep the `points.expiring` notices due by now for every account of the mall;
+        """Keep the `points.expiring` notices due by now for every account of the mall,
+        and the `coupon.expiring` ones for every coupon of its members still usable;
         returns how many were new (a reminder already kept is not kept again)."""
 
     @abstractmethod
