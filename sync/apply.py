@@ -66,6 +66,9 @@ def get_state(conn: sqlite3.Connection, name: str) -> Any:
 # -- snapshot ------------------------------------------------------------------------
 
 SNAPSHOT_STATE = "snapshot"
+# The lines after the member phase, in the order central sends their phases: entries,
+# then coupon campaigns, then coupons with their facts (format 2 of the snapshot).
+AFTER_MEMBERS = ("ledger", "coupon_campaign", "coupon")
 # The progress kept between chunks: {"format", "cursor", "phase", "after"}. Progress
 # without this format (kept by an older version) is not resumed: the snapshot restarts.
 SNAPSHOT_FORMAT = 2
@@ -85,7 +88,8 @@ def resumable(progress: Mapping[str, Any] | None) -> bool:
 
 def apply_snapshot_lines(conn: sqlite3.Connection, lines: Iterable[Mapping[str, Any]],
                          at: str, limits: Plausibility = DEFAULT_LIMITS) -> Applied:
-    """A chunk of snapshot lines (members, entries) and the progress to resume from.
+    """A chunk of snapshot lines (members, entries, coupon campaigns, coupons) and the
+    progress to resume from.
 
     Members arrive in key order, so a member of the edge whose id falls between two
     members of the snapshot, or after the last one, is one central no longer has (erased
@@ -104,11 +108,11 @@ def apply_snapshot_lines(conn: sqlite3.Connection, lines: Iterable[Mapping[str, 
         kind = line.get("type") if type(line) is dict else None
         if kind == "member":
             _member_line(page, line, members, keys)
-        elif kind == "ledger":
+        elif kind in AFTER_MEMBERS:
             if progress.get("phase") == "member":
                 _end_members(page, progress, members, keys)
                 members, keys = [], []
-            _ledger_line(page, line, progress)
+            (_ledger_line if kind == "ledger" else _coupon_line)(page, line, progress)
         elif kind == "header":
             cursor = _cursor(line)
             if not resumable(progress) or progress.get("cursor") != line["cursor"]:
@@ -214,6 +218,23 @@ def _ledger_line(page: FeedPage, line: Mapping[str, Any], progress: dict[str, An
                                   "payload": data})
     else:
         page.add_entry(entry, seq, line)
+
+
+def _coupon_line(page: FeedPage, line: Mapping[str, Any], progress: dict[str, Any]) -> None:
+    """A campaign, or a coupon with its facts, checked and applied as the change of the
+    feed that carried it (`coupon_campaign.upsert`, `coupon.upsert`)."""
+    kind, key, data = str(line.get("type")), line.get("key"), line.get("data")
+    if is_id(key):
+        progress.update(phase=kind, after=key)
+    try:
+        if kind == "coupon":
+            page.apply_coupon(key, data)
+        else:
+            page.apply_campaign(key, data)
+    except Refused as refused:
+        # As a refused `coupon.upsert` of the feed: kept and counted, but its member is
+        # not held (the coupon's next change replaces it whole).
+        page.refuse(line, refused, kind=f"snapshot.{kind}", member=None)
 
 
 def _defer_indexes_if_empty(conn: sqlite3.Connection) -> None:

@@ -152,18 +152,10 @@ class FeedPage:
             erased = self._guarded(lambda: erase_member(self.conn, member))
             self.applied.erased += erased
         elif kind == "coupon.upsert":
-            if not payload:  # scrubbed by a later erasure of its member
-                return
-            coupon, facts = check_coupon_change(key, payload)
-            at = from_text(self.at)
-            assert at is not None  # noqa: S101 - the page's time is always set
-            kept = self._guarded(lambda: receive_in(self.conn, coupon, facts, now=at))
-            self.applied.coupons += kept
+            if payload:  # empty: scrubbed by a later erasure of its member
+                self.apply_coupon(key, payload)
         elif kind == "coupon_campaign.upsert":
-            definition = check_campaign(key, payload)
-            campaign_id = str(key)
-            self._guarded(lambda: put_campaign(self.conn, campaign_id, definition, self.at))
-            self.applied.documents += 1
+            self.apply_campaign(key, payload)
         elif kind in DOCUMENT_KINDS:
             document = check_document(kind, key, payload)
             name: str = change["key"]  # checked: an id
@@ -171,6 +163,24 @@ class FeedPage:
             self.applied.documents += 1
         else:
             self.applied.skipped.append(kind)  # a newer central's operation: ignored, counted
+
+    def apply_coupon(self, key: object, payload: object) -> None:
+        """A coupon with its facts (a `coupon.upsert`, a snapshot's coupon line): checked,
+        then merged into what the edge has, fact by fact id, so facts of its own that
+        central has not had yet stay; `Refused` if it cannot be applied."""
+        coupon, facts = check_coupon_change(key, payload)
+        at = from_text(self.at)
+        assert at is not None  # noqa: S101 - the page's time is always set
+        kept = self._guarded(lambda: receive_in(self.conn, coupon, facts, now=at))
+        self.applied.coupons += kept
+
+    def apply_campaign(self, key: object, payload: object) -> None:
+        """A campaign's definition (a `coupon_campaign.upsert`, a snapshot's campaign
+        line): checked, then kept as sent; `Refused` if it cannot be applied."""
+        definition = check_campaign(key, payload)
+        campaign_id = str(key)
+        self._guarded(lambda: put_campaign(self.conn, campaign_id, definition, self.at))
+        self.applied.documents += 1
 
     def _stamp(self, entry: Entry) -> Stamp | None:
         if not entry.hlc:

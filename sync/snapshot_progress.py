@@ -19,11 +19,12 @@ from gateway.loyalty.wire import to_text
 from sync.apply import SNAPSHOT_STATE, get_state, set_state
 
 SNAPSHOT_PROGRESS = "snapshot_progress"  # {"phase", "rows_applied", "started_at", ...}
-ROW_TYPES = frozenset({"member", "ledger"})  # header and end lines are not rows
+# Header and end lines are not rows.
+ROW_TYPES = frozenset({"member", "ledger", "coupon_campaign", "coupon"})
 
 
 def rows_in(lines: Iterable[Mapping[str, Any]]) -> int:
-    """The member and ledger lines among `lines`."""
+    """The member, ledger, campaign and coupon lines among `lines`."""
     return sum(1 for line in lines if line.get("type") in ROW_TYPES)
 
 
@@ -31,7 +32,7 @@ def rows_in(lines: Iterable[Mapping[str, Any]]) -> int:
 class SnapshotProgress:
     started_at: datetime  # when this run of the resync started (a resumed one included)
     updated_at: datetime
-    phase: str = "member"  # the phase of central's snapshot being applied: member, ledger
+    phase: str = "member"  # the phase being applied: member, ledger, coupon_campaign, coupon
     rows_applied: int = 0  # rows of this snapshot applied, by earlier interrupted runs too
     rows_before: int = 0  # of those, the ones applied before this run started
 

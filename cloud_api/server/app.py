@@ -29,7 +29,7 @@ from cloud_api.server.enrolment import CodeSender
 from cloud_api.server.http_errors import error, errors_middleware
 from cloud_api.server.limits import CentralLimits
 from cloud_api.server.notices import ADJUST_SOURCE
-from cloud_api.server.storage import Principal, Storage, Verdict
+from cloud_api.server.storage import SNAPSHOT_PHASES, Principal, Storage, Verdict
 from cloud_api.server.webhooks import DeliveryPolicy, Webhook
 from gateway.loyalty import (
     Entry,
@@ -61,6 +61,9 @@ MAX_PAGE = 5000
 # A long poll is held at most this long, below common proxy idle timeouts (60 s).
 MAX_WAIT_S = 30.0
 SNAPSHOT_PAGE = 2000
+# The snapshot's header says which lines follow: 2 added the coupon phases, which a
+# gateway that reads format 1 would refuse as lines of an unknown type.
+SNAPSHOT_FORMAT = 2
 PURGE_INTERVAL_S = 3600.0
 TIER_REVIEW_INTERVAL_S = 3600.0
 BIRTHDAY_INTERVAL_S = 3600.0
@@ -199,14 +202,16 @@ async def changes(request: web.Request) -> web.Response:
 
 async def snapshot(request: web.Request) -> web.StreamResponse:
     """The mall's current state as gzip NDJSON: a header with the cursor to follow the
-    change feed from, then every member and every ledger entry in key order, then an end
+    change feed from, then every member, ledger entry, coupon campaign and coupon (with
+    its facts), each phase in key order (`SNAPSHOT_PHASES`), then an end
     line. A broken download resumes with `?cursor=&phase=&after=` from its last line."""
     principal = principal_of(request)
     storage = request.app[STORAGE]
     cursor = int_param(request, "cursor", -1, -1, 2**62)
     phase = request.query.get("phase", "member")
-    if phase not in {"member", "ledger"}:
-        raise error(400, Code.INVALID_PARAMETER, "phase must be member or ledger")
+    if phase not in SNAPSHOT_PHASES:
+        raise error(400, Code.INVALID_PARAMETER,
+                    f"phase must be one of {', '.join(SNAPSHOT_PHASES)}")
     after = request.query.get("after", "")
     if cursor < 0:
         cursor, phase, after = await storage.head(principal.mall_id), "member", ""
@@ -221,11 +226,10 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
         await response.write(gz.compress(text.encode()) + gz.flush(zlib.Z_SYNC_FLUSH))
 
     # The rules versions ride in the header: their changes may be purged from the log.
-    await send([json.dumps({"type": "header", "cursor": str(cursor), "format": 1,
+    await send([json.dumps({"type": "header", "cursor": str(cursor), "format": SNAPSHOT_FORMAT,
                             "rule_versions": await storage.rule_documents(principal.mall_id)},
                            ensure_ascii=False)])
-    phases = ["member", "ledger"]
-    for kind in phases[phases.index(phase):]:
+    for kind in SNAPSHOT_PHASES[SNAPSHOT_PHASES.index(phase):]:
         key = after if kind == phase else ""
         while True:
             rows = await storage.snapshot_lines(principal.mall_id, kind, key, SNAPSHOT_PAGE)

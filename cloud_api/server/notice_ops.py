@@ -13,6 +13,7 @@ notice id). A delivered row is never claimed again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,12 +22,24 @@ from typing import Any
 from cloud_api.server.notices import (
     NOTICE_COLUMNS,
     Notice,
+    coupon_expiring,
+    coupon_reminder_due,
     entry_notices,
     expiring_notices,
     notice_json,
 )
 from cloud_api.server.queries import Dialect, Execute, ExecuteMany, Fetch, FetchIn, Op
-from gateway.loyalty import Entry, LoyaltyRules, fold, reminders_due
+from gateway.loyalty import (
+    CouponFact,
+    Entry,
+    LoyaltyRules,
+    coupon_from_wire,
+    fold,
+    fold_coupon,
+    issued_fact,
+    reminders_due,
+)
+from gateway.loyalty.calendar import local_date
 from gateway.loyalty.wire import entry_from_json
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -156,6 +169,40 @@ def expiry_reminders(dialect: Dialect, mall_id: str, *, after_account: str, limi
                                     member_ids=member_ids[account_id], tz=rules.tz)
     created = yield from record_notices(dialect, mall_id, notices, at)
     return (accounts[-1] if len(accounts) == limit else None), created
+
+
+def coupon_reminders(dialect: Dialect, mall_id: str, *, after_coupon: str, limit: int,
+                     rules: LoyaltyRules, now: datetime,
+                     at: str) -> Op[tuple[str | None, int]]:
+    """The `coupon.expiring` notices due for the next `limit` coupons of the mall's
+    members after `after_coupon` (never an erased member's, nor a bearer coupon's: no one
+    to tell), folded from their facts as the gateways fold them; returns the last coupon
+    looked at (None: no more) and how many notices were new."""
+    rows = yield Fetch(
+        "SELECT c.coupon_id, c.document, m.member_id, m.account_id FROM coupons c "
+        "JOIN members m ON m.mall_id = c.mall_id AND m.member_id = c.member_id "
+        "WHERE c.mall_id = ? AND m.erased_at IS NULL AND c.coupon_id > ? "
+        "ORDER BY c.coupon_id LIMIT ?", (mall_id, after_coupon, limit))
+    if not rows:
+        return None, 0
+    found = yield FetchIn("SELECT coupon_id, payload FROM coupon_facts WHERE mall_id = ? "
+                          "AND coupon_id {in}", [str(r[0]) for r in rows], (mall_id,))
+    facts: dict[str, list[CouponFact]] = {}
+    for coupon_id, payload in found:
+        facts.setdefault(str(coupon_id), []).append(CouponFact.from_wire(json.loads(payload)))
+    notices = []
+    for coupon_id, document, member_id, account_id in rows:
+        coupon = coupon_from_wire(json.loads(document))
+        state = fold_coupon([issued_fact(coupon), *facts.get(str(coupon_id), [])], as_of=now)
+        remind_at = None if state is None else coupon_reminder_due(
+            coupon, state, reminder_days=rules.expiry.reminder_days, now=now)
+        if remind_at is not None:
+            notices.append(coupon_expiring(
+                member_id=str(member_id), account_id=str(account_id),
+                coupon_code=coupon.code, expires_at=coupon.valid_until,
+                remind_on=local_date(remind_at, rules.tz), tz=rules.tz))
+    created = yield from record_notices(dialect, mall_id, notices, at)
+    return (str(rows[-1][0]) if len(rows) == limit else None), created
 
 
 # -- deliveries -------------------------------------------------------------------------

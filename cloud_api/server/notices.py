@@ -12,10 +12,9 @@ Kinds (`data` per kind is in the OpenAPI document, schema `Notice`):
 - `tier.up` / `tier.down`: the member's tier changed (central's decision);
 - `birthday.gift`: the year's birthday gift was granted;
 - `points.adjusted`: the service desk adjusted the points balance;
-- `coupon.expiring`: a coupon is about to expire. Central keeps no coupons yet: when it
-  does, the reminder job (`SqlStorage.find_expiry_reminders`) gets a step that builds
-  these with `coupon_expiring` and keeps them with `notice_ops.record_notices`; nothing
-  creates one today.
+- `coupon.expiring`: a coupon of the member, still usable, expires soon; sent the same
+  configured days before its validity ends (`coupon_reminders`, by the hourly reminder
+  job `SqlStorage.find_expiry_reminders`).
 """
 
 from __future__ import annotations
@@ -24,10 +23,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from gateway.loyalty import Entry, EntryKind, Lot
+from gateway.loyalty import Coupon, CouponState, CouponStatus, Entry, EntryKind, Lot
 from gateway.loyalty.activities import BIRTHDAY_SOURCE
 from gateway.loyalty.calendar import last_day, local_date
 from gateway.loyalty.tier_review import TierChange
@@ -128,15 +127,29 @@ def expiring_notices(due: Sequence[tuple[Lot, datetime]], *, account_id: str,
 
 def coupon_expiring(*, member_id: str, account_id: str, coupon_code: str,
                     expires_at: datetime, remind_on: date, tz: tzinfo) -> Notice:
-    """The hook for coupons kept centrally: a coupon of the member expires soon. Called by
-    nothing yet (central keeps no coupons); its id is the coupon's code and reminder day,
-    so the daily job may see it as often as it likes."""
+    """A coupon of the member expires soon. Its id is the coupon's code (unique in the
+    mall) and reminder day, so the hourly job may see it as often as it likes."""
     return Notice(
         notice_id(COUPON_EXPIRING, coupon_code, remind_on.isoformat()), COUPON_EXPIRING,
         member_id, account_id, {"coupon_code": coupon_code,
                                 "expires_at": to_text(expires_at),
                                 "last_day": last_day(expires_at, tz).isoformat(),
                                 "remind_on": remind_on.isoformat()})
+
+
+def coupon_reminder_due(coupon: Coupon, state: CouponState, *,
+                        reminder_days: Sequence[int], now: datetime) -> datetime | None:
+    """The latest reminder instant of `coupon` passed by `now` (its validity's end less
+    one of `reminder_days`, or its validity's start if that came later: a coupon valid for
+    fewer days than a reminder is told of once it is valid), or None: none passed yet,
+    the coupon has expired, or it can no longer be used (redeemed, voided; held: a till
+    is using it right now, and a hold released in time is reminded of on the next run)."""
+    if state.status is not CouponStatus.ISSUED or now >= coupon.valid_until:
+        return None
+    passed = [max(coupon.valid_until - timedelta(days=d), coupon.valid_from)
+              for d in reminder_days]
+    passed = [at for at in passed if at <= now]
+    return max(passed) if passed else None
 
 
 def notice_json(row: Sequence[Any]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from cloud_api.server.queries import (
     FetchIn,
     InsertNew,
     Op,
+    Rows,
 )
 from cloud_api.server.schema import MIGRATIONS_TABLE, Migration
 from cloud_api.server.storage import (
@@ -281,7 +282,24 @@ def snapshot_lines(dialect: Dialect, mall_id: str, kind: str, after_key: str,
     rows = yield Fetch(dialect.snapshot_page_sql[kind], (mall_id, after_key, limit))
     if kind == "member":
         return [(r[0], snapshot_line("member", r[0], r[1])) for r in rows]
+    if kind == "coupon_campaign":
+        return [(r[0], snapshot_line("coupon_campaign", r[0], r[1])) for r in rows]
+    if kind == "coupon":
+        return (yield from _coupon_lines(mall_id, rows))
     return [(r[0], snapshot_line("ledger", r[0], r[1], int(r[2]))) for r in rows]
+
+
+def _coupon_lines(mall_id: str, rows: Rows) -> Op[list[tuple[str, str]]]:
+    """Each coupon with every fact central has of it, as its `coupon.upsert` carries it
+    (facts in id order, so the same state is the same line)."""
+    facts: dict[str, list[str]] = {}
+    found = yield FetchIn("SELECT coupon_id, fact_id, payload FROM coupon_facts "
+                          "WHERE mall_id = ? AND coupon_id {in}", [r[0] for r in rows],
+                          (mall_id,))
+    for coupon_id, _, payload in sorted(found, key=lambda f: (f[0], f[1])):
+        facts.setdefault(coupon_id, []).append(payload)
+    return [(r[0], snapshot_line("coupon", r[0], f'{{"coupon":{r[1]},"facts":'
+                                 f'[{",".join(facts.get(r[0], []))}]}}')) for r in rows]
 
 
 # -- the back office --------------------------------------------------------------------

@@ -56,6 +56,12 @@ SNAPSHOT_PAGE_SQL = {
               'ORDER BY member_id COLLATE "C" LIMIT $3',
     "ledger": "SELECT entry_id, payload, server_seq FROM ledger WHERE mall_id = $1 AND "
               "entry_id > $2 ORDER BY entry_id LIMIT $3",
+    # In the primary key's order: the gateway needs no particular order of these, only
+    # one that a resumed download continues.
+    "coupon_campaign": "SELECT campaign_id, definition FROM coupon_campaigns WHERE "
+                       "mall_id = $1 AND campaign_id > $2 ORDER BY campaign_id LIMIT $3",
+    "coupon": "SELECT coupon_id, document FROM coupons WHERE mall_id = $1 AND "
+              "coupon_id > $2 ORDER BY coupon_id LIMIT $3",
 }
 DIALECT = Dialect(row_lock=" FOR UPDATE", snapshot_page_sql=SNAPSHOT_PAGE_SQL)
 

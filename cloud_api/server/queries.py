@@ -72,5 +72,6 @@ class Dialect:
     # writers run side by side (PostgreSQL), "" where a write transaction already holds
     # the database's one write lock (SQLite's BEGIN IMMEDIATE).
     row_lock: str
-    # One keyset page of the snapshot per kind ("member", "ledger"): (mall, after, limit).
+    # One keyset page of the snapshot per phase (`operations.SNAPSHOT_PHASES`):
+    # (mall, after, limit).
     snapshot_page_sql: Mapping[str, str]

@@ -368,10 +368,18 @@ class SqlStorage(Storage):
         after: str | None = ""
         created = 0
         now = self.now()
+        # The reminder days of the rules in force now, as the mall's rule book has them.
+        rules = (await self._read(rule_versions.rule_book(mall_id, self.rules))).at(now)
         while after is not None:
             after, new = await self._write(notice_ops.expiry_reminders(
                 self.dialect, mall_id, after_account=after, limit=REMINDER_PAGE,
-                rules=self.rules, now=now, at=self._stamp()))
+                rules=rules, now=now, at=self._stamp()))
+            created += new
+        after = ""
+        while after is not None:
+            after, new = await self._write(notice_ops.coupon_reminders(
+                self.dialect, mall_id, after_coupon=after, limit=REMINDER_PAGE,
+                rules=rules, now=now, at=self._stamp()))
             created += new
         return created
 

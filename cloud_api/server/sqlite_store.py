@@ -47,6 +47,10 @@ SNAPSHOT_PAGE_SQL = {
               "erased_at IS NULL AND member_id > ? ORDER BY member_id LIMIT ?",
     "ledger": "SELECT entry_id, payload, server_seq FROM ledger "
               "WHERE mall_id = ? AND entry_id > ? ORDER BY entry_id LIMIT ?",
+    "coupon_campaign": "SELECT campaign_id, definition FROM coupon_campaigns "
+                       "WHERE mall_id = ? AND campaign_id > ? ORDER BY campaign_id LIMIT ?",
+    "coupon": "SELECT coupon_id, document FROM coupons "
+              "WHERE mall_id = ? AND coupon_id > ? ORDER BY coupon_id LIMIT ?",
 }
 DIALECT = Dialect(row_lock="", snapshot_page_sql=SNAPSHOT_PAGE_SQL)
 IN_CHUNK = 500  # values per `IN (...)`, well below SQLite's limit on bound parameters

@@ -117,6 +117,9 @@ def utc_now() -> datetime:
 
 
 CENTRAL_ORIGIN = "central"
+# The snapshot's phases in the order it sends them, each in key order. Coupons come last:
+# a gateway keeps a member's coupon only once it has the member.
+SNAPSHOT_PHASES = ("member", "ledger", "coupon_campaign", "coupon")
 
 
 # A pushed event once checked: the entry or activity it carries, or its rejection.
@@ -166,7 +169,7 @@ class Storage(ABC):
     @abstractmethod
     async def snapshot_lines(self, mall_id: str, kind: str, after_key: str,
                              limit: int) -> list[tuple[str, str]]:
-        """`(key, NDJSON line)` of the current state (`member` or `ledger`) after a key, in
+        """`(key, NDJSON line)` of the current state (a phase of `SNAPSHOT_PHASES`) after a key, in
         key order; lines are built from stored JSON text, not re-encoded."""
 
     # -- the back office --------------------------------------------------------------
@@ -308,7 +311,8 @@ class Storage(ABC):
 
     @abstractmethod
     async def find_expiry_reminders(self, mall_id: str) -> int:
-        """Keep the `points.expiring` notices due by now for every account of the mall;
+        """Keep the `points.expiring` notices due by now for every account of the mall,
+        and the `coupon.expiring` ones for every coupon of its members still usable;
         returns how many were new (a reminder already kept is not kept again)."""
 
     @abstractmethod

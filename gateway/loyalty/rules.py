@@ -133,7 +133,8 @@ class ExpiryRules(RuleModel):
     )
     days: int = Field(default=365, ge=1, le=3650, description="Lifetime when policy = days.")
     reminder_days: tuple[int, ...] = Field(
-        default=(30, 7), description="Remind members this many days before points expire."
+        default=(30, 7), description="Remind members this many days before points expire, "
+                                      "and before a coupon of theirs expires unused."
     )
 
 

@@ -203,7 +203,7 @@ async def test_snapshot_streams_members_and_entries_from_a_cursor(
         await admin.create_member(MALL, {"member_id": f"M{n}", "name": "孙"})
     await gw_client.push_batch(GATEWAY, [event(entry(5, f"s{i}", seq=i)) for i in range(4)])
     lines = [line async for line in gw_client.snapshot(GATEWAY)]
-    assert lines[0] == {"type": "header", "cursor": "7", "format": 1, "rule_versions": []}
+    assert lines[0] == {"type": "header", "cursor": "7", "format": 2, "rule_versions": []}
     assert [line["key"] for line in lines if line["type"] == "member"] == ["M0", "M1", "M2"]
     ledger = [line for line in lines if line["type"] == "ledger"]
     assert len(ledger) == 4 and all(line["server_seq"] for line in ledger)

@@ -17,7 +17,7 @@ from cloud_api.server.postgres_store import PostgresStorage
 from cloud_api.server.sqlite_store import SqliteStorage
 from tests.cloud_api.pg import fresh_database
 
-KINDS = ["member", "ledger"]
+KINDS = ["member", "ledger", "coupon_campaign", "coupon"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
