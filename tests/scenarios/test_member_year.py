@@ -1,0 +1,305 @@
+"""A member's year, through the public surface only, on SQLite and PostgreSQL central.
+
+The gateway app with two tills of one store on real ptys and kiosks over a real mosquitto;
+the real central over loopback with a mini-program backend's webhook receiver; one clock,
+moved by the test, for the gateway and central alike. The member joins through central's
+back office, earns through receipts whose lines carry categories (tobacco earns
+nothing), turns silver mid-year and
+earns at silver's rate on the very next sale, has a refund rung on the other till, gets the
+birthday gift once although the kiosk and central's job both give it, is reminded of
+expiring points on the reminder days, and steps down one tier at the anniversary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from aiohttp import web
+
+from cloud_api.client import CentralClient
+from cloud_api.server.phones import PhoneKeys
+from cloud_api.server.webhooks import DeliveryPolicy
+from devices.kiosk.sim import KioskClient
+from devices.mqtt.broker import Mosquitto
+from gateway.app.keys import LEDGER, READER
+from gateway.loyalty import LoyaltyRules
+from gateway.loyalty.versions import rules_document
+from gateway.settings import Settings
+from tests.cloud_api.central import MALL, Central, start_central
+from tests.cloud_api.fixtures import Database
+from tests.cloud_api.webhooks import Receiver, receiving
+from tests.kiosk.helpers import PHONE_KEY, kiosk, kiosk_settings_data, running_gateway
+from tests.pos.ptys import SOCAT, pty_pair
+from tests.pos.tills import Till, open_tills, pos_section
+from tests.sync.clock import FakeClock
+
+pytestmark = pytest.mark.skipif(SOCAT is None, reason="socat is not installed")
+
+T = TypeVar("T")
+WAIT_S = 30.0
+# The mall's rules: the defaults, under the mall's own version, with tobacco earning nothing.
+LOYALTY: dict[str, Any] = {"version": "mall-2026.1", "earn": {
+    "category_multiplier_pct": {"tobacco": 0, "food": 100}}}
+RULES = LoyaltyRules.model_validate(LOYALTY)
+TZ = RULES.tz
+POLICY = DeliveryPolicy(max_attempts=3, retry_initial_s=60, retry_max_s=600, timeout_s=5,
+                        lease_s=30, poll_s=0.02, batch=20)
+SYNC = {"long_poll_s": 1, "push_interval_s": 0.05, "backoff_initial_s": 0.05,
+        "backoff_max_s": 0.3, "heartbeat_s": 0.5}
+NUMBER = "13900139000"
+
+
+# The year, in the mall's time: none of the sales falls on member day (the 18th).
+JOINS = datetime(2025, 12, 8, 10, tzinfo=TZ)
+UPGRADE = datetime(2026, 3, 10, 15, tzinfo=TZ)
+REFUND = datetime(2026, 3, 20, 11, tzinfo=TZ)
+BIRTHDAY_VISIT = datetime(2026, 5, 6, 12, tzinfo=TZ)
+FIRST_REMINDER = datetime(2026, 12, 2, 9, tzinfo=TZ)  # 30 days before the 2025 points lapse
+SECOND_REMINDER = datetime(2026, 12, 25, 9, tzinfo=TZ)  # 7 days before
+AFTER_ANNIVERSARY = datetime(2027, 3, 12, 9, tzinfo=TZ)
+
+
+async def until(check: Callable[[], Awaitable[T]], what: str) -> T:
+    """`check()`'s first true answer, polled (sync and delivery signal no one)."""
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while not (result := await check()):  # noqa: ASYNC110 - polls both ends
+                await asyncio.sleep(0.05)
+            return result
+    except TimeoutError:
+        raise AssertionError(f"never happened: {what}") from None
+
+
+class Gate:
+    """Central unreachable for the gateway (503 to its calls) while closed; the back
+    office still reaches central."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    @web.middleware
+    async def middleware(self, request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                         ) -> web.StreamResponse:
+        if self.closed and request.path.startswith("/v1/gateways/"):
+            return web.json_response({"error": {"code": "unavailable", "msg": "closed"}},
+                                     status=503)
+        return await handler(request)
+
+
+@dataclass
+class Mall:
+    """Everything of the scenario, as its steps use it."""
+
+    clock: FakeClock
+    app: web.Application
+    tills: dict[str, Till]
+    k1: KioskClient
+    k2: KioskClient
+    central: Central
+    admin: CentralClient
+    receiver: Receiver
+    gate: Gate
+
+    async def edge(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = await self.app[READER].run(
+            lambda c: c.execute(sql, args).fetchall())
+        return rows
+
+    async def edge_tier(self, member: str) -> str:
+        ((tier,),) = await self.edge("SELECT tier FROM members WHERE id = ?", member)
+        return str(tier)
+
+    async def edge_available(self, account: str) -> int:
+        return (await self.app[LEDGER].balance(account)).available
+
+    async def central_state(self, member: str) -> dict[str, Any]:
+        return await self.admin.get_member(MALL, member)
+
+    async def outbox_empty(self) -> bool:
+        return not (await self.edge("SELECT count(*) FROM outbox"))[0][0]
+
+    async def agree(self, member: str, account: str) -> int:
+        """Wait until the edge has pushed everything and both ends say the same available
+        balance; that balance."""
+        async def same() -> bool:
+            if not await self.outbox_empty():
+                return False
+            state = await self.central_state(member)
+            return bool(state["balance"]["available"] == await self.edge_available(account))
+        await until(same, "the edge and central agree on the balance")
+        return await self.edge_available(account)
+
+    def at(self, when: datetime) -> None:
+        self.clock.at = when.astimezone(TZ)
+
+    async def sell(self, till: str, no: str, lines: list[tuple[str, int, str]],
+                   member: str) -> None:
+        at = self.clock.at - timedelta(minutes=5)
+        reply = await self.tills[till].send({
+            "receipt_no": no, "occurred_at": at.astimezone(TZ).isoformat(),
+            "total_fen": sum(fen for _, fen, _ in lines), "member_code": member,
+            "lines": [{"name": name, "amount_fen": fen, "category": category}
+                      for name, fen, category in lines]})
+        assert reply.ok, reply
+
+    async def refund(self, till: str, no: str, original: str, fen: int) -> None:
+        at = self.clock.at - timedelta(minutes=5)
+        reply = await self.tills[till].send({
+            "receipt_no": no, "kind": "refund", "original_no": original,
+            "occurred_at": at.astimezone(TZ).isoformat(), "total_fen": fen})
+        assert reply.ok, reply
+
+    async def earned(self, receipt_no: str) -> int:
+        ((points,),) = await self.edge(
+            "SELECT points FROM ledger WHERE kind = 'EARN' AND source_key LIKE ?",
+            f"%:{receipt_no}:%")
+        return int(points)
+
+
+def gateway_settings(tmp_path: Path, broker: int, central_url: str, token: str,
+                     tills: dict[str, Path]) -> Settings:
+    data = kiosk_settings_data(tmp_path, broker, demo_members=0)
+    data |= {"central": {"url": central_url, "token": token, "timeout_s": 2.0},
+             "sync": SYNC, "pos": pos_section(tills, "jsonl"), "loyalty": LOYALTY}
+    return Settings.model_validate_json(json.dumps(data))
+
+
+@contextlib.asynccontextmanager
+async def mall(database: Database, broker: Mosquitto,
+               tmp_path: Path) -> AsyncIterator[Mall]:
+    clock = FakeClock(JOINS)
+    gate = Gate()
+    async with contextlib.AsyncExitStack() as stack:
+        receiver = await stack.enter_async_context(receiving(Receiver()))
+        phones = PhoneKeys({MALL: PHONE_KEY.encode()})  # the key of the gateway's [kiosk]
+        central = await start_central(database.storage(clock, phones=phones),
+                                      webhooks=receiver.webhook(), delivery=POLICY,
+                                      middlewares=[gate.middleware])
+        stack.push_async_callback(central.stop)
+        admin = await stack.enter_async_context(
+            CentralClient(central.url, central.admin_token, timeout_s=10))
+        # The mall's rules, published from its configuration as of the start of the year.
+        await admin.publish_rules(MALL, RULES.version, rules_document(RULES),
+                                  effective_at=datetime(2025, 1, 1, tzinfo=TZ).isoformat())
+        pairs = {pos: await stack.enter_async_context(pty_pair(tmp_path, pos))
+                 for pos in ("P1", "P2")}
+        settings = gateway_settings(tmp_path, broker.port, central.url,
+                                    central.gateway_token,
+                                    {pos: pair.gateway for pos, pair in pairs.items()})
+        app = await stack.enter_async_context(running_gateway(settings, clock.now))
+        tills = await stack.enter_async_context(open_tills(app, pairs, "jsonl"))
+        k1 = await stack.enter_async_context(kiosk(broker.port, "k1"))
+        k2 = await stack.enter_async_context(kiosk(broker.port, "k2"))
+        yield Mall(clock, app, tills, k1, k2, central, admin, receiver, gate)
+
+
+async def test_a_members_year(database: Database, broker: Mosquitto, tmp_path: Path) -> None:
+    async with mall(database, broker, tmp_path) as m:
+        # -- joins ------------------------------------------------------------------------
+        made = await m.admin.create_member(MALL, {"phone": NUMBER})
+        member, account = made["member_id"], made["account_id"]
+
+        async def known() -> bool:
+            return bool(await m.edge("SELECT 1 FROM members WHERE id = ?", member))
+        await until(known, "the member reaches the edge")
+
+        # -- earns: the tobacco line earns nothing ----------------------------------------
+        await m.sell("P1", "S-1", [("拿铁(大杯)", 20_000, "food"),
+                                   ("中华(软)", 10_000, "tobacco")], member)
+        assert await m.earned("S-1") == 200
+        assert await m.agree(member, account) == 200
+
+        # -- turns silver mid-year, and the very next sale earns at silver's rate ---------
+        m.at(UPGRADE)
+        await m.sell("P1", "S-2", [("羽绒服", 40_000, "food")], member)
+        assert await m.earned("S-2") == 400  # at normal, the tier it had
+        assert await m.edge_tier(member) == "silver"
+        balance = await m.k1.request("balance.query", {"member_id": member})
+        assert balance["data"]["tier"] == "silver", balance
+        await m.sell("P1", "S-3", [("围巾", 10_000, "food")], member)
+        assert await m.earned("S-3") == 110  # 100 yuan at silver x1.10
+        assert await m.agree(member, account) == 710
+        assert (await m.central_state(member))["member"]["tier"] == "silver"
+
+        # -- a refund on the other till reverses the sale (and keeps the tier) ------------
+        m.at(REFUND)
+        await m.refund("P2", "R-1", "S-2", 40_000)
+        assert await m.agree(member, account) == 310
+        assert await m.edge_tier(member) == "silver"  # never down before the anniversary
+
+        # -- the birthday gift, given by the kiosk and by central's job: once -------------
+        await m.admin.update_member(MALL, member, {"birth_month": 5, "birth_day": 20})
+
+        async def birthday_known() -> bool:
+            return bool(await m.edge("SELECT 1 FROM members WHERE id = ? AND "
+                                     "birth_month = 5", member))
+        await until(birthday_known, "the birthday reaches the edge")
+        m.at(BIRTHDAY_VISIT)
+        m.gate.closed = True  # each end gives the gift without hearing of the other's
+        identified = await m.k2.request("member.identify", {"by": "phone", "value": NUMBER})
+        assert identified["status"] == "ok", identified
+        assert [g["points"] for g in identified["data"]["gifts"]] == [RULES.birthday.points]
+        assert [e.member_id for e in await m.central.storage.grant_birthdays(MALL)] == [member]
+        m.gate.closed = False
+        assert await m.agree(member, account) == 310 + RULES.birthday.points
+        gifts = [e for e in (await m.central_state(member))["ledger"]
+                 if e["source_type"] == "birthday"]
+        assert len(gifts) == 1
+        assert await m.edge("SELECT count(*) FROM ledger WHERE source_type = 'birthday'") \
+            == [(1,)]
+
+        # -- expiry reminders on their days, delivered once each, signed ------------------
+        m.at(FIRST_REMINDER - timedelta(days=2))
+        assert await m.central.storage.find_expiry_reminders(MALL) == 0
+        m.at(FIRST_REMINDER)
+        assert await m.central.storage.find_expiry_reminders(MALL) == 1
+        assert await m.central.storage.find_expiry_reminders(MALL) == 0
+        m.at(SECOND_REMINDER)
+        assert await m.central.storage.find_expiry_reminders(MALL) == 1
+
+        # -- one step down at the anniversary, decided by central, seen at the edge -------
+        m.at(AFTER_ANNIVERSARY)
+        assert await m.central.storage.review_tiers(MALL) == 1
+
+        async def stepped_down() -> bool:
+            return await m.edge_tier(member) == "normal"
+        await until(stepped_down, "the edge sees the step down")
+        balance = await m.k1.request("balance.query", {"member_id": member})
+        assert balance["data"]["tier"] == "normal", balance
+        assert await m.edge("SELECT from_tier, to_tier, direction FROM tier_changes "
+                            "ORDER BY at") == [("normal", "silver", "upgrade"),
+                                               ("silver", "normal", "downgrade")]
+
+        # -- the end of the year: both ends agree, every entry under the mall's rules -----
+        # The 2025 points lapsed at the end of 2026; the gift and 2026's points remain.
+        final = await m.agree(member, account)
+        assert final == 110 + RULES.birthday.points
+        state = await m.central_state(member)
+        assert state["member"]["tier"] == "normal"
+        central_entries = {e["entry_id"]: e["rule_version"] for e in state["ledger"]}
+        edge_entries = dict(await m.edge(
+            "SELECT entry_id, rule_version FROM ledger WHERE account_id = ?", account))
+        assert central_entries == edge_entries
+        assert set(edge_entries.values()) == {RULES.version}
+
+        def notices() -> list[tuple[str, str]]:
+            return sorted((n["kind"], n["notice_id"]) for n in m.receiver.processed.values())
+        await m.receiver.until(lambda: len(m.receiver.processed) >= 5)
+        kinds = sorted(n["kind"] for n in m.receiver.processed.values())
+        assert kinds == ["birthday.gift", "points.expiring", "points.expiring", "tier.down",
+                         "tier.up"], notices()
+        reminders = sorted((n["data"]["remind_on"], n["data"]["points"], n["data"]["last_day"])
+                           for n in m.receiver.processed.values()
+                           if n["kind"] == "points.expiring")
+        assert reminders == [("2026-12-02", 200, "2026-12-31"), ("2026-12-25", 200, "2026-12-31")]
+        assert all(r["signed"] for r in m.receiver.requests)
+        assert len(m.receiver.requests) == len(m.receiver.processed)  # each sent once
