@@ -258,15 +258,27 @@ async def test_a_members_year(database: Database, broker: Mosquitto, tmp_path: P
             == [(1,)]
 
         # -- expiry reminders on their days, delivered once each, signed ------------------
+        def reminded_on() -> list[str]:
+            return sorted(n["data"]["remind_on"] for n in m.receiver.processed.values()
+                          if n["kind"] == "points.expiring")
         m.at(FIRST_REMINDER - timedelta(days=2))
         assert await m.central.storage.find_expiry_reminders(MALL) == 0
         m.at(FIRST_REMINDER)
         assert await m.central.storage.find_expiry_reminders(MALL) == 1
+        assert await m.central.storage.find_expiry_reminders(MALL) == 0  # once a day
+        await m.receiver.until(lambda: reminded_on() == ["2026-12-02"])
+        m.at(SECOND_REMINDER - timedelta(days=1))
         assert await m.central.storage.find_expiry_reminders(MALL) == 0
         m.at(SECOND_REMINDER)
         assert await m.central.storage.find_expiry_reminders(MALL) == 1
+        await m.receiver.until(lambda: reminded_on() == ["2026-12-02", "2026-12-25"])
 
         # -- one step down at the anniversary, decided by central, seen at the edge -------
+        anniversary = (await m.central_state(member))["member"]["tier_anniversary"]
+        assert anniversary == "2027-03-10"  # a year after the upgrade
+        m.at(datetime(2027, 3, 10, 20, tzinfo=TZ))
+        assert await m.central.storage.review_tiers(MALL) == 0  # not before the day is over
+        assert await m.edge_tier(member) == "silver"
         m.at(AFTER_ANNIVERSARY)
         assert await m.central.storage.review_tiers(MALL) == 1
 
