@@ -278,6 +278,19 @@ class CentralClient:
             if pending.strip():
                 yield orjson.loads(pending)
 
+    # -- enrolment at a kiosk ------------------------------------------------------------
+    async def request_enrolment_code(self, gateway_id: str, phone: str) -> dict[str, Any]:
+        """Have central send a one-time code to `phone`; `phone_masked`, `expires_at`."""
+        data: dict[str, Any] = await self._request(
+            "POST", f"/v1/gateways/{gateway_id}/enrolment-codes", json_body={"phone": phone})
+        return data
+
+    async def enrol(self, gateway_id: str, enrolment: dict[str, Any]) -> dict[str, Any]:
+        """Enrol a member (`enrolMember`): `{"member": edge view, "created": bool}`."""
+        data: dict[str, Any] = await self._request(
+            "POST", f"/v1/gateways/{gateway_id}/enrolments", json_body=enrolment)
+        return data
+
     # -- back-office calls (mini-program, admin) ----------------------------------------
     async def create_member(self, mall_id: str, profile: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = await self._request("POST", f"/v1/malls/{mall_id}/members",

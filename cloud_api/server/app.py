@@ -25,6 +25,7 @@ from cloud_api.server.batch import parse_event
 from cloud_api.server.codes import Code
 from cloud_api.server.contract import Contract, JsonBodyError, parse_json_object
 from cloud_api.server.delivery import Deliverer, remind_forever
+from cloud_api.server.enrolment import CodeSender
 from cloud_api.server.http_errors import error, errors_middleware
 from cloud_api.server.limits import CentralLimits
 from cloud_api.server.notices import ADJUST_SOURCE
@@ -524,6 +525,7 @@ def create_central_app(
     review_tiers: bool = False, grant_birthdays: bool = False,
     webhooks: Mapping[str, Sequence[Webhook]] | None = None,
     delivery: DeliveryPolicy | None = None, remind_expiry: bool = False,
+    code_sender: CodeSender | None = None,
 ) -> web.Application:
     """The central API over `storage`; the app opens and closes the storage.
 
@@ -537,7 +539,8 @@ def create_central_app(
     `webhooks`: each mall's webhooks, delivered to by a background `Deliverer` (none: no
     delivery; notices are still kept and readable). `remind_expiry` turns on the hourly
     expiry reminder job (`mallgate central serve` does; tests call
-    `Storage.find_expiry_reminders` with their own clock)."""
+    `Storage.find_expiry_reminders` with their own clock).
+    `code_sender` delivers enrolment codes (None: a log line with the number masked)."""
     contract = Contract(limits)
     app = web.Application(
         client_max_size=contract.limits.max_body_bytes,
@@ -597,4 +600,7 @@ def create_central_app(
     app.router.add_post(mall + "/webhooks/dead:retry", retry_dead)
     app.router.add_get(mall + "/metrics", mall_metrics)
     app.router.add_get(mall + "/config/{kind}", get_config)
+    # Imported here: the routes module reads this module's keys and helpers.
+    from cloud_api.server.enrolment_routes import add_enrolment_routes  # noqa: PLC0415
+    add_enrolment_routes(app, gw, code_sender)
     return app

@@ -12,6 +12,7 @@ import click
 
 from cloud_api.httpguard import HttpLimits, serve_app
 from cloud_api.server.app import DEFAULT_RETENTION_DAYS, create_central_app
+from cloud_api.server.enrolment import WebhookSender
 from cloud_api.server.limits import CentralLimits
 from cloud_api.server.phones import PhoneKeys, SecretFileError
 from cloud_api.server.postgres_store import PostgresStorage
@@ -103,11 +104,16 @@ def central_group() -> None:
               default=DeliveryPolicy().timeout_s, show_default=True,
               help="How long one delivery may take; a worker that dies mid-send leaves "
               "it to others after six times this.")
+@click.option("--code-webhook", default=None, metavar="URL",
+              help="Where enrolment codes are sent: central POSTs {mall_id, phone, code, "
+              "expires_at} to the SMS gateway at URL. Unset: each code is written to "
+              "central's log, the number masked (a demo).")
 @_limit_options
 def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float, *,
           phone_key_file: Path | None, phone_encryption_key_file: Path | None,
           log_format: str, log_level: str, webhook_file: Path | None,
-          webhook_max_attempts: int, webhook_timeout_s: float, **limits: int) -> None:
+          webhook_max_attempts: int, webhook_timeout_s: float, code_webhook: str | None,
+          **limits: int) -> None:
     """Serve the central API until SIGINT or SIGTERM."""
     try:
         settings = CentralLimits(**limits)
@@ -123,7 +129,8 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
                              retention_s=retention_days * 86400, limits=settings,
                              review_tiers=True, grant_birthdays=True, remind_expiry=True,
                              webhooks=webhooks, delivery=DeliveryPolicy.with_timeout(
-                                 webhook_timeout_s, max_attempts=webhook_max_attempts))
+                                 webhook_timeout_s, max_attempts=webhook_max_attempts),
+                             code_sender=WebhookSender(code_webhook) if code_webhook else None)
     click.echo(f"central listening on http://{host}:{port}")
     # Bounded connections and a deadline for request headers: slow clients cannot hold
     # every descriptor (cloud_api/httpguard.py).

@@ -33,6 +33,11 @@ class Code(StrEnum):
     # 422: well-formed, refused by the loyalty rules
     INSUFFICIENT_POINTS = "insufficient_points"
     REDEMPTION_REFUSED = "redemption_refused"
+    INVALID_CODE = "invalid_code"  # an enrolment's one-time code that does not match
+    CODE_EXPIRED = "code_expired"  # no code for the number, or past its expiry: ask again
+    TOO_MANY_ATTEMPTS = "too_many_attempts"  # the code's attempts are spent: ask again
+    # 503: a dependency of central failed (the code could not be sent)
+    UNAVAILABLE = "unavailable"
     # 500: central's own fault, logged under the `error_id` of the details
     INTERNAL = "internal"
 

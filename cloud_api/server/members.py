@@ -20,7 +20,9 @@ IDENTIFIER_KINDS = frozenset({"card", "phone_hash", "qr_token", "ble_key"})
 # The days of each month a birthday can fall on (29 February included).
 DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 PROFILE_FIELDS = ("name", "phone", "tier", "tier_anniversary", "birth_month", "birth_day",
-                  "tags", "opt_outs", "identifiers")
+                  "tags", "opt_outs", "identifiers",
+                  # kept from an enrolment at a kiosk (`enrolment.py`)
+                  "consent", "referrer", "phone_verified")
 
 
 def mask_name(name: str | None) -> str | None:

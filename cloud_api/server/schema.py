@@ -152,6 +152,19 @@ CREATE TABLE notice_deliveries (
 CREATE INDEX notice_deliveries_due ON notice_deliveries (mall_id, webhook, state, seq);
 """
 
+# Enrolment at a kiosk: the one-time code of each number being enrolled (only its keyed
+# hash), and each enrolment's member, so a retried enrolment gets the same member.
+_ENROLMENT = """
+CREATE TABLE enrolment_codes (
+    mall_id TEXT NOT NULL, phone_hash TEXT NOT NULL, code_hash TEXT NOT NULL,
+    expires_at TEXT NOT NULL, attempts_left INTEGER NOT NULL, verified_for TEXT,
+    created_at TEXT NOT NULL, PRIMARY KEY (mall_id, phone_hash));
+CREATE TABLE enrolments (
+    mall_id TEXT NOT NULL, enrolment_id TEXT NOT NULL, member_id TEXT NOT NULL,
+    provisional_member_id TEXT, created_at TEXT NOT NULL,
+    PRIMARY KEY (mall_id, enrolment_id));
+"""
+
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"""
 
@@ -183,4 +196,5 @@ def migrations(integer: str, *, c_collation: bool = False) -> list[Migration]:
             integer=integer))),
         Migration(6, "member notices and webhook deliveries", _statements(
             _NOTICES.format(integer=integer))),
+        Migration(7, "enrolment", _statements(_ENROLMENT)),
     ]

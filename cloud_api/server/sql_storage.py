@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloud_api.server import notice_ops, rewards, rule_versions, tiers
+from cloud_api.server import enrolment, notice_ops, rewards, rule_versions, tiers
 from cloud_api.server import operations as ops
 from cloud_api.server.codes import Code
 from cloud_api.server.grants import GrantThrottle
@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 # Accounts looked at per transaction by the expiry reminder job.
 REMINDER_PAGE = 200
+_CODE_REFUSALS = {
+    "wrong": (Code.INVALID_CODE, "the code does not match; check it, or ask for a new one"),
+    "expired": (Code.CODE_EXPIRED, "no valid code for this number: ask for a new one"),
+    "exhausted": (Code.TOO_MANY_ATTEMPTS, "too many wrong codes: ask for a new one"),
+}
 
 # Members converted per transaction when central starts with a mall's phone key: a
 # large mall's conversion does not hold the mall's writes up in one long transaction.
@@ -193,6 +198,53 @@ class SqlStorage(Storage):
             raise StorageError(Code.PHONE_KEY_MISSING, f"central has no phone hash key for "
                                f"mall {mall_id}: members cannot be found by phone", 409)
         return await self._read(ops.find_members_by_phone(mall_id, phone_hash, self.phones))
+
+    async def new_enrolment_code(self, mall_id: str, number: str) -> tuple[str, datetime]:
+        key = enrolment.hash_key(self.phones, mall_id)
+        phone_hash = self.phones.hash_for(mall_id, number) or ""
+        code, expires = enrolment.new_code(), enrolment.code_expiry(self.now())
+        await self._write(enrolment.store_code(
+            mall_id, phone_hash, enrolment.code_hash(key, phone_hash, code),
+            to_text(expires) or "", self._stamp()))
+        return code, expires
+
+    async def enrol(self, mall_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        key = enrolment.hash_key(self.phones, mall_id)
+        number = body.get("phone")
+        if number is not None:
+            phone_hash = self.phones.hash_for(mall_id, number) or ""
+        elif body.get("provisional_member_id") and body.get("phone_hash"):
+            phone_hash = str(body["phone_hash"])
+        else:
+            raise StorageError(Code.INVALID_REQUEST, "an enrolment needs the phone number, or "
+                               "for a provisional member its phone_hash")
+        request = enrolment.Enrolment(
+            enrolment_id=str(body["enrolment_id"]), number=number, phone_hash=phone_hash,
+            phone_masked=body.get("phone_masked"),
+            consent=dict(body["consent"]), code=body.get("code"),
+            provisional_member_id=body.get("provisional_member_id"),
+            account_id=body.get("account_id"), referrer=body.get("referrer"))
+        done = await self._read(enrolment.enrolled(mall_id, request.enrolment_id))
+        if done is not None:  # a retry: its code is used up, its member is the answer
+            return done, False
+        if request.code is not None:
+            # Its own transaction: a wrong guess spends an attempt even though it is refused.
+            check = await self._write(enrolment.check_code(
+                self.dialect, mall_id, request.enrolment_id, phone_hash,
+                hashed=enrolment.code_hash(key, phone_hash, request.code),
+                now=self._stamp()))
+            if check != "ok":
+                code, message = _CODE_REFUSALS[check]
+                raise StorageError(code, message, 422)
+        elif request.provisional_member_id is None:
+            raise StorageError(Code.INVALID_REQUEST, "an enrolment needs the code sent to the "
+                               "phone, or the provisional member the gateway made offline")
+        now = self.now()
+        return await self._write(self._ruled(mall_id, lambda rules: enrolment.enrol(
+            self.dialect, mall_id, request, to_text(now) or "",
+            create=lambda body: rewards.create_member(
+                self.dialect, mall_id, body, phones=self.phones, now=now, rules=rules,
+                stamp=self._stamp_entry))))
 
     async def erase_member(self, mall_id: str, member_id: str) -> None:
         await self._write(ops.erase_member(self.dialect, mall_id, member_id, self._stamp()))

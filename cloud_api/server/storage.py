@@ -191,6 +191,17 @@ class Storage(ABC):
     @abstractmethod
     async def erase_member(self, mall_id: str, member_id: str) -> None: ...
 
+    # -- enrolment at a kiosk (`enrolment.py`) -----------------------------------------
+    @abstractmethod
+    async def new_enrolment_code(self, mall_id: str, number: str) -> tuple[str, datetime]:
+        """A new one-time code for the number (replacing its last one) and its expiry;
+        only the code's keyed hash is kept. The caller sends it."""
+
+    @abstractmethod
+    async def enrol(self, mall_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The member an enrolment names (its edge view) and whether it was created now;
+        `StorageError` `invalid_code`, `code_expired` or `too_many_attempts`."""
+
     @abstractmethod
     async def put_document(self, mall_id: str, kind: str, key: str,
                            payload: dict[str, Any]) -> int:

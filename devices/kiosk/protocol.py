@@ -28,6 +28,9 @@ ErrorCode = Literal[
     "token_expired", "insufficient_points", "offline_limit", "already_checked_in",
     "receipt_not_found", "receipt_already_claimed", "receipt_claim_expired",
     "offer_not_available", "offer_already_claimed", "id_conflict", "rate_limited", "internal",
+    "session_required", "session_invalid", "session_expired", "session_wrong_kiosk",
+    "invalid_code", "code_expired", "too_many_attempts", "already_member",
+    "enrolment_unavailable",
 ]
 
 

@@ -2,8 +2,8 @@
 
 `KioskClient` is what a kiosk app does: a persistent session, a retained birth with a Will,
 requests with a fresh ULID each (or a given one, to retry), and replies matched by id.
-`run_sessions` plays realistic member sessions: scan, look at the balance, check in, now and
-then redeem a gift.
+`run_sessions` plays realistic member sessions: scan (which opens the member's session at
+this kiosk), look at the balance, check in, now and then redeem a gift.
 """
 
 from __future__ import annotations
@@ -76,6 +76,14 @@ class KioskClient:
         finally:
             self._waiting.pop(request_id, None)
 
+    async def session(self, by: str, value: str) -> str:
+        """Identify a member at this kiosk (`by` "card", "qr" or "phone"); the session the
+        reply opens, which check-in, redeem and offer claims need."""
+        reply = await self.request("member.identify", {"by": by, "value": value})
+        if reply["status"] != "ok":
+            raise LookupError(f"member.identify by {by}: {reply['error']['code']}")
+        return str(reply["data"]["session"])
+
     async def _receive(self) -> None:
         while True:
             message = await self.link.receive()
@@ -110,11 +118,12 @@ async def member_session(client: KioskClient, card: str, stats: SessionStats,
     found = await ask("member.identify", {"by": "card", "value": card})
     if found["status"] != "ok":
         return
-    member = found["data"]["member_id"]
+    # Writes on the member go with the session the identification opened at this kiosk.
+    member, session = found["data"]["member_id"], found["data"]["session"]
     await ask("balance.query", {"member_id": member})
-    await ask("checkin", {"member_id": member})
+    await ask("checkin", {"session": session})
     if rng.random() < 0.3:
-        await ask("redeem", {"member_id": member, "kind": "gift", "item": "tote-bag",
+        await ask("redeem", {"session": session, "kind": "gift", "item": "tote-bag",
                              "points": rng.choice([50, 100, 200])})
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from gateway.app.retention import Retention
     from gateway.http.snapshot import Snapshots
     from sync.engine import SyncEngine
+    from sync.enrolments import ProvisionalConfirmer
 
 SETTINGS = web.AppKey("settings", Settings)
 NOW: web.AppKey[Callable[[], datetime]] = web.AppKey("now")
@@ -49,6 +50,8 @@ POS: web.AppKey[PosService] = web.AppKey("pos")
 BLE: web.AppKey[BleService] = web.AppKey("ble")
 # Sync exists only with a [central] url and [sync] enabled: look it up with `app.get(SYNC)`.
 SYNC: web.AppKey[SyncEngine] = web.AppKey("sync")
+# With sync: confirms provisional members (enrolled at a kiosk offline) with central.
+CONFIRMER: web.AppKey[ProvisionalConfirmer] = web.AppKey("confirmer")
 # The daily pruning of dead letters and POS bytes (gateway/app/retention.py).
 RETENTION: web.AppKey[Retention] = web.AppKey("retention")
 # The bearer tokens of the local API, read from [http] on first use (gateway/http/auth.py).

@@ -15,6 +15,7 @@ from gateway.app.keys import CENTRAL, KIOSK, LEDGER, METRICS, MQTT, READER, SETT
 from gateway.app.supervisor import part_task
 from gateway.members import IdentityKeys
 from gateway.operations.service import Operations
+from gateway.operations.sessions import Sessions, session_key
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     k = settings.kiosk
     ledger, writer, mqtt = app[LEDGER], app[WRITER], app[MQTT]
+    key = await writer.submit(lambda conn: session_key(conn, ledger.now()))
     service = KioskService(
         link=mqtt.link, topics=Topics(settings.site.mall_id), contract=default_contract(),
         writer=writer,
@@ -40,8 +42,10 @@ async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
                        keys=identity_keys(settings), replies=REPLIES,
                        central_online=app[CENTRAL].online,
                        claim_days=settings.pos.claim_days,
+                       sessions=Sessions(key, k.session_s),
                        site=settings.site.gateway_id,
-                       offer_claim_s=settings.ble.welcome.claim_s),
+                       offer_claim_s=settings.ble.welcome.claim_s,
+                       enrolment=app[CENTRAL].enrolment),
         limiter=RateLimiter(k.rate_per_s, k.rate_burst),
         max_payload_bytes=k.max_payload_bytes)
     service.register(mqtt.router)

@@ -16,10 +16,21 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.app.keys import CENTRAL, LEDGER, METRICS, NOW, READER, SETTINGS, SYNC, WRITER
+from gateway.app.keys import (
+    CENTRAL,
+    CONFIRMER,
+    LEDGER,
+    METRICS,
+    NOW,
+    READER,
+    SETTINGS,
+    SYNC,
+    WRITER,
+)
 from gateway.app.supervisor import part_task
 from sync.connect import central_client
 from sync.engine import SyncEngine
+from sync.enrolments import CentralEnrolments, ProvisionalConfirmer, confirmer_families
 from sync.metrics import SyncMetrics
 
 log = logging.getLogger(__name__)
@@ -44,10 +55,18 @@ async def sync_context(app: web.Application) -> AsyncIterator[None]:
         refresh = asyncio.create_task(metrics.refresh_forever(), name="sync-metrics")
         log.info("syncing with %s", settings.central.url)
         try:
+            enrolments = CentralEnrolments(client, settings.site.gateway_id)
+            confirmer = ProvisionalConfirmer(
+                enrolments, ledger=app[LEDGER], reader=app[READER], writer=app[WRITER],
+                online=app[CENTRAL].online)
+            app[CONFIRMER] = confirmer
+            app[METRICS].add(lambda: confirmer_families(confirmer))
             async with part_task(app, "sync", engine.run, check=lambda: _health(engine)) as part:
-                app[CENTRAL].attach(lambda: engine.online, part)
+                app[CENTRAL].attach(lambda: engine.online, part, enrolments)
                 try:
-                    yield
+                    # Provisional members enrolled offline, confirmed by central and merged.
+                    async with part_task(app, "enrolments", confirmer.run):
+                        yield
                 finally:
                     app[CENTRAL].detach()
         finally:

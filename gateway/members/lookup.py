@@ -51,6 +51,10 @@ _BY_IDENTIFIER = (
     "SELECT m.id, m.account_id, m.display_name_masked, m.tier FROM "
     "member_identifiers i JOIN members m ON m.id = i.member_id "
     "WHERE i.kind = ? AND i.value = ?")
+# A provisional member's id, once merged, names the member it became.
+_BY_ALIAS = (
+    "SELECT m.id, m.account_id, m.display_name_masked, m.tier FROM member_aliases a "
+    "JOIN members m ON m.id = a.member_id WHERE a.alias_id = ?")
 # A code printed on a receipt is a member id, a card number or a QR token.
 _BY_CODE = (
     "SELECT m.id, m.account_id, m.display_name_masked, m.tier FROM members m "
@@ -64,6 +68,8 @@ def find_member(conn: sqlite3.Connection, lookup: Lookup) -> Member | None:
     """The member `lookup` names, or None if the edge has none such."""
     if lookup.kind == "member":
         row = conn.execute(_BY_ID, (lookup.value,)).fetchone()
+        if row is None:  # a provisional member merged since: the member it became
+            row = conn.execute(_BY_ALIAS, (lookup.value,)).fetchone()
     else:
         row = conn.execute(_BY_IDENTIFIER, (lookup.kind, lookup.value)).fetchone()
     if row is None:
@@ -75,6 +81,8 @@ def find_by_code(conn: sqlite3.Connection, code: str) -> Member | None:
     """The member a receipt's member code names: a member id first, else a card or QR
     token identifier."""
     row = conn.execute(_BY_CODE, (code, code)).fetchone()
+    if row is None:
+        row = conn.execute(_BY_ALIAS, (code,)).fetchone()
     if row is None:
         return None
     return Member(id=row[0], account_id=row[1], display_name=row[2] or "", tier=row[3])

@@ -158,18 +158,28 @@ def _versions(conn: sqlite3.Connection, member_ids: list[str]) -> dict[str, int]
     return found
 
 
+# Members made here that central does not know yet (enrolled at a kiosk offline): a
+# snapshot, which lists central's members only, must not take them for members central
+# has dropped.
+_NOT_PROVISIONAL = ("id NOT IN (SELECT member_id FROM provisional_members "
+                    "WHERE merged_at IS NULL)")
+
+
 def versions_between(conn: sqlite3.Connection, first: str, last: str) -> dict[str, int]:
-    """The central version of every member of the edge with `first < id <= last`: one
-    range read on the primary key (a snapshot chunk's span)."""
+    """The central version of every member of the edge with `first < id <= last` (but
+    provisional members central has not confirmed yet): one range read on the primary key
+    (a snapshot chunk's span)."""
     return dict(conn.execute(
-        "SELECT id, central_version FROM members WHERE id > ? AND id <= ?",
-        (first, last)).fetchall())
+        "SELECT id, central_version FROM members WHERE id > ? AND id <= ? AND "
+        + _NOT_PROVISIONAL, (first, last)).fetchall())
 
 
 def ids_after(conn: sqlite3.Connection, after: str) -> list[str]:
-    """The ids of the edge's members after `after`, in key order."""
-    return [row[0] for row in conn.execute("SELECT id FROM members WHERE id > ? ORDER BY id",
-                                           (after,))]
+    """The ids of the edge's members after `after` (but provisional members central has
+    not confirmed yet), in key order."""
+    return [row[0] for row in conn.execute(
+        "SELECT id FROM members WHERE id > ? AND " + _NOT_PROVISIONAL + " ORDER BY id",
+        (after,))]
 
 
 # -- members made at the edge (the demo) ------------------------------------------------

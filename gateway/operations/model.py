@@ -19,6 +19,11 @@ RefusalCode = Literal[
     "insufficient_points", "offline_limit", "already_checked_in", "receipt_not_found",
     "receipt_already_claimed", "receipt_claim_expired", "offer_not_available",
     "offer_already_claimed", "id_conflict", "internal",
+    # A write on a member without a valid session of this kiosk (`sessions.py`).
+    "session_required", "session_invalid", "session_expired", "session_wrong_kiosk",
+    # member.enroll (`enrol.py`): central's answers to a code, and the gateway's own.
+    "invalid_code", "code_expired", "too_many_attempts", "already_member",
+    "enrolment_unavailable",
 ]
 
 # Refusals that are the answer to the request as it stands: stored, so a retry gets the
@@ -27,7 +32,7 @@ RefusalCode = Literal[
 STORED_ERRORS: frozenset[str] = frozenset({
     "unknown_member", "invalid_token", "token_expired", "insufficient_points",
     "offline_limit", "already_checked_in", "receipt_already_claimed", "receipt_claim_expired",
-    "offer_not_available", "offer_already_claimed",
+    "offer_not_available", "offer_already_claimed", "already_member",
 })
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast, get_args
 
+from gateway.central import EnrolmentPort
 from gateway.holds import rows as holds
 from gateway.holds.service import available_after_holds
 from gateway.ledger import Ledger
@@ -36,6 +37,7 @@ from gateway.loyalty.tier_review import benefits, tier_of
 from gateway.loyalty.wire import to_text
 from gateway.members import IdentityError, IdentityKeys, Lookup, Member, find_member, lookup_for
 from gateway.offers.store import OfferClaimError, claim_offer
+from gateway.operations.enrol import Enrolments
 from gateway.operations.expiring import expiring_fields
 from gateway.operations.model import (
     STORED_ERRORS,
@@ -45,6 +47,7 @@ from gateway.operations.model import (
     Replies,
     Reply,
 )
+from gateway.operations.sessions import SESSION_OPS, Sessions
 from gateway.operations.stored import store_reply, stored_reply
 from gateway.receipts import ReceiptClaimError, claim_receipt
 from gateway.receipts.rows import utc_text
@@ -92,7 +95,13 @@ def _refusal_code(code: str) -> RefusalCode:
 class Operations:
     def __init__(self, *, ledger: Ledger, reader: Reader, writer: Writer, keys: IdentityKeys,
                  replies: Replies, central_online: Callable[[], bool], claim_days: int,
-                 site: str = "", offer_claim_s: int = 3600) -> None:
+                 sessions: Sessions | None, site: str = "",
+                 offer_claim_s: int = 3600,
+                 enrolment: Callable[[], EnrolmentPort | None] = lambda: None) -> None:
+        """`sessions`: the channel's sessions, which identify answers with and the writes
+        on a member (`SESSION_OPS`) require; None for a caller that authenticates its
+        writes itself (the core's own tests). `enrolment`: central's enrolment calls
+        while it is reachable (`CentralStatus.enrolment`); None enrols provisionally."""
         self.ledger = ledger
         self.reader = reader
         self.writer = writer
@@ -102,6 +111,10 @@ class Operations:
         self.claim_days = claim_days
         self.site = site
         self.offer_claim_s = offer_claim_s
+        self.sessions = sessions
+        self._enrolments = Enrolments(
+            ledger=ledger, reader=reader, writer=writer, replies=replies,
+            phone_key=keys.phone_key, sessions=sessions, central=enrolment)
         self._reads: dict[str, ReadOp] = {
             "member.identify": self._identify,
             "balance.query": self._balance,
@@ -119,7 +132,7 @@ class Operations:
 
     @property
     def ops(self) -> frozenset[str]:
-        return frozenset(self._reads) | frozenset(self._writes)
+        return frozenset(self._reads) | frozenset(self._writes) | {"member.enroll"}
 
     async def handle(self, request: OperationRequest) -> tuple[Reply, bool]:
         """The reply to `request` (durable when it returns) and whether it was a retry."""
@@ -132,6 +145,8 @@ class Operations:
             return self.replies.refused(request.id, conflict), False
 
     async def _handle(self, request: OperationRequest) -> tuple[Reply, bool]:
+        if request.op == "member.enroll":
+            return await self._enrolments.handle(request)
         now = self.ledger.now()
         refusal: Refused | None = None
         lookup: Lookup | None = None
@@ -139,6 +154,8 @@ class Operations:
             lookup = self._lookup(request, now)
         except IdentityError as refused:
             refusal = Refused(refused.code, refused.msg)
+        except Refused as refused:  # no valid session: refused, unless a stored reply
+            refusal = refused
         if lookup is not None and request.op in self._writes:
             return await self._write(request, lookup, now)
         # One read for all: a retry must get its stored reply even if, say, its QR token
@@ -207,6 +224,13 @@ class Operations:
     def _lookup(self, request: OperationRequest, now: datetime) -> Lookup:
         if request.op == "member.identify":
             return lookup_for(request.data["by"], request.data["value"], self.keys, now)
+        if self.sessions is not None and request.op in SESSION_OPS:
+            member_id = self.sessions.member_of(request.data.get("session"), request.kiosk,
+                                                now)
+            named = request.data.get("member_id")
+            if named is not None and named != member_id:
+                raise Refused("session_invalid", "the session is for another member")
+            return Lookup("member", member_id)
         return Lookup("member", request.data["member_id"])
 
     def _first_read(self, conn: sqlite3.Connection, request: OperationRequest,
@@ -256,10 +280,14 @@ class Operations:
     async def _identify(self, request: OperationRequest, member: Member,
                         entries: AccountRead | None, now: datetime) -> Reply:
         balance, held, gifts, _ = await self._read_balance(member, entries, now)
-        return self.replies.ok(request.id, {
-            "member_id": member.id, "display_name": member.display_name,
-            **benefits(self._tier(member)), "available": balance.available - held,
-            "held": held, **gifts_json(gifts)})
+        answer = {"member_id": member.id, "display_name": member.display_name,
+                  **benefits(self._tier(member)), "available": balance.available - held,
+                  "held": held, **gifts_json(gifts)}
+        if self.sessions is not None:
+            # Each identification opens a session of its own; a retry opens another.
+            session, expires = self.sessions.issue(request.kiosk, member.id, now)
+            answer |= {"session": session, "session_expires_at": to_text(expires)}
+        return self.replies.ok(request.id, answer)
 
     async def _balance(self, request: OperationRequest, member: Member,
                        entries: AccountRead | None, now: datetime) -> Reply:

@@ -102,6 +102,12 @@ class KioskSettings(SettingsModel):
         description="Tolerance for the clocks of central (QR token expiry) and kiosks, in "
         "seconds.",
     )
+    session_s: int = Field(
+        default=300, ge=30, le=3600,
+        description="How long the session `member.identify` returns authorizes check-in, "
+        "redeem and offer claims at that kiosk, in seconds; after it the kiosk identifies "
+        "the member again.",
+    )
     embedded_dir: Path = Field(
         default=Path("var/mqtt"),
         description="Directory of the embedded broker's generated configuration, "

@@ -155,14 +155,15 @@ async def test_the_shown_offer_is_claimed_once_at_the_kiosk(
     async with receiver(port, "rx-north") as north, kiosk(port, "k1") as k1:
         ble = app[BLE]
         await ble.refresh_keys()
-        not_shown = await k1.request("offer.claim", {"member_id": GOLD,
+        session = await k1.session("card", "DEMO0002")  # GOLD's card
+        not_shown = await k1.request("offer.claim", {"session": session,
                                                      "offer_id": "demo-welcome-vip"})
         assert not_shown["error"]["code"] == "offer_not_available"
         send(north, "rx-north", 1, linger(GOLD))
         await eventually(lambda: ble.stats.arrivals == 1)
         await ble.settle()
         claim_id = new_ulid()
-        data = {"member_id": GOLD, "offer_id": "demo-welcome-vip"}
+        data = {"session": session, "member_id": GOLD, "offer_id": "demo-welcome-vip"}
         claimed = await k1.request("offer.claim", data, request_id=claim_id)
         assert claimed["status"] == "ok", claimed
         assert CONTRACT.schema_error("#/components/schemas/OfferClaimReply", claimed) is None

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from cloud_api.server.app import STORAGE, create_central_app
+from cloud_api.server.enrolment import CodeSender
 from cloud_api.server.storage import Storage
 from gateway.loyalty import Entry, EntryKind
 from tests.conftest import free_port
@@ -46,7 +47,8 @@ async def start_central(
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
     tokens: tuple[str, str] | None = None, **options: Any,
 ) -> Central:
-    """`options`: more of `create_central_app`'s keywords (webhooks, delivery, ...)."""
+    """`options`: more of `create_central_app`'s keywords (webhooks, delivery,
+    code_sender, ...)."""
     app = create_central_app(storage, middlewares=middlewares, **options)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -62,8 +64,10 @@ async def start_central(
 async def running_central(
     storage: Storage, *, port: int | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
+    code_sender: CodeSender | None = None, tokens: tuple[str, str] | None = None,
 ) -> AsyncIterator[Central]:
-    central = await start_central(storage, port=port, middlewares=middlewares)
+    central = await start_central(storage, port=port, middlewares=middlewares,
+                                  code_sender=code_sender, tokens=tokens)
     try:
         yield central
     finally:

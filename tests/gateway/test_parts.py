@@ -90,7 +90,7 @@ async def test_killing_each_part_shows_it_down_and_sync_down_means_offline_rules
         client = await aiohttp_client(app)
         # sync first: the kiosk service must still be there to show what its death means
         names = ["store", "sync", "ble", "pos:" + str(pair.gateway), "kiosk", "mqtt",
-                 "retention"]
+                 "retention", "enrolments"]
         assert sorted(part.name for part in app[PARTS]) == sorted(names)
 
         async def ready() -> tuple[int, dict[str, Any]]:
@@ -107,8 +107,10 @@ async def test_killing_each_part_shows_it_down_and_sync_down_means_offline_rules
         assert app[CENTRAL].online()
 
         async with kiosk(broker.port) as k1:
+            session = await k1.session("card", "DEMO0001")
+
             def redeem(n: int) -> dict[str, object]:
-                return {"member_id": "m-demo-0001", "kind": "coupon", "item": f"c-{n}",
+                return {"session": session, "kind": "coupon", "item": f"c-{n}",
                         "points": 100}
             # Central answers: the redemption is checked against the balance only.
             assert (await k1.request("redeem", redeem(1)))["status"] == "ok"

@@ -61,7 +61,8 @@ async def test_a_retained_request_is_dropped_and_not_replayed(broker: Mosquitto,
         scraped = app[METRICS].render().decode()
         assert 'mallgate_mqtt_dropped_total{owner="kiosk",reason="retained"} 1.0' in scraped
         # Served afresh without the retain flag: the retained copy changed nothing.
-        checkin = await k1.request("checkin", {"member_id": "m-demo-0001"})
+        session = await k1.session("card", "DEMO0001")
+        checkin = await k1.request("checkin", {"session": session})
         assert checkin["status"] == "ok"
     async with running_gateway(settings) as app, kiosk(broker.port) as k1:
         # A request after the restart's subscriptions: anything replayed came before it.

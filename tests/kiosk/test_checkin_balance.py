@@ -33,7 +33,7 @@ async def ops(tmp_path: Path) -> AsyncIterator[Operations]:
         yield Operations(ledger=ledger, reader=reader, writer=writer,
                          keys=IdentityKeys(None, None, 30), replies=REPLIES,
                          central_online=lambda: True,
-                         claim_days=7, site="gw-1")
+                         claim_days=7, sessions=None, site="gw-1")
 
 
 async def request(ops: Operations, op: str, data: dict[str, object]) -> dict[str, object]:

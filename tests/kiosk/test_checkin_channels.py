@@ -35,7 +35,8 @@ async def test_kiosk_and_mini_program_check_ins_of_a_day_are_one(
     storage = SqliteStorage(tmp_path / "central.db", now=clock)
     async with running_central(storage) as central, \
             CentralClient(central.url, central.admin_token, timeout_s=5) as admin:
-        await admin.create_member(MALL, {"member_id": "M1", "account_id": "A1"})
+        await admin.create_member(MALL, {"member_id": "M1", "account_id": "A1", "identifiers": [
+            {"kind": "card", "value": "CARD-M1"}]})
         data = kiosk_settings_data(tmp_path, broker.port, demo_members=0)
         data["central"] = {"url": central.url, "token": central.gateway_token,
                            "timeout_s": 5.0}
@@ -51,7 +52,8 @@ async def test_kiosk_and_mini_program_check_ins_of_a_day_are_one(
             await until(member_here)
 
             # Day 1: the kiosk first; the mini-program's check-in is the kiosk's entry.
-            at_kiosk = await k1.request("checkin", {"member_id": "M1"})
+            at_kiosk = await k1.request("checkin",
+                                        {"session": await k1.session("card", "CARD-M1")})
             assert at_kiosk["status"] == "ok", at_kiosk
 
             async def pushed() -> bool:
@@ -72,7 +74,8 @@ async def test_kiosk_and_mini_program_check_ins_of_a_day_are_one(
                 return await scalar("SELECT count(*) FROM ledger WHERE "
                                     "source_key = 'M1:2026-05-11'") == 1
             await until(pulled)
-            late = await k1.request("checkin", {"member_id": "M1"})
+            late = await k1.request("checkin",
+                                    {"session": await k1.session("card", "CARD-M1")})
             assert late["status"] == "error"
             assert late["error"]["code"] == "already_checked_in"
 

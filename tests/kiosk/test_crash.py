@@ -66,9 +66,11 @@ async def test_a_redeem_interrupted_by_sigkill_happens_exactly_once(
         for _ in range(rounds(1)):
             request_id = new_ulid()
             ids.append(request_id)
-            gift = {"member_id": "m-demo-0001", "kind": "gift", "item": "pen", "points": 10}
             async with gateway_process(settings_file, mode) as doomed:
                 assert await gateway_status(observer) == {"online": True}
+                # The session outlives the process that issued it: its key is in the store.
+                session = await k1.session("card", "DEMO0001")
+                gift = {"session": session, "kind": "gift", "item": "pen", "points": 10}
                 pending = asyncio.create_task(
                     k1.request("redeem", gift, request_id=request_id, wait_s=60))
                 assert await asyncio.wait_for(doomed.wait(), 30) == -signal.SIGKILL

@@ -96,20 +96,23 @@ async def test_identify_balance_checkin_redeem(broker_port: tuple[int, dict[str,
                                                     "2027-12-31T16:00:00.000000+00:00")
 
         first = new_ulid()
-        checkin = await k1.request("checkin", {"member_id": "m-demo-0001"}, request_id=first)
+        member = {"session": by_card["data"]["session"]}
+        checkin = await k1.request("checkin", member, request_id=first)
         assert checkin["status"] == "ok" and conforms("checkin", checkin)
+        assert checkin["data"]["member_id"] == "m-demo-0001"
         assert checkin["data"]["date"] == "2026-11-22"
         points = checkin["data"]["points"]
-        again = await k1.request("checkin", {"member_id": "m-demo-0001"})
+        again = await k1.request("checkin", member)
         assert again["error"]["code"] == "already_checked_in"
-        retried = await k1.request("checkin", {"member_id": "m-demo-0001"}, request_id=first)
+        retried = await k1.request("checkin", member, request_id=first)
         assert retried == checkin  # the stored reply, not a second check-in
         clock.at += timedelta(days=1)
-        tomorrow = await k1.request("checkin", {"member_id": "m-demo-0001"})
+        member = {"session": await k1.session("card", "DEMO0001")}
+        tomorrow = await k1.request("checkin", member)
         assert tomorrow["status"] == "ok"
 
         redeem_id = new_ulid()
-        gift = {"member_id": "m-demo-0001", "kind": "gift", "item": "mug", "points": 300}
+        gift = {**member, "kind": "gift", "item": "mug", "points": 300}
         redeemed = await k1.request("redeem", gift, request_id=redeem_id)
         assert redeemed["status"] == "ok" and conforms("redeem", redeemed)
         assert redeemed["data"]["available"] == 500 + 2 * points - 300
@@ -130,9 +133,11 @@ async def test_concurrent_redemptions_never_overdraw(broker: Mosquitto, tmp_path
     settings = kiosk_settings(tmp_path, broker.port)
     async with (running_gateway(settings), kiosk(broker.port, "k1") as k1,
                 kiosk(broker.port, "k2") as k2):
+        sessions = {k: await k.session("card", "DEMO0001") for k in (k1, k2)}
+
         def redeem(n: int) -> dict[str, object]:
-            return {"member_id": "m-demo-0001", "kind": "gift", "item": f"g-{n}",
-                    "points": 100}
+            return {"session": sessions[k1 if n % 2 else k2], "kind": "gift",
+                    "item": f"g-{n}", "points": 100}
         replies = await asyncio.gather(*(
             (k1 if n % 2 else k2).request("redeem", redeem(n)) for n in range(12)))
         codes = sorted(r["status"] if r["status"] == "ok" else r["error"]["code"]
@@ -199,9 +204,10 @@ async def test_offline_redemption_stays_within_the_allowance(
     # nothing is confirmed by central yet, so the allowance is zero.
     settings = kiosk_settings(tmp_path, broker.port, central="https://central.invalid")
     async with running_gateway(settings) as app, kiosk(broker.port) as k1:
+        session = await k1.session("card", "DEMO0001")
+
         def coupon(n: int) -> dict[str, object]:
-            return {"member_id": "m-demo-0001", "kind": "coupon", "item": f"c-{n}",
-                    "points": 100}
+            return {"session": session, "kind": "coupon", "item": f"c-{n}", "points": 100}
 
         reply = await k1.request("redeem", coupon(1))
         assert reply["error"]["code"] == "offline_limit"
@@ -244,7 +250,7 @@ async def test_the_embedded_demo_broker(tmp_path: Path) -> None:
         assert app[KIOSK].ops.ops == CONTRACT.ops  # every operation of the contract served
         reply = await k1.request("member.identify", {"by": "card", "value": "DEMO0002"})
         assert reply["data"]["member_id"] == "m-demo-0002"
-        checkin = await k1.request("checkin", {"member_id": "m-demo-0002"})
+        checkin = await k1.request("checkin", {"session": reply["data"]["session"]})
         assert checkin["status"] == "ok"
     assert (tmp_path / "mqtt" / "mosquitto.conf").read_text().startswith("# Generated")
 
@@ -263,9 +269,11 @@ async def test_receipt_claim(broker: Mosquitto, tmp_path: Path) -> None:
             outcome = await pipeline.ingest(store_id="S01", pos_id="P1", mode="jsonl", raw=raw)
             assert (outcome.status, outcome.member_id) == ("sale", None)
 
-        def claim(no: str, member: str = "m-demo-0004", day: str = "2026-11-22") -> dict[
+        sessions = {card: await k1.session("card", card) for card in ("DEMO0004", "DEMO0001")}
+
+        def claim(no: str, member: str = "DEMO0004", day: str = "2026-11-22") -> dict[
                 str, object]:
-            return {"member_id": member, "store_id": "S01", "pos_id": "P1",
+            return {"session": sessions[member], "store_id": "S01", "pos_id": "P1",
                     "receipt_no": no, "business_date": day}
 
         request_id = new_ulid()
@@ -274,7 +282,11 @@ async def test_receipt_claim(broker: Mosquitto, tmp_path: Path) -> None:
         assert claimed["data"]["points"] == 128  # m-demo-0004 is on the base tier
         assert claimed["data"]["available"] == 500 + 128
         assert await k1.request("receipt.claim", claim("R-1"), request_id=request_id) == claimed
-        other = await k1.request("receipt.claim", claim("R-1", member="m-demo-0001"))
+        assert claimed["data"]["member_id"] == "m-demo-0004"
+        no_session = {k: v for k, v in claim("R-1").items() if k != "session"}
+        refused = await k1.request("receipt.claim", {**no_session, "member_id": "m-demo-0004"})
+        assert refused["error"]["code"] == "session_required"
+        other = await k1.request("receipt.claim", claim("R-1", member="DEMO0001"))
         assert other["error"]["code"] == "receipt_already_claimed"
         missing = await k1.request("receipt.claim", claim("R-404"))
         assert missing["error"]["code"] == "receipt_not_found"
@@ -292,13 +304,17 @@ async def test_stored_replies_are_forgotten_after_the_retention(
     settings = kiosk_settings(tmp_path, broker.port)
     async with running_gateway(settings, clock), kiosk(broker.port) as k1:
         first = new_ulid()
-        await k1.request("checkin", {"member_id": "m-demo-0001"}, request_id=first)
+        member = {"session": await k1.session("card", "DEMO0001")}
+        await k1.request("checkin", member, request_id=first)
     clock.at += timedelta(days=3)
     async with running_gateway(settings, clock), kiosk(broker.port) as k1:
         def count() -> int:
             with sqlite3.connect(tmp_path / "gw.db") as db:
                 return int(db.execute("SELECT count(*) FROM kiosk_requests").fetchone()[0])
         await eventually(lambda: count() == 0)
-        # A retry that late is served as a new request: here, that day's check-in.
-        late = await k1.request("checkin", {"member_id": "m-demo-0001"}, request_id=first)
-        assert late["status"] == "ok" and late["data"]["date"] == "2026-11-25"
+        # A retry that late is served as a new request: its session has long expired.
+        late = await k1.request("checkin", member, request_id=first)
+        assert late["error"]["code"] == "session_expired"
+        member = {"session": await k1.session("card", "DEMO0001")}
+        today = await k1.request("checkin", member)
+        assert today["status"] == "ok" and today["data"]["date"] == "2026-11-25"

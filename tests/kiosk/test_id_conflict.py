@@ -19,24 +19,24 @@ async def test_a_reused_id_for_other_data_is_a_conflict(broker: Mosquitto,
                                                          tmp_path: Path) -> None:
     settings = kiosk_settings(tmp_path, broker.port)
     async with running_gateway(settings) as app, kiosk(broker.port) as k1:
+        one = {"session": await k1.session("card", "DEMO0001")}
+        two = {"session": await k1.session("card", "DEMO0002")}
         first = new_ulid()
-        checkin = await k1.request("checkin", {"member_id": "m-demo-0001"}, request_id=first)
+        checkin = await k1.request("checkin", one, request_id=first)
         assert checkin["status"] == "ok"
 
         other_op = await k1.request("balance.query", {"member_id": "m-demo-0001"},
                                     request_id=first)
-        other_member = await k1.request("checkin", {"member_id": "m-demo-0002"},
-                                        request_id=first)
+        other_member = await k1.request("checkin", two, request_id=first)
         for reply in (other_op, other_member):
             assert reply["status"] == "error" and reply["error"]["code"] == "id_conflict"
             assert reply["re"] == first
             assert "data" not in reply  # nothing of the first request's answer
             assert CONTRACT.schema_error("#/components/schemas/ErrorReply", reply) is None
 
-        assert await k1.request("checkin", {"member_id": "m-demo-0001"},
-                                request_id=first) == checkin
+        assert await k1.request("checkin", one, request_id=first) == checkin
         # m-demo-0002 was not checked in under the reused id.
-        fresh = await k1.request("checkin", {"member_id": "m-demo-0002"})
+        fresh = await k1.request("checkin", two)
         assert fresh["status"] == "ok"
 
         # A stored refusal is guarded the same way.

@@ -15,8 +15,8 @@ from tests.kiosk.helpers import eventually, kiosk, kiosk_settings, running_gatew
 MEMBER = "m-demo-0001"
 
 
-def gift(n: int) -> dict[str, Any]:
-    return {"member_id": MEMBER, "kind": "gift", "item": f"g-{n}", "points": 10}
+def gift(session: str, n: int) -> dict[str, Any]:
+    return {"session": session, "kind": "gift", "item": f"g-{n}", "points": 10}
 
 
 async def test_a_balance_after_a_redeem_shows_the_redeem(broker: Mosquitto, tmp_path: Path) -> None:
@@ -24,9 +24,10 @@ async def test_a_balance_after_a_redeem_shows_the_redeem(broker: Mosquitto, tmp_
     reply: every balance reflects every redeem sent before it."""
     settings = kiosk_settings(tmp_path, broker.port, rate_burst=100)
     async with running_gateway(settings), kiosk(broker.port) as k1:
+        session = await k1.session("card", "DEMO0001")
         sent = []
         for n in range(20):
-            sent.append(asyncio.ensure_future(k1.request("redeem", gift(n))))
+            sent.append(asyncio.ensure_future(k1.request("redeem", gift(session, n))))
             sent.append(asyncio.ensure_future(
                 k1.request("balance.query", {"member_id": MEMBER})))
         replies = await asyncio.gather(*sent)
@@ -43,6 +44,8 @@ async def test_a_slow_kiosk_holds_up_only_itself(broker: Mosquitto, tmp_path: Pa
     async with (running_gateway(settings) as app, kiosk(broker.port, "k1") as k1,
                 kiosk(broker.port, "k2") as k2):
         writer = app[WRITER]
+        one = await k1.session("card", "DEMO0001")
+        two = await k2.session("card", "DEMO0002")
         release = threading.Event()
         entered = threading.Event()
 
@@ -52,13 +55,13 @@ async def test_a_slow_kiosk_holds_up_only_itself(broker: Mosquitto, tmp_path: Pa
 
         held = asyncio.ensure_future(writer.submit(hold))
         await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
-        redeem = asyncio.ensure_future(k1.request("redeem", gift(1)))
+        redeem = asyncio.ensure_future(k1.request("redeem", gift(one, 1)))
         after = asyncio.ensure_future(k1.request("balance.query", {"member_id": MEMBER}))
         # k2 is not queued behind k1: its read is answered while k1's write waits.
         read = await k2.request("balance.query", {"member_id": "m-demo-0003"})
         assert read["status"] == "ok"
         other_checkin = asyncio.ensure_future(
-            k2.request("checkin", {"member_id": "m-demo-0002"}))
+            k2.request("checkin", {"session": two}))
         await eventually(lambda: writer.stats.queue_depth == 2)  # the redeem, the check-in
         assert not redeem.done() and not after.done() and not other_checkin.done()
         batches = writer.stats.batches

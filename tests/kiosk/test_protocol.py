@@ -86,7 +86,9 @@ def test_a_valid_request_decodes() -> None:
     ("checkin", b"[]", "invalid_payload", "is not of type 'object'"),
     ("checkin", envelope({"member_id": "M1", "extra": 1}), "invalid_payload",
      "Additional properties"),
-    ("checkin", envelope({}), "invalid_payload", "'member_id' is a required property"),
+    ("redeem", envelope({"session": "s1.a.b.1.c"}), "invalid_payload",
+     "'kind' is a required property"),
+    ("checkin", envelope({"session": "not a token"}), "invalid_payload", "data/session"),
     ("checkin", envelope({"member_id": "M1"}, v=2), "invalid_payload", "v: 1 was expected"),
     ("checkin", envelope({"member_id": "M1"}, id="not-a-ulid"), "invalid_payload", "id:"),
     ("checkin", envelope({"member_id": "M1"}, ts="yesterday"), "invalid_payload", "ts:"),
@@ -111,10 +113,10 @@ def test_bad_requests_get_a_clear_code(op: str, payload: bytes, code: str,
 
 def test_a_broken_request_with_a_good_id_is_answered_under_that_id() -> None:
     with pytest.raises(ProtocolError) as caught:
-        decode_request(CONTRACT, "k1", "checkin", envelope({}))
+        decode_request(CONTRACT, "k1", "balance.query", envelope({}))
     assert caught.value.request_id == ID
     with pytest.raises(ProtocolError) as caught:
-        decode_request(CONTRACT, "k1", "checkin", envelope({}, id=7))
+        decode_request(CONTRACT, "k1", "balance.query", envelope({}, id=7))
     assert caught.value.request_id is None
 
 
@@ -139,11 +141,12 @@ def test_no_input_crashes_the_decoder(payload: bytes, op: str) -> None:
 _VALID_DATA: dict[str, dict[str, Any]] = {
     "member.identify": {"by": "card", "value": "DEMO0001"},
     "balance.query": {"member_id": "m-1"},
-    "checkin": {"member_id": "m-1"},
-    "redeem": {"member_id": "m-1", "kind": "gift", "item": "mug", "points": 300},
-    "receipt.claim": {"member_id": "m-1", "store_id": "S01", "pos_id": "P1",
+    "checkin": {"session": "s1.azE.bS0x.1795000000.sig", "member_id": "m-1"},
+    "redeem": {"session": "s1.azE.bS0x.1795000000.sig", "kind": "gift", "item": "mug",
+               "points": 300},
+    "receipt.claim": {"session": "s1.azE.bS0x.1795000000.sig", "store_id": "S01", "pos_id": "P1",
                       "receipt_no": "R-1", "business_date": "2026-11-22"},
-    "offer.claim": {"member_id": "m-1", "offer_id": "welcome"},
+    "offer.claim": {"session": "s1.azE.bS0x.1795000000.sig", "offer_id": "welcome"},
 }
 # Values that break one rule or another: wrong types, bounds, patterns, enums, extras.
 _ODD = (st.none() | st.booleans() | st.integers(-2, 2**54) | st.floats(allow_nan=False)
@@ -155,7 +158,8 @@ _ODD = (st.none() | st.booleans() | st.integers(-2, 2**54) | st.floats(allow_nan
 
 @settings(max_examples=examples(300), deadline=None)
 @given(op=st.sampled_from(sorted(_VALID_DATA)), where=st.sampled_from(["envelope", "data"]),
-       key=st.sampled_from(["v", "id", "ts", "boot", "seq", "data", "member_id", "points",
+       key=st.sampled_from(["v", "id", "ts", "boot", "seq", "data", "member_id", "session",
+                            "points",
                             "kind", "by", "value", "business_date", "offer_id", "extra"]),
        value=_ODD, drop=st.booleans())
 def test_the_fast_validator_accepts_only_what_jsonschema_accepts(

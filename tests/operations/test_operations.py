@@ -45,7 +45,7 @@ async def ops(tmp_path: Path) -> AsyncIterator[Operations]:
                                        member="M1")])
         yield Operations(ledger=ledger, reader=reader, writer=writer,
                          keys=IdentityKeys(None, None, 30), replies=TILL,
-                         central_online=lambda: False, claim_days=7, site="gw-1")
+                         central_online=lambda: False, claim_days=7, sessions=None, site="gw-1")
 
 
 def request(op: str, request_id: str, **data: Any) -> OperationRequest:

@@ -182,7 +182,8 @@ async def test_a_kiosk_redemption_sees_reserved_points_as_spent(tmp_path: Path) 
         await give_points(app, 500)
         ops = Operations(ledger=app[LEDGER], reader=app[READER], writer=app[WRITER],
                          keys=IdentityKeys(None, None, 30), replies=REPLIES,
-                         central_online=app[CENTRAL].online, claim_days=7, site="gw-test")
+                         central_online=app[CENTRAL].online, claim_days=7, sessions=None,
+                         site="gw-test")
         hold = (await till.send(authorize("pay-1", 400))).body
         assert hold is not None and hold["points"] == 400
 
@@ -208,7 +209,8 @@ async def test_a_kiosk_balance_shows_the_points_tills_hold(tmp_path: Path) -> No
         await give_points(app, 500)
         ops = Operations(ledger=app[LEDGER], reader=app[READER], writer=app[WRITER],
                          keys=IdentityKeys(None, None, 30), replies=REPLIES,
-                         central_online=app[CENTRAL].online, claim_days=7, site="gw-test")
+                         central_online=app[CENTRAL].online, claim_days=7, sessions=None,
+                         site="gw-test")
         hold = (await till.send(authorize("pay-1", 400))).body
         assert hold is not None and hold["points"] == 400
         balance, _ = await ops.handle(OperationRequest(

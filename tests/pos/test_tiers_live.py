@@ -53,7 +53,8 @@ async def kiosk(app: web.Application, op: str, data: dict[str, Any]) -> dict[str
     """A kiosk request answered by the operations the kiosk service runs."""
     ops = Operations(ledger=app[LEDGER], reader=app[READER], writer=app[WRITER],
                      keys=IdentityKeys(None, None, 30), replies=REPLIES,
-                     central_online=app[CENTRAL].online, claim_days=7, site="gw-test")
+                     central_online=app[CENTRAL].online, claim_days=7, sessions=None,
+                     site="gw-test")
     payload = json.dumps({"v": 1, "id": new_ulid(), "ts": "2026-03-01T04:00:00.000Z",
                           "boot": 1, "seq": 1, "data": data}).encode()
     reply, _ = await ops.handle(

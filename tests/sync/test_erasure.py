@@ -68,7 +68,8 @@ async def test_erasing_a_member_centrally_removes_every_trace_at_the_edge_in_one
     # A check-in at a kiosk: its reply, naming the member, is stored for retries.
     ops = Operations(ledger=edge.ledger, reader=edge.reader, writer=edge.writer,
                      keys=IdentityKeys(qr_key=None, phone_key=None, skew_s=60),
-                     replies=REPLIES, central_online=lambda: True, claim_days=7)
+                     replies=REPLIES, central_online=lambda: True, claim_days=7,
+                     sessions=None)
     checkin = OperationRequest(op="checkin", key="k1:R1", id="R1", data={"member_id": "M1"},
                                kiosk="k1")
     first, _ = await ops.handle(checkin)

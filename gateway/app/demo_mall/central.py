@@ -13,6 +13,7 @@ from aiohttp import web
 
 from cloud_api.client import CentralClient
 from cloud_api.server.app import create_central_app
+from cloud_api.server.phones import PhoneKeys
 from cloud_api.server.sqlite_store import SqliteStorage
 from devices.ble.demo import demo_key
 from devices.ble.identity import ble_key_value
@@ -34,7 +35,8 @@ class Central:
 async def running_central(db: Path) -> AsyncIterator[Central]:
     """Central on 127.0.0.1 on a port the system picks, with a gateway token for the demo
     gateway and a back-office token for the demo itself."""
-    storage = SqliteStorage(db)
+    # The mall's phone hash key, as the demo gateway's: kiosks enrol members by phone.
+    storage = SqliteStorage(db, phones=PhoneKeys({MALL_ID: PHONE_HASH_KEY.encode()}))
     runner = web.AppRunner(create_central_app(storage), access_log=None,
                            shutdown_timeout=1.0, handle_signals=False)
     await runner.setup()
