@@ -2,9 +2,9 @@
 
 The gateway app with two tills of one store on real ptys and kiosks over a real mosquitto;
 the real central over loopback with a mini-program backend's webhook receiver; one clock,
-moved by the test, for the gateway and central alike. The member joins through central's
-back office, earns through receipts whose lines carry categories (tobacco earns
-nothing), turns silver mid-year and
+moved by the test, for the gateway and central alike. The member joins at a kiosk while
+central is unreachable, earns through receipts whose lines carry categories (tobacco earns
+nothing), is merged under central's id when central is back, turns silver mid-year and
 earns at silver's rate on the very next sale, has a refund rung on the other till, gets the
 birthday gift once although the kiosk and central's job both give it, is reminded of
 expiring points on the reminder days, and steps down one tier at the anniversary.
@@ -29,13 +29,14 @@ from cloud_api.server.phones import PhoneKeys
 from cloud_api.server.webhooks import DeliveryPolicy
 from devices.kiosk.sim import KioskClient
 from devices.mqtt.broker import Mosquitto
-from gateway.app.keys import LEDGER, READER
+from gateway.app.keys import CENTRAL, LEDGER, READER
 from gateway.loyalty import LoyaltyRules
 from gateway.loyalty.versions import rules_document
 from gateway.settings import Settings
 from tests.cloud_api.central import MALL, Central, start_central
 from tests.cloud_api.fixtures import Database
 from tests.cloud_api.webhooks import Receiver, receiving
+from tests.conftest import free_port
 from tests.kiosk.helpers import PHONE_KEY, kiosk, kiosk_settings_data, running_gateway
 from tests.pos.ptys import SOCAT, pty_pair
 from tests.pos.tills import Till, open_tills, pos_section
@@ -55,6 +56,7 @@ POLICY = DeliveryPolicy(max_attempts=3, retry_initial_s=60, retry_max_s=600, tim
 SYNC = {"long_poll_s": 1, "push_interval_s": 0.05, "backoff_initial_s": 0.05,
         "backoff_max_s": 0.3, "heartbeat_s": 0.5}
 NUMBER = "13900139000"
+CONSENT = {"policy_version": "privacy-2025-06", "accepted": True}
 
 
 # The year, in the mall's time: none of the sales falls on member day (the 18th).
@@ -97,17 +99,34 @@ class Gate:
 
 @dataclass
 class Mall:
-    """Everything of the scenario, as its steps use it."""
+    """Everything of the scenario, as its steps use it. Central is down at first."""
 
     clock: FakeClock
     app: web.Application
     tills: dict[str, Till]
     k1: KioskClient
     k2: KioskClient
-    central: Central
-    admin: CentralClient
     receiver: Receiver
     gate: Gate
+    database: Database
+    central_port: int
+    tokens: tuple[str, str]
+    stack: contextlib.AsyncExitStack
+    central: Central | None = None
+    admin: CentralClient | None = None
+
+    async def central_back(self) -> tuple[Central, CentralClient]:
+        """Central starts answering, with the mall's webhook and the gate before it."""
+        phones = PhoneKeys({MALL: PHONE_KEY.encode()})  # the key of the gateway's [kiosk]
+        central = await start_central(
+            self.database.storage(self.clock, phones=phones), port=self.central_port,
+            tokens=self.tokens, webhooks=self.receiver.webhook(), delivery=POLICY,
+            middlewares=[self.gate.middleware])
+        self.stack.push_async_callback(central.stop)
+        admin = await self.stack.enter_async_context(
+            CentralClient(central.url, central.admin_token, timeout_s=10))
+        self.central, self.admin = central, admin
+        return central, admin
 
     async def edge(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = await self.app[READER].run(
@@ -122,6 +141,7 @@ class Mall:
         return (await self.app[LEDGER].balance(account)).available
 
     async def central_state(self, member: str) -> dict[str, Any]:
+        assert self.admin is not None, "central is not back yet"
         return await self.admin.get_member(MALL, member)
 
     async def outbox_empty(self) -> bool:
@@ -176,47 +196,70 @@ def gateway_settings(tmp_path: Path, broker: int, central_url: str, token: str,
 @contextlib.asynccontextmanager
 async def mall(database: Database, broker: Mosquitto,
                tmp_path: Path) -> AsyncIterator[Mall]:
+    """The mall with central down: central has run once, long enough to mint the
+    gateway's token and take the mall's rules, and is unreachable when the gateway starts."""
     clock = FakeClock(JOINS)
-    gate = Gate()
+    port = free_port()
+    setup = await start_central(database.storage(clock), port=port)
+    try:
+        async with CentralClient(setup.url, setup.admin_token, timeout_s=10) as admin:
+            # The mall's rules, published from its configuration for the whole year.
+            await admin.publish_rules(MALL, RULES.version, rules_document(RULES),
+                                      effective_at=datetime(2025, 1, 1, tzinfo=TZ).isoformat())
+    finally:
+        await setup.stop()
     async with contextlib.AsyncExitStack() as stack:
         receiver = await stack.enter_async_context(receiving(Receiver()))
-        phones = PhoneKeys({MALL: PHONE_KEY.encode()})  # the key of the gateway's [kiosk]
-        central = await start_central(database.storage(clock, phones=phones),
-                                      webhooks=receiver.webhook(), delivery=POLICY,
-                                      middlewares=[gate.middleware])
-        stack.push_async_callback(central.stop)
-        admin = await stack.enter_async_context(
-            CentralClient(central.url, central.admin_token, timeout_s=10))
-        # The mall's rules, published from its configuration as of the start of the year.
-        await admin.publish_rules(MALL, RULES.version, rules_document(RULES),
-                                  effective_at=datetime(2025, 1, 1, tzinfo=TZ).isoformat())
         pairs = {pos: await stack.enter_async_context(pty_pair(tmp_path, pos))
                  for pos in ("P1", "P2")}
-        settings = gateway_settings(tmp_path, broker.port, central.url,
-                                    central.gateway_token,
+        settings = gateway_settings(tmp_path, broker.port, setup.url, setup.gateway_token,
                                     {pos: pair.gateway for pos, pair in pairs.items()})
         app = await stack.enter_async_context(running_gateway(settings, clock.now))
         tills = await stack.enter_async_context(open_tills(app, pairs, "jsonl"))
         k1 = await stack.enter_async_context(kiosk(broker.port, "k1"))
         k2 = await stack.enter_async_context(kiosk(broker.port, "k2"))
-        yield Mall(clock, app, tills, k1, k2, central, admin, receiver, gate)
+        yield Mall(clock, app, tills, k1, k2, receiver, Gate(), database, port,
+                   (setup.gateway_token, setup.admin_token), stack)
 
 
 async def test_a_members_year(database: Database, broker: Mosquitto, tmp_path: Path) -> None:
     async with mall(database, broker, tmp_path) as m:
-        # -- joins ------------------------------------------------------------------------
-        made = await m.admin.create_member(MALL, {"phone": NUMBER})
-        member, account = made["member_id"], made["account_id"]
+        # -- joins at a kiosk while central is unreachable: a provisional member ----------
+        assert not m.app[CENTRAL].online()
+        enrolled = await m.k1.request("member.enroll", {"phone": NUMBER, "consent": CONSENT})
+        assert enrolled["status"] == "ok" and enrolled["data"]["step"] == "provisional", enrolled
+        provisional, session = enrolled["data"]["member_id"], enrolled["data"]["session"]
+        ((account,),) = await m.edge("SELECT account_id FROM members WHERE id = ?",
+                                     provisional)
 
-        async def known() -> bool:
-            return bool(await m.edge("SELECT 1 FROM members WHERE id = ?", member))
-        await until(known, "the member reaches the edge")
-
-        # -- earns: the tobacco line earns nothing ----------------------------------------
+        # -- earns at once: the tobacco line earns nothing; a check-in with the session ---
         await m.sell("P1", "S-1", [("拿铁(大杯)", 20_000, "food"),
-                                   ("中华(软)", 10_000, "tobacco")], member)
+                                   ("中华(软)", 10_000, "tobacco")], provisional)
         assert await m.earned("S-1") == 200
-        assert await m.agree(member, account) == 200
+        checkin = await m.k1.request("checkin", {"session": session})
+        assert checkin["status"] == "ok", checkin
+        assert checkin["data"]["points"] == RULES.checkin.points
+        joined = 200 + RULES.checkin.points
+        assert await m.edge_available(account) == joined
+
+        # -- central is back: merged under central's id, no point lost or doubled --------
+        central, admin = await m.central_back()
+
+        async def merged() -> str:
+            rows = await m.edge("SELECT final_member_id FROM provisional_members "
+                                "WHERE merged_at IS NOT NULL")
+            return str(rows[0][0]) if rows else ""
+        member = await until(merged, "the provisional member is merged")
+        assert member != provisional
+        assert await m.edge("SELECT id FROM members WHERE id = ?", provisional) == []
+        assert await m.agree(member, account) == joined
+        state = await m.central_state(member)
+        assert sorted(e["points"] for e in state["ledger"]) == [RULES.checkin.points, 200]
+        assert await m.edge("SELECT count(*) FROM ledger WHERE account_id = ?", account) \
+            == [(2,)]
+        by_old_id = await m.k2.request("balance.query", {"member_id": provisional})
+        assert by_old_id["data"]["member_id"] == member, by_old_id
+        assert by_old_id["data"]["available"] == joined
 
         # -- turns silver mid-year, and the very next sale earns at silver's rate ---------
         m.at(UPGRADE)
@@ -227,17 +270,17 @@ async def test_a_members_year(database: Database, broker: Mosquitto, tmp_path: P
         assert balance["data"]["tier"] == "silver", balance
         await m.sell("P1", "S-3", [("围巾", 10_000, "food")], member)
         assert await m.earned("S-3") == 110  # 100 yuan at silver x1.10
-        assert await m.agree(member, account) == 710
+        assert await m.agree(member, account) == joined + 510
         assert (await m.central_state(member))["member"]["tier"] == "silver"
 
         # -- a refund on the other till reverses the sale (and keeps the tier) ------------
         m.at(REFUND)
         await m.refund("P2", "R-1", "S-2", 40_000)
-        assert await m.agree(member, account) == 310
+        assert await m.agree(member, account) == joined + 110
         assert await m.edge_tier(member) == "silver"  # never down before the anniversary
 
         # -- the birthday gift, given by the kiosk and by central's job: once -------------
-        await m.admin.update_member(MALL, member, {"birth_month": 5, "birth_day": 20})
+        await admin.update_member(MALL, member, {"birth_month": 5, "birth_day": 20})
 
         async def birthday_known() -> bool:
             return bool(await m.edge("SELECT 1 FROM members WHERE id = ? AND "
@@ -248,9 +291,9 @@ async def test_a_members_year(database: Database, broker: Mosquitto, tmp_path: P
         identified = await m.k2.request("member.identify", {"by": "phone", "value": NUMBER})
         assert identified["status"] == "ok", identified
         assert [g["points"] for g in identified["data"]["gifts"]] == [RULES.birthday.points]
-        assert [e.member_id for e in await m.central.storage.grant_birthdays(MALL)] == [member]
+        assert [e.member_id for e in await central.storage.grant_birthdays(MALL)] == [member]
         m.gate.closed = False
-        assert await m.agree(member, account) == 310 + RULES.birthday.points
+        assert await m.agree(member, account) == joined + 110 + RULES.birthday.points
         gifts = [e for e in (await m.central_state(member))["ledger"]
                  if e["source_type"] == "birthday"]
         assert len(gifts) == 1
@@ -262,25 +305,25 @@ async def test_a_members_year(database: Database, broker: Mosquitto, tmp_path: P
             return sorted(n["data"]["remind_on"] for n in m.receiver.processed.values()
                           if n["kind"] == "points.expiring")
         m.at(FIRST_REMINDER - timedelta(days=2))
-        assert await m.central.storage.find_expiry_reminders(MALL) == 0
+        assert await central.storage.find_expiry_reminders(MALL) == 0
         m.at(FIRST_REMINDER)
-        assert await m.central.storage.find_expiry_reminders(MALL) == 1
-        assert await m.central.storage.find_expiry_reminders(MALL) == 0  # once a day
+        assert await central.storage.find_expiry_reminders(MALL) == 1
+        assert await central.storage.find_expiry_reminders(MALL) == 0  # once a day
         await m.receiver.until(lambda: reminded_on() == ["2026-12-02"])
         m.at(SECOND_REMINDER - timedelta(days=1))
-        assert await m.central.storage.find_expiry_reminders(MALL) == 0
+        assert await central.storage.find_expiry_reminders(MALL) == 0
         m.at(SECOND_REMINDER)
-        assert await m.central.storage.find_expiry_reminders(MALL) == 1
+        assert await central.storage.find_expiry_reminders(MALL) == 1
         await m.receiver.until(lambda: reminded_on() == ["2026-12-02", "2026-12-25"])
 
         # -- one step down at the anniversary, decided by central, seen at the edge -------
         anniversary = (await m.central_state(member))["member"]["tier_anniversary"]
         assert anniversary == "2027-03-10"  # a year after the upgrade
         m.at(datetime(2027, 3, 10, 20, tzinfo=TZ))
-        assert await m.central.storage.review_tiers(MALL) == 0  # not before the day is over
+        assert await central.storage.review_tiers(MALL) == 0  # not before the day is over
         assert await m.edge_tier(member) == "silver"
         m.at(AFTER_ANNIVERSARY)
-        assert await m.central.storage.review_tiers(MALL) == 1
+        assert await central.storage.review_tiers(MALL) == 1
 
         async def stepped_down() -> bool:
             return await m.edge_tier(member) == "normal"
@@ -292,7 +335,7 @@ async def test_a_members_year(database: Database, broker: Mosquitto, tmp_path: P
                                                ("silver", "normal", "downgrade")]
 
         # -- the end of the year: both ends agree, every entry under the mall's rules -----
-        # The 2025 points lapsed at the end of 2026; the gift and 2026's points remain.
+        # The points of 2025 lapsed at the end of 2026; the gift and 2026's remain.
         final = await m.agree(member, account)
         assert final == 110 + RULES.birthday.points
         state = await m.central_state(member)
@@ -312,6 +355,7 @@ async def test_a_members_year(database: Database, broker: Mosquitto, tmp_path: P
         reminders = sorted((n["data"]["remind_on"], n["data"]["points"], n["data"]["last_day"])
                            for n in m.receiver.processed.values()
                            if n["kind"] == "points.expiring")
-        assert reminders == [("2026-12-02", 200, "2026-12-31"), ("2026-12-25", 200, "2026-12-31")]
+        assert reminders == [("2026-12-02", joined, "2026-12-31"),
+                             ("2026-12-25", joined, "2026-12-31")]
         assert all(r["signed"] for r in m.receiver.requests)
         assert len(m.receiver.requests) == len(m.receiver.processed)  # each sent once
