@@ -120,8 +120,12 @@ def upgrade_members(dialect: Dialect, mall_id: str, accepted: Sequence[Entry],
         return 0
     book = yield from rule_book(mall_id, rules)
     upgraded = 0
-    for member_id, entries in triggers.items():
+    for recorded_as, entries in triggers.items():
+        member_id = recorded_as
         member = yield from _member(dialect, mall_id, member_id)
+        if member is None:  # spent while provisional: the member central confirmed, if any
+            member_id = (yield from _confirmed_as(mall_id, recorded_as)) or recorded_as
+            member = yield from _member(dialect, mall_id, member_id)
         if member is None:
             continue
         account_id, profile, version, phone = member
@@ -185,6 +189,28 @@ def _former_ids(mall_id: str, member_id: str,
                        "member_id = ? AND provisional_member_id IS NOT NULL "
                        "ORDER BY provisional_member_id", (mall_id, member_id))
     return [str(row[0]) for row in rows]
+
+
+def upgrade_confirmed(dialect: Dialect, mall_id: str, member_id: str, *,
+                      provisional_id: str, rules: LoyaltyRules, at: str) -> Op[int]:
+    """The tier check of a provisional member central has just confirmed as `member_id`,
+    over what it spent while provisional (a gateway pushes those entries before or after
+    the confirmation: `upgrade_members` resolves the id when they come after)."""
+    rows = yield Fetch("SELECT account_id FROM members WHERE mall_id = ? AND member_id = ?",
+                       (mall_id, member_id))
+    if not rows:
+        return 0
+    spent = [e for e in (yield from account_entries(mall_id, str(rows[0][0])))
+             if e.member_id == provisional_id and e.qual_fen]
+    spent.sort(key=lambda e: (e.effective_at, e.entry_id))
+    return (yield from upgrade_members(dialect, mall_id, spent, rules, at))
+
+
+def _confirmed_as(mall_id: str, provisional_id: str) -> Op[str | None]:
+    rows = yield Fetch("SELECT member_id FROM enrolments WHERE mall_id = ? AND "
+                       "provisional_member_id = ? ORDER BY enrolment_id LIMIT 1",
+                       (mall_id, provisional_id))
+    return str(rows[0][0]) if rows else None
 
 
 def _member(dialect: Dialect, mall_id: str,

@@ -109,8 +109,11 @@ def upgrade_for_spend(standing: Standing, spend: int, rules: LoyaltyRules, *,
     if reached <= tier_index(rules, standing.tier):
         return None
     to = rules.tiers.tiers[reached]
+    # Named by the member the trigger was recorded under: a provisional member's upgrade at
+    # the edge and central's, once it confirmed the member under another id, are one fact.
     return TierChange(
-        change_id=tier_change_id(member_id, to.code, trigger.entry_id), member_id=member_id,
+        change_id=tier_change_id(trigger.member_id or member_id, to.code, trigger.entry_id),
+        member_id=member_id,
         from_tier=standing.tier, to_tier=to.code, direction="upgrade", at=at,
         anniversary=_next_anniversary(at, rules), qualifying_fen=spend,
         trigger=trigger.entry_id,

@@ -359,3 +359,33 @@ async def test_a_members_year(database: Database, broker: Mosquitto, tmp_path: P
                              ("2026-12-25", joined, "2026-12-31")]
         assert all(r["signed"] for r in m.receiver.requests)
         assert len(m.receiver.requests) == len(m.receiver.processed)  # each sent once
+
+
+
+async def test_silver_reached_while_provisional_is_kept_once_merged(
+        database: Database, broker: Mosquitto, tmp_path: Path) -> None:
+    """The shopper joins offline and spends 600 yuan at once: silver at the edge, offline.
+    Central, once back, confirms the member and the tier as one fact with the edge's, and
+    the next sale earns at silver's rate."""
+    async with mall(database, broker, tmp_path) as m:
+        enrolled = await m.k1.request("member.enroll", {"phone": NUMBER, "consent": CONSENT})
+        provisional = enrolled["data"]["member_id"]
+        ((account,),) = await m.edge("SELECT account_id FROM members WHERE id = ?",
+                                     provisional)
+        await m.sell("P1", "S-1", [("羽绒服", 60_000, "food")], provisional)
+        assert await m.edge_tier(provisional) == "silver"
+        await m.central_back()
+
+        async def confirmed() -> str:
+            rows = await m.edge("SELECT member_id FROM tier_changes WHERE confirmed = "
+                                "'confirmed'")
+            return str(rows[0][0]) if rows else ""
+        member = await until(confirmed, "central confirms the tier of the merged member")
+        assert member != provisional
+        assert await m.edge("SELECT to_tier, confirmed FROM tier_changes") == [
+            ("silver", "confirmed")]  # the edge's upgrade and central's: one fact
+        assert await m.edge_tier(member) == "silver"
+        assert (await m.central_state(member))["member"]["tier"] == "silver"
+        await m.sell("P1", "S-2", [("围巾", 10_000, "food")], member)
+        assert await m.earned("S-2") == 110
+        assert await m.agree(member, account) == 710
