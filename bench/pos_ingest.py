@@ -18,9 +18,11 @@ The latency baseline is one durable commit on the same disk at the same spacing:
 cannot come sooner than that.
 
 Authorize: the same 20 tills then ask to pay with points (`authorize`, 100 per second in
-total, members with points and some without); the figure is the time from the till
-writing the request to reading the reply frame, which comes after the hold committed.
-Its baseline is the same plain durable commit.
+total, members with points and some without; every other request also takes one of the
+member's coupons off the basket); the figure is the time from the till writing the request
+to reading the reply frame, which comes after the hold (and its coupons) committed. Its
+baseline is the same plain durable commit. The requests with a coupon are also reported
+on their own.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sqlite3
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -42,9 +45,10 @@ from devices.pos.jobs import Splitter
 from devices.pos.printouts import DEFAULT_TEMPLATE
 from devices.pos.reading import CaptureReader
 from devices.pos.transport import PortSupervisor
+from gateway.coupons import CouponIssuer
 from gateway.holds.service import Holds
 from gateway.ledger import Ledger
-from gateway.loyalty import Entry, EntryKind, LoyaltyRules
+from gateway.loyalty import Campaign, CouponKind, CouponTerms, Entry, EntryKind, LoyaltyRules
 from gateway.loyalty.hlc import HybridClock
 from gateway.members.store import NewMember, add_members
 from gateway.receipts import ReceiptPipeline
@@ -56,6 +60,9 @@ PORTS = 20
 RATE = 100.0  # receipts per second over all ports
 LINE_BYTES_PER_S = 115_200 / 10  # 8N1: ten bits per byte
 RULES = LoyaltyRules()
+# The coupon half the authorize requests take off their basket (50.00 yuan).
+VOUCHER = Campaign(campaign_id="bench", mall="bench", valid_days=30, per_member_limit=None,
+                   terms=CouponTerms(kind=CouponKind.CASH_VOUCHER, off_fen=500))
 
 
 def _template() -> ReceiptTemplate:
@@ -88,32 +95,56 @@ async def pty(loop: asyncio.AbstractEventLoop) -> AsyncIterator[
         os.close(slave)
 
 
-async def _members(writer: Writer, ledger: Ledger, members: list[str]) -> None:
-    """Members for the tills to authorize; every other one with points to pay with."""
+async def _members(writer: Writer, ledger: Ledger, members: list[str],
+                   coupons_each: int) -> dict[str, list[str]]:
+    """Members for the tills to authorize, every other one with points to pay with, and
+    each with `coupons_each` coupons; their codes by member."""
     await writer.submit(lambda conn: add_members(
         conn, [NewMember(m, f"A-{m}", "", "normal") for m in members], "2026-01-01"))
+    issuer = CouponIssuer(mall="bench", site="bench", key=b"bench coupon key")
+    now = ledger.now()
+
+    def issue(conn: sqlite3.Connection) -> dict[str, list[str]]:
+        return {member: [issuer.issue_in(conn, VOUCHER, member_id=member,
+                                         source_key=f"{member}:{n}", now=now).code
+                         for n in range(coupons_each)] for member in members}
+
+    codes = await writer.submit(issue)
     for i, member in enumerate(members):
         if i % 2 == 0:
             await ledger.record(Entry(
                 kind=EntryKind.ADJUST, points=1_000_000, account_id=f"A-{member}",
                 member_id=member, source_type="bench", source_key=member, reason="bench",
                 effective_at=ledger.now(), rule_version=RULES.version))
+    return codes
 
 
-async def _authorize_all(sim_: sim.PosSimulator, port: int, count: int,
-                         members: list[str], offset: float) -> list[float]:
+async def _authorize_all(sim_: sim.PosSimulator, port: int, count: int, *,
+                         members: list[str], coupons: dict[str, list[str]],
+                         offset: float) -> tuple[list[float], list[float]]:
+    """Every request's time to its reply, and those of the requests with a coupon (with
+    points too for the members who have them, alone for the others)."""
     loop = asyncio.get_running_loop()
     started = loop.time() + offset
+    with_coupon: list[float] = []
     for n in range(count):
         delay = started + n / (RATE / PORTS) - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        await sim_.authorize_points(request_id=f"P{port}-{n}", points=100, total_fen=5000,
-                                    member_code=members[(port + n) % len(members)])
-    return sim_.report.authorize_latencies
+        index = (port + n) % len(members)
+        member = members[index]
+        codes = [coupons[member].pop()] if n % 2 and coupons[member] else []
+        points = 0 if codes and index % 2 else 100  # odd members have no points
+        reply = await sim_.authorize_points(request_id=f"P{port}-{n}", points=points,
+                                            total_fen=5000, member_code=member,
+                                            coupon_codes=codes)
+        if codes:
+            assert reply.get("coupons"), reply  # the coupon must be granted
+            with_coupon.append(sim_.report.authorize_latencies[-1])
+    return sim_.report.authorize_latencies, with_coupon
 
 
-async def latency(seconds: float) -> tuple[list[float], list[float]]:
+async def latency(seconds: float) -> tuple[list[float], list[float], list[float]]:
     per_port = int(seconds * RATE / PORTS)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -135,8 +166,9 @@ async def latency(seconds: float) -> tuple[list[float], list[float]]:
             # always measured them); the tills authorize for members of their own.
             members = [f"M{i:08d}" for i in range(1, 21)]
             payers = [f"T{i:08d}" for i in range(1, 21)]
-            await _members(writer, ledger, payers)
-            holds = Holds(ledger, central_online=lambda: True, expiry_s=120)
+            coupons = await _members(writer, ledger, payers, per_port)
+            holds = Holds(ledger, central_online=lambda: True, expiry_s=120, mall="bench",
+                          site="bench")
             supervisors = [PortSupervisor(p, pipeline, holds=holds) for p in ports]
             tasks = [asyncio.create_task(s.run()) for s in supervisors]
             try:
@@ -155,14 +187,16 @@ async def latency(seconds: float) -> tuple[list[float], list[float]]:
                         for i, s in enumerate(sims)]
                 reports = await asyncio.gather(*runs)
                 asks = await asyncio.gather(*(
-                    _authorize_all(s, i, per_port, payers, i / RATE)
+                    _authorize_all(s, i, per_port, members=payers, coupons=coupons,
+                                   offset=i / RATE)
                     for i, s in enumerate(sims)))
             finally:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
     receipts = [lat for report in reports for lat in report.latencies]
-    return receipts, [lat for ask in asks for lat in ask]
+    return (receipts, [lat for ask, _ in asks for lat in ask],
+            [lat for _, coupon in asks for lat in coupon])
 
 
 async def commit_floor(samples: int) -> list[float]:
@@ -209,7 +243,7 @@ def main() -> None:
     # The tokenizer first, on a quiet process: measured after the latency run it would
     # also measure that run's leftovers (threads winding down, a large heap).
     rate = throughput(5 if args.quick else 15)
-    lat, auth = asyncio.run(latency(seconds))
+    lat, auth, coupon = asyncio.run(latency(seconds))
     floor = asyncio.run(commit_floor(int(seconds * RATE)))
     emit(BENCH, "receipt_to_ack_p50", percentile(lat, 50) * 1000, unit="ms", target=None,
          baseline=percentile(floor, 50) * 1000)
@@ -221,6 +255,8 @@ def main() -> None:
     emit(BENCH, "authorize_to_reply_p99", percentile(auth, 99) * 1000, unit="ms",
          target="<= 10", baseline=percentile(floor, 99) * 1000)
     emit(BENCH, "authorizations", len(auth), unit="requests", target=None, baseline=None)
+    emit(BENCH, "authorize_with_coupon_to_reply_p99", percentile(coupon, 99) * 1000,
+         unit="ms", target="<= 10", baseline=percentile(floor, 99) * 1000)
     emit(BENCH, "tokenizer_throughput", rate / 1e6, unit="MB/s", target=None,
          baseline=LINE_BYTES_PER_S / 1e6)
     emit(BENCH, "lines_per_core", rate / LINE_BYTES_PER_S, unit="115200-baud lines",

@@ -318,6 +318,41 @@ class CentralClient:
             json_body={"request_id": request_id, "cost": cost, "item": item})
         return data
 
+    async def put_coupon_campaign(self, mall_id: str, campaign_id: str,
+                                  definition: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = await self._request(
+            "PUT", f"/v1/malls/{mall_id}/coupon-campaigns/{campaign_id}",
+            json_body=definition)
+        return data
+
+    async def issue_coupons(self, mall_id: str, campaign_id: str, *,
+                            member_ids: Sequence[str] = (), tiers: Sequence[str] = (),
+                            tags: Sequence[str] = ()) -> dict[str, Any]:
+        data: dict[str, Any] = await self._request(
+            "POST", f"/v1/malls/{mall_id}/coupon-campaigns/{campaign_id}/issue",
+            json_body={"member_ids": list(member_ids), "tiers": list(tiers),
+                       "tags": list(tags)})
+        return data
+
+    async def member_coupons(self, mall_id: str, member_id: str) -> list[dict[str, Any]]:
+        data = await self._request("GET", f"/v1/malls/{mall_id}/members/{member_id}/coupons")
+        return list(data["coupons"])
+
+    async def redeem_coupon(self, mall_id: str, code: str, *, redemption_id: str,
+                            basket: dict[str, Any],
+                            member_id: str | None = None) -> dict[str, Any]:
+        body = {"redemption_id": redemption_id, **basket}
+        data: dict[str, Any] = await self._request(
+            "POST", f"/v1/malls/{mall_id}/coupons/{code}/redeem",
+            json_body=body | ({"member_id": member_id} if member_id else {}))
+        return data
+
+    async def void_coupon(self, mall_id: str, coupon_id: str, reason: str) -> dict[str, Any]:
+        data: dict[str, Any] = await self._request(
+            "POST", f"/v1/malls/{mall_id}/coupons/{coupon_id}/void",
+            json_body={"reason": reason})
+        return data
+
     async def adjust(self, mall_id: str, member_id: str, *, request_id: str, points: int,
                      reason: str) -> dict[str, Any]:
         data: dict[str, Any] = await self._request(

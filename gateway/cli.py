@@ -8,6 +8,7 @@ drivers, and `run` loads a device's libraries only when the configuration enable
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -85,6 +86,19 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="mallgate")
 def main() -> None:
     """mallgate: the in-store edge gateway of a shopping mall's membership system."""
+    mask_unconfigured_logging()
+
+
+def mask_unconfigured_logging() -> None:
+    """Commands that set up no logging of their own (`sync now`, `deadletters replay`, ...)
+    still print warnings, through Python's last-resort handler: it gets the personal-data
+    filter every configured handler carries, once."""
+    from gateway.logfilter import PersonalDataFilter  # noqa: PLC0415 - light, stdlib only
+
+    last_resort = logging.lastResort
+    if last_resort is not None and not any(
+            isinstance(f, PersonalDataFilter) for f in last_resort.filters):
+        last_resort.addFilter(PersonalDataFilter())
 
 
 @main.command("run")

@@ -18,7 +18,17 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, TypeGuard
 
-from gateway.loyalty import Entry, InvalidRules, Plausibility, parse_version
+from gateway.loyalty import (
+    Coupon,
+    CouponFact,
+    Entry,
+    InvalidRules,
+    LoyaltyError,
+    Plausibility,
+    campaign_from_wire,
+    coupon_from_wire,
+    parse_version,
+)
 from gateway.loyalty.versions import RULES_KIND
 from gateway.loyalty.wire import entry_from_wire
 
@@ -238,6 +248,33 @@ def check_document(kind: str, key: object, payload: object) -> Mapping[str, Any]
                 parse_version(version, payload.get("effective_at"), payload.get("payload"))
             except InvalidRules as exc:
                 raise Refused("invalid_rules", str(exc)) from None
+    return payload
+
+
+def check_coupon_change(key: object, payload: object
+                        ) -> tuple[Coupon, list[CouponFact]]:
+    """A `coupon.upsert`: the coupon and its facts, each its own; or `Refused`."""
+    if type(payload) is not dict or not is_id(key):
+        raise Refused("invalid_change", "a coupon change is an object keyed by the coupon")
+    try:
+        coupon = coupon_from_wire(payload["coupon"])
+        facts = [CouponFact.from_wire(fact) for fact in payload.get("facts") or []]
+    except (KeyError, TypeError, ValueError, LoyaltyError) as exc:
+        raise Refused("invalid_change", f"not a coupon: {exc}") from None
+    if coupon.coupon_id != key or any(f.coupon_id != key for f in facts):
+        raise Refused("invalid_change", "a coupon change's facts are the coupon's")
+    return coupon, facts
+
+
+def check_campaign(key: object, payload: object) -> Mapping[str, Any]:
+    """A `coupon_campaign.upsert`: a campaign's definition that makes one, or `Refused`."""
+    if type(payload) is not dict or not is_id(key):
+        raise Refused("invalid_document", "a campaign is an object keyed by its id")
+    document_text(payload, "coupon_campaign.upsert")
+    try:
+        campaign_from_wire(str(key), "", payload)
+    except (KeyError, TypeError, ValueError, LoyaltyError) as exc:
+        raise Refused("invalid_document", f"not a coupon campaign: {exc}") from None
     return payload
 
 

@@ -17,15 +17,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from gateway.coupons import put_campaign, receive_in
 from gateway.ledger.service import insert_remote
 from gateway.loyalty import Entry, Plausibility
 from gateway.loyalty.hlc import HybridClock, Stamp
 from gateway.loyalty.versions import RULES_KIND
+from gateway.loyalty.wire import from_text
 from gateway.members import erase_member, upsert_member, upsert_members
 from sync import held as holds
 from sync.checks import (
     Refused,
     check_allowance,
+    check_campaign,
+    check_coupon_change,
     check_document,
     check_entry,
     check_member,
@@ -48,6 +52,7 @@ class Applied:
     members: int = 0
     erased: int = 0
     documents: int = 0
+    coupons: int = 0
     refused: int = 0
     held: int = 0
     released: int = 0
@@ -146,6 +151,19 @@ class FeedPage:
             member: str = key
             erased = self._guarded(lambda: erase_member(self.conn, member))
             self.applied.erased += erased
+        elif kind == "coupon.upsert":
+            if not payload:  # scrubbed by a later erasure of its member
+                return
+            coupon, facts = check_coupon_change(key, payload)
+            at = from_text(self.at)
+            assert at is not None  # noqa: S101 - the page's time is always set
+            kept = self._guarded(lambda: receive_in(self.conn, coupon, facts, now=at))
+            self.applied.coupons += kept
+        elif kind == "coupon_campaign.upsert":
+            definition = check_campaign(key, payload)
+            campaign_id = str(key)
+            self._guarded(lambda: put_campaign(self.conn, campaign_id, definition, self.at))
+            self.applied.documents += 1
         elif kind in DOCUMENT_KINDS:
             document = check_document(kind, key, payload)
             name: str = change["key"]  # checked: an id

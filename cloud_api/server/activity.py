@@ -1,5 +1,5 @@
 """The gateways' activity events: a member arriving in a zone, a welcome offer claimed, a
-tier changed.
+tier changed, a coupon issued or one of its facts.
 
 Central keeps them once per `event_id` (a replayed event is a duplicate), keyed by member
 so that erasing a member removes them. They are not ledger facts: they take no
@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.loyalty import CouponFact, FactKind, coupon_from_wire, fact_id_for
 from gateway.loyalty.wire import to_text
 
 MAX_ID_CHARS = 200
@@ -102,12 +103,56 @@ class TierChangedPayload(_Payload):
         return self.changed_at
 
 
+class CouponIssuedPayload(_Payload):
+    """`coupon.issued`: a gateway issued a member a coupon (a welcome offer claimed, points
+    redeemed); `coupon` is its wire object (`gateway.loyalty.coupon_wire`)."""
+
+    coupon: dict[str, Any]
+
+    @field_validator("coupon")
+    @classmethod
+    def _coupon(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            coupon_from_wire(value)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a coupon: {exc}") from None
+        return value
+
+    @property
+    def occurred_at(self) -> str:
+        return _rfc3339(str(self.coupon["issued_at"]))
+
+
+class CouponFactPayload(_Payload):
+    """`coupon.fact`: held, released, redeemed, restored, voided or expired at a gateway;
+    `fact` is its wire object, whose id is the event's."""
+
+    fact: dict[str, Any]
+
+    @field_validator("fact")
+    @classmethod
+    def _fact(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            CouponFact.from_wire(value)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a coupon fact: {exc}") from None
+        return value
+
+    @property
+    def occurred_at(self) -> str:
+        return _rfc3339(str(self.fact["at"]))
+
+
 PAYLOADS: dict[str, type[VisitPayload] | type[OfferClaimedPayload]
-               | type[TierChangedPayload]] = {
+               | type[TierChangedPayload] | type[CouponIssuedPayload]
+               | type[CouponFactPayload]] = {
     "visit": VisitPayload,
     "offer.claimed": OfferClaimedPayload,
     "tier.changed": TierChangedPayload,
+    "coupon.issued": CouponIssuedPayload,
+    "coupon.fact": CouponFactPayload,
 }
+COUPON_EVENTS = frozenset({"coupon.issued", "coupon.fact"})
 ACTIVITY_TYPES = frozenset(PAYLOADS)
 
 
@@ -151,6 +196,17 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def _check_coupon_event_id(event_id: str,
+                           checked: CouponIssuedPayload | CouponFactPayload) -> None:
+    """A coupon event's id is its fact's, so each fact is kept once however it travels."""
+    if isinstance(checked, CouponIssuedPayload):
+        expected = fact_id_for(str(checked.coupon["coupon_id"]), FactKind.ISSUED, "")
+    else:
+        expected = CouponFact.from_wire(checked.fact).fact_id
+    if event_id != expected:
+        raise InvalidActivity(f"event_id must be the coupon fact's id {expected}")
+
+
 def parse_activity(event_id: Any, event_type: str, payload: Any) -> Activity:
     """The activity event of type `event_type` (one of `ACTIVITY_TYPES`), or
     `InvalidActivity` naming every missing or mistyped field."""
@@ -162,5 +218,7 @@ def parse_activity(event_id: Any, event_type: str, payload: Any) -> Activity:
         checked = PAYLOADS[event_type].model_validate(payload)
     except ValidationError as exc:
         raise InvalidActivity(f"invalid {event_type} payload: {_describe(exc)}") from None
+    if isinstance(checked, CouponIssuedPayload | CouponFactPayload):
+        _check_coupon_event_id(event_id, checked)
     return Activity(event_id, event_type, checked.member_id, checked.occurred_at,
                     json.dumps(payload, ensure_ascii=False, separators=(",", ":")))

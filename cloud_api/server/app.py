@@ -577,6 +577,11 @@ def create_central_app(
         await storage.close()
 
     app.cleanup_ctx.append(storage_context)
+    _add_routes(app, code_sender)
+    return app
+
+
+def _add_routes(app: web.Application, code_sender: CodeSender | None) -> None:
     gw, mall, member = "/v1/gateways/{gw}", "/v1/malls/{mall}", "/v1/malls/{mall}/members"
     app.router.add_get("/healthz", healthz)
     app.router.add_post(gw + "/events:batch", events_batch)
@@ -593,14 +598,16 @@ def create_central_app(
     app.router.add_post(member + "/{member}/checkins", checkin)
     app.router.add_put(mall + "/offers/{offer}", put_offer)
     app.router.add_put(mall + "/config/{kind}", put_config)
+    app.router.add_get(mall + "/config/{kind}", get_config)
     app.router.add_get(mall + "/notices", list_notices)
     app.router.add_get(member + "/{member}/notices", member_notices)
     app.router.add_get(mall + "/webhooks", webhook_status)
     app.router.add_get(mall + "/webhooks/dead", dead_deliveries)
     app.router.add_post(mall + "/webhooks/dead:retry", retry_dead)
     app.router.add_get(mall + "/metrics", mall_metrics)
-    app.router.add_get(mall + "/config/{kind}", get_config)
-    # Imported here: the routes module reads this module's keys and helpers.
+    # Imported here: these route modules read this module's keys and helpers.
+    from cloud_api.server import coupon_routes  # noqa: PLC0415
     from cloud_api.server.enrolment_routes import add_enrolment_routes  # noqa: PLC0415
+
     add_enrolment_routes(app, gw, code_sender)
-    return app
+    coupon_routes.add_routes(app.router, mall)

@@ -14,18 +14,19 @@ from cloud_api.httpguard import HttpLimits, serve_app
 from cloud_api.server.app import DEFAULT_RETENTION_DAYS, create_central_app
 from cloud_api.server.enrolment import WebhookSender
 from cloud_api.server.limits import CentralLimits
-from cloud_api.server.phones import PhoneKeys, SecretFileError
+from cloud_api.server.phones import PhoneKeys, SecretFileError, parse_hash_keys, read_secret
 from cloud_api.server.postgres_store import PostgresStorage
 from cloud_api.server.sqlite_store import SqliteStorage
 from cloud_api.server.storage import Storage
 from cloud_api.server.webhooks import DeliveryPolicy, load_webhooks
 
 
-def open_storage(db: Path, dsn: str | None, phones: PhoneKeys | None = None) -> Storage:
+def open_storage(db: Path, dsn: str | None, phones: PhoneKeys | None = None,
+                 coupon_keys: dict[str, bytes] | None = None) -> Storage:
     if dsn:
-        return PostgresStorage(dsn, phones=phones)
+        return PostgresStorage(dsn, phones=phones, coupon_keys=coupon_keys)
     db.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteStorage(db, phones=phones)
+    return SqliteStorage(db, phones=phones, coupon_keys=coupon_keys)
 
 
 _db = click.option("--db", type=click.Path(path_type=Path, dir_okay=False),
@@ -108,12 +109,17 @@ def central_group() -> None:
               help="Where enrolment codes are sent: central POSTs {mall_id, phone, code, "
               "expires_at} to the SMS gateway at URL. Unset: each code is written to "
               "central's log, the number masked (a demo).")
+@click.option("--coupon-key-file", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Each mall's coupon key, one `mall=key` line per mall (the "
+              "key as in the mall's [site] coupon_key); readable by its owner only. Without "
+              "a mall's key the codes central issues are as random, under a key that lasts "
+              "the run.")
 @_limit_options
 def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float, *,
           phone_key_file: Path | None, phone_encryption_key_file: Path | None,
           log_format: str, log_level: str, webhook_file: Path | None,
           webhook_max_attempts: int, webhook_timeout_s: float, code_webhook: str | None,
-          **limits: int) -> None:
+          coupon_key_file: Path | None, **limits: int) -> None:
     """Serve the central API until SIGINT or SIGTERM."""
     try:
         settings = CentralLimits(**limits)
@@ -122,10 +128,11 @@ def serve(db: Path, dsn: str | None, host: str, port: int, retention_days: float
     try:
         phones = PhoneKeys.load(phone_key_file, phone_encryption_key_file)
         webhooks = load_webhooks(webhook_file)
+        coupon_keys = parse_hash_keys(read_secret(coupon_key_file)) if coupon_key_file else {}
     except SecretFileError as exc:
         raise click.UsageError(str(exc)) from None
     _set_up_logging(log_level, log_format)
-    app = create_central_app(open_storage(db, dsn, phones),
+    app = create_central_app(open_storage(db, dsn, phones, coupon_keys),
                              retention_s=retention_days * 86400, limits=settings,
                              review_tiers=True, grant_birthdays=True, remind_expiry=True,
                              webhooks=webhooks, delivery=DeliveryPolicy.with_timeout(

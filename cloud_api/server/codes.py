@@ -38,6 +38,7 @@ class Code(StrEnum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"  # the code's attempts are spent: ask again
     # 503: a dependency of central failed (the code could not be sent)
     UNAVAILABLE = "unavailable"
+    COUPON_REFUSED = "coupon_refused"  # 422/409: `reason` says why (gateway.loyalty codes)
     # 500: central's own fault, logged under the `error_id` of the details
     INTERNAL = "internal"
 

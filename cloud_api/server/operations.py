@@ -247,7 +247,8 @@ def changes(mall_id: str, after: int, limit: int, exclude_origin: str | None, *,
     own: set[str] = set()
     central: set[str] = set()  # touched by a change made centrally: granted at once
     for seq, kind, key, origin, account_id, payload in rows:
-        mine = kind == "ledger.entry" and origin == exclude_origin
+        # The gateway's own entries and coupon facts: acknowledged in the push reply.
+        mine = kind in ("ledger.entry", "coupon.upsert") and origin == exclude_origin
         if account_id:
             (own if mine else central if origin == CENTRAL_ORIGIN else others).add(account_id)
         if mine:
@@ -424,6 +425,14 @@ def erase_member(dialect: Dialect, mall_id: str, member_id: str, at: str) -> Op[
     # After `log_change` took the mall's row: a batch that stored this member's activity
     # meanwhile has committed, and one still to come sees the erasure.
     yield Execute("DELETE FROM activity_events WHERE mall_id = ? AND member_id = ?",
+                  (mall_id, member_id))
+    # The member's coupons name them: gone too, and scrubbed from the change log.
+    mine = "SELECT coupon_id FROM coupons WHERE mall_id = ? AND member_id = ?"
+    yield Execute("UPDATE changes SET payload = '{}' WHERE mall_id = ? AND "
+                  f"kind = 'coupon.upsert' AND key IN ({mine})", (mall_id, mall_id, member_id))
+    yield Execute(f"DELETE FROM coupon_facts WHERE mall_id = ? AND coupon_id IN ({mine})",
+                  (mall_id, mall_id, member_id))
+    yield Execute("DELETE FROM coupons WHERE mall_id = ? AND member_id = ?",
                   (mall_id, member_id))
     yield from forget_member(mall_id, member_id)
 

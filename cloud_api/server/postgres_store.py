@@ -113,8 +113,9 @@ class PostgresStorage(SqlStorage):
 
     def __init__(self, dsn: str, *, rules: LoyaltyRules | None = None,
                  now: Callable[[], datetime] = utc_now,
-                 pool_size: int = 10, phones: PhoneKeys | None = None) -> None:
-        super().__init__(rules=rules, now=now, phones=phones)
+                 pool_size: int = 10, phones: PhoneKeys | None = None,
+                 coupon_keys: dict[str, bytes] | None = None) -> None:
+        super().__init__(rules=rules, now=now, phones=phones, coupon_keys=coupon_keys)
         self.dsn = dsn
         self.pool_size = pool_size
         self._pool: Any = None

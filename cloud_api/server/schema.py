@@ -180,6 +180,25 @@ def _statements(script: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in script.split(";") if s.strip())
 
 
+# Coupons: campaigns as the back office defines them, each coupon once per mall (its code
+# unique within the mall), and each of its facts once by id (`cloud_api/server/coupons.py`).
+_COUPONS = """
+CREATE TABLE coupon_campaigns (
+    mall_id TEXT NOT NULL, campaign_id TEXT NOT NULL, definition TEXT NOT NULL,
+    updated_at TEXT NOT NULL, PRIMARY KEY (mall_id, campaign_id));
+CREATE TABLE coupons (
+    mall_id TEXT NOT NULL, coupon_id TEXT NOT NULL, code TEXT NOT NULL, member_id TEXT NOT NULL,
+    campaign_id TEXT NOT NULL, document TEXT NOT NULL, issued_at TEXT NOT NULL,
+    PRIMARY KEY (mall_id, coupon_id), UNIQUE (mall_id, code));
+CREATE INDEX coupons_member ON coupons (mall_id, member_id);
+CREATE INDEX coupons_campaign ON coupons (mall_id, campaign_id);
+CREATE TABLE coupon_facts (
+    mall_id TEXT NOT NULL, fact_id TEXT NOT NULL, coupon_id TEXT NOT NULL,
+    payload TEXT NOT NULL, recorded_at TEXT NOT NULL, PRIMARY KEY (mall_id, fact_id));
+CREATE INDEX coupon_facts_coupon ON coupon_facts (mall_id, coupon_id);
+"""
+
+
 def migrations(integer: str, *, c_collation: bool = False) -> list[Migration]:
     """Every migration, in order, with `integer` as the integer type ("INTEGER" or
     "BIGINT"); `c_collation`: the database orders text by its locale, so a byte-order
@@ -197,4 +216,5 @@ def migrations(integer: str, *, c_collation: bool = False) -> list[Migration]:
         Migration(6, "member notices and webhook deliveries", _statements(
             _NOTICES.format(integer=integer))),
         Migration(7, "enrolment", _statements(_ENROLMENT)),
+        Migration(8, "coupons", _statements(_COUPONS)),
     ]

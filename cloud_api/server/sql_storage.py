@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import secrets
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloud_api.server import enrolment, notice_ops, rewards, rule_versions, tiers
+from cloud_api.server import coupons, enrolment, notice_ops, rewards, rule_versions, tiers
 from cloud_api.server import operations as ops
 from cloud_api.server.codes import Code
 from cloud_api.server.grants import GrantThrottle
@@ -24,6 +25,7 @@ from cloud_api.server.queries import Dialect, Op, T
 from cloud_api.server.storage import (
     CENTRAL_ORIGIN,
     ChangePage,
+    NotFound,
     Parsed,
     Principal,
     PublishedRules,
@@ -33,7 +35,16 @@ from cloud_api.server.storage import (
     Verdict,
     utc_now,
 )
-from gateway.loyalty import Entry, LoyaltyRules, RuleBook
+from gateway.loyalty import (
+    Basket,
+    CouponCodeUnknown,
+    CouponError,
+    Entry,
+    LoyaltyRules,
+    RuleBook,
+    new_code,
+    verify_code,
+)
 from gateway.loyalty.hlc import HybridClock
 from gateway.loyalty.wire import to_text
 
@@ -59,7 +70,8 @@ class SqlStorage(Storage):
 
     def __init__(self, *, rules: LoyaltyRules | None = None,
                  now: Callable[[], datetime] = utc_now,
-                 phones: PhoneKeys | None = None) -> None:
+                 phones: PhoneKeys | None = None,
+                 coupon_keys: dict[str, bytes] | None = None) -> None:
         self.rules = rules or LoyaltyRules()
         self.now = now
         self.grants = GrantThrottle()
@@ -67,6 +79,10 @@ class SqlStorage(Storage):
         # Stamps the entries central grants itself (gifts, tasks, check-ins), on the
         # storage's clock so that a test's clock drives them too.
         self.clock = HybridClock(CENTRAL_ORIGIN, lambda: int(self.now().timestamp() * 1000))
+        # Each mall's coupon key (shared with its gateways); without one, codes central
+        # issues are as random, tagged under a key that lasts this run.
+        self.coupon_keys = coupon_keys or {}
+        self._run_key = secrets.token_bytes(32)
 
     async def open(self) -> None:
         await self._connect()
@@ -275,6 +291,45 @@ class SqlStorage(Storage):
 
     async def rule_book(self, mall_id: str) -> RuleBook:
         return await self._read(rule_versions.rule_book(mall_id, self.rules))
+    # -- coupons ----------------------------------------------------------------------
+    async def put_campaign(self, mall_id: str, campaign_id: str,
+                           definition: dict[str, Any]) -> dict[str, Any]:
+        return await self._write(coupons.put_campaign(mall_id, campaign_id, definition,
+                                                      self._stamp()))
+
+    async def issue_coupons(self, mall_id: str, campaign_id: str,
+                            body: dict[str, Any]) -> dict[str, Any]:
+        return await self._write(coupons.issue(
+            self.dialect, mall_id, campaign_id, body, new_code=self._new_code,
+            now=self.now(), at=self._stamp()))
+
+    def _new_code(self, mall: str) -> str:
+        return new_code(self.coupon_keys.get(mall) or self._run_key, mall)
+
+    async def member_coupons(self, mall_id: str, member_id: str) -> list[dict[str, Any]]:
+        return await self._read(coupons.member_coupons(mall_id, member_id, self.now()),
+                                consistent=True)
+
+    async def redeem_coupon(self, mall_id: str, code: str, *, redemption_id: str,
+                            member_id: str | None, basket: Basket) -> dict[str, Any]:
+        key = self.coupon_keys.get(mall_id)
+        if key is not None:
+            # A code this mall's key did not make (forged, another mall's) is refused
+            # before any row is read or locked.
+            try:
+                verify_code(key, mall_id, code)
+            except CouponCodeUnknown:
+                raise NotFound("coupon") from None
+            except CouponError as exc:
+                raise StorageError(Code.COUPON_REFUSED, str(exc), 422,
+                                   reason=exc.code) from None
+        return await self._write(coupons.redeem(
+            self.dialect, mall_id, code, redemption_id=redemption_id, member_id=member_id,
+            basket=basket, now=self.now(), at=self._stamp()))
+
+    async def void_coupon(self, mall_id: str, coupon_id: str, reason: str) -> dict[str, Any]:
+        return await self._write(coupons.void(self.dialect, mall_id, coupon_id, reason=reason,
+                                              now=self.now(), at=self._stamp()))
 
     async def mall_ids(self) -> list[str]:
         return await self._read(ops.mall_ids())

@@ -109,8 +109,9 @@ class SqliteStorage(SqlStorage):
 
     def __init__(self, path: Path | str, *, rules: LoyaltyRules | None = None,
                  now: Callable[[], datetime] = utc_now,
-                 phones: PhoneKeys | None = None) -> None:
-        super().__init__(rules=rules, now=now, phones=phones)
+                 phones: PhoneKeys | None = None,
+                 coupon_keys: dict[str, bytes] | None = None) -> None:
+        super().__init__(rules=rules, now=now, phones=phones, coupon_keys=coupon_keys)
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None

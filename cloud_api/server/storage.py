@@ -25,7 +25,7 @@ from typing import Any, Literal
 from cloud_api.server.activity import Activity
 from cloud_api.server.codes import Code
 from cloud_api.server.notice_ops import Claimed
-from gateway.loyalty import Entry, RuleBook
+from gateway.loyalty import Basket, Entry, RuleBook
 
 Scope = Literal["gateway", "admin"]
 VerdictStatus = Literal["accepted", "duplicate", "rejected"]
@@ -240,6 +240,30 @@ class Storage(ABC):
         checked and written in one transaction that no other write of the account
         interleaves with; `InsufficientPoints` otherwise. A burn central already has is a
         duplicate, whatever the balance is now."""
+
+    # -- coupons ----------------------------------------------------------------------
+    @abstractmethod
+    async def put_campaign(self, mall_id: str, campaign_id: str,
+                           definition: dict[str, Any]) -> dict[str, Any]:
+        """Define (or redefine) a coupon campaign; `StorageError` if it makes none."""
+
+    @abstractmethod
+    async def issue_coupons(self, mall_id: str, campaign_id: str,
+                            body: dict[str, Any]) -> dict[str, Any]:
+        """Issue the campaign's coupons to members by list, tier or tags, within its
+        limits; each coupon goes down the change feed."""
+
+    @abstractmethod
+    async def member_coupons(self, mall_id: str, member_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def redeem_coupon(self, mall_id: str, code: str, *, redemption_id: str,
+                            member_id: str | None, basket: Basket) -> dict[str, Any]:
+        """Redeem a coupon online, once: checked and recorded in one transaction that
+        holds the coupon; `StorageError` `coupon_refused` with the reason otherwise."""
+
+    @abstractmethod
+    async def void_coupon(self, mall_id: str, coupon_id: str, reason: str) -> dict[str, Any]: ...
 
     @abstractmethod
     async def checkin(self, mall_id: str, member_id: str) -> tuple[Entry, Verdict]:

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from cloud_api.server import coupons
+from cloud_api.server.activity import Activity
 from cloud_api.server.notice_ops import record_entry_notices, record_notices
 from cloud_api.server.notices import tier_notice
 from cloud_api.server.operations import (
@@ -100,6 +102,9 @@ def accept_batch(dialect: Dialect, mall_id: str, origin: str, parsed: Sequence[P
     the mall's published versions, each trigger judged by the version in force at its
     time."""
     verdicts = yield from accept_entries(dialect, mall_id, origin, parsed, now)
+    yield from coupons.project_events(
+        mall_id, origin, [p for p in parsed if isinstance(p, Activity)], verdicts,
+        to_text(now) or "")
     accepted = {v.event_id for v in verdicts if v.status == "accepted"}
     new_entries = [p for p in parsed if isinstance(p, Entry) and p.entry_id in accepted]
     yield from upgrade_members(dialect, mall_id, new_entries, rules, to_text(now) or "")

@@ -31,6 +31,10 @@ ErrorCode = Literal[
     "session_required", "session_invalid", "session_expired", "session_wrong_kiosk",
     "invalid_code", "code_expired", "too_many_attempts", "already_member",
     "enrolment_unavailable",
+    "coupon_code_mistyped", "coupon_unknown", "not_this_mall", "needs_online",
+    "not_this_member", "voided", "already_redeemed", "already_held", "expired", "not_yet_valid",
+    "not_eligible", "below_minimum_spend", "item_not_in_basket", "unknown_campaign",
+    "member_limit", "campaign_limit", "campaign_closed", "redeem_at_central",
 ]
 
 

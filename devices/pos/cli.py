@@ -47,27 +47,40 @@ def _progress(count: int) -> Callable[[sim.SimReport], None]:
 @click.option("--authorize", is_flag=True,
               help="framed/jsonl: the till authorizes points before paying with them (some "
               "refused for lack of points), and now and then voids or abandons a hold.")
+@click.option("--coupon", "coupons", multiple=True, metavar="MEMBER_CODE=COUPON_CODE",
+              help="With --authorize: a coupon of a member (by the code on their receipts) "
+              "that their till takes off their next sale; repeat for more.")
 @progress_option
 def sim_pos(*, path: str, mode: str, rate: float, count: int, store_id: str, pos_id: str,
             members: int, seed: int, baudrate: int, tz_name: str, authorize: bool,
-            progress_every: float) -> None:
+            coupons: tuple[str, ...], progress_every: float) -> None:
     """A POS terminal printing realistic Chinese receipts (GB18030) on PORT."""
     # POS clocks print local wall time; receipts are dated up to now.
     now = datetime.now(ZoneInfo(tz_name)).replace(tzinfo=None, microsecond=0)
     start = now - timedelta(seconds=count)
+    by_member: dict[str, list[str]] = {}
+    for given in coupons:
+        member, sep, code = given.partition("=")
+        if not sep or not member or not code:
+            raise click.BadParameter(f"{given!r}: give MEMBER_CODE=COUPON_CODE",
+                                     param_hint="--coupon")
+        by_member.setdefault(member, []).append(code)
     receipts = sim.scenario(count, seed=seed, start=start,
                             members=[demo_ids(n)[2] for n in range(1, members + 1)],
                             store_id=store_id, pos_id=pos_id)
     report = asyncio.run(sim.run(path, cast(sim.Mode, mode), receipts, rate=rate,
                                  baudrate=baudrate, seed=seed, store_id=store_id,
                                  pos_id=pos_id, authorize=authorize,
-                                 progress=_progress(count), progress_every=progress_every))
+                                 progress=_progress(count), progress_every=progress_every,
+                                 coupons=by_member))
     kinds = Counter(r.kind for r in receipts)
     summary = {"sent": report.sent, "acked": report.acked, "naks": report.naks,
                "resends": report.resends, "noise_bytes": report.noise_bytes,
                "kinds": dict(sorted(kinds.items()))}
     if authorize or report.holds.sales_refused:
         summary["holds"] = report.holds.as_dict()
+    if by_member:
+        summary["coupons"] = report.coupons.as_dict()
     click.echo(json.dumps(summary, ensure_ascii=False))
     if report.latencies:
         lat = sorted(report.latencies)

@@ -59,3 +59,10 @@ def pos_families(service: PosService) -> Iterator[Metric]:
         yield counter_by("mallgate_pos_holds", "Till authorizations and voids, by result.",
                          "result", {"granted": h.granted, "refused": h.refused,
                                     "voided": h.voided, "retry": h.retries})
+        held = CounterMetricFamily("mallgate_pos_coupons_held",
+                                   "Coupons granted till holds took off their baskets.")
+        held.add_metric([], h.coupons_held)
+        yield held
+        yield counter_by("mallgate_pos_coupon_refusals", "Till authorizations refused for a "
+                         "coupon, by code (coupon_code_mistyped, coupon_unknown, expired, "
+                         "already_held, ...).", "code", dict(h.coupon_refusals))

@@ -64,6 +64,9 @@ def _optional_problem(payload: dict[str, Any]) -> str | None:
         value = payload.get(name)
         if value is not None and not isinstance(value, str):
             return f"the receipt's {name} must be a string, not {_shown(value)}"
+    coupons = payload.get("coupon_codes", [])
+    if not isinstance(coupons, list) or not all(isinstance(c, str) for c in coupons):
+        return f"the receipt's coupon_codes must be a list of codes, not {_shown(coupons)}"
     return None
 
 

@@ -46,10 +46,12 @@ def _count(payload: dict[str, Any], name: str, *, positive: bool = False) -> int
 def _line(raw: object) -> BasketLine:
     if not isinstance(raw, dict):
         raise _fail("each line is an object")
-    name, category = raw.get("name", ""), raw.get("category")
-    if not isinstance(name, str) or not (category is None or isinstance(category, str)):
-        raise _fail("a line's name and category are strings")
-    return BasketLine(name, _count(raw, "amount_fen"), category)
+    name, category, sku = raw.get("name", ""), raw.get("category"), raw.get("sku")
+    if not isinstance(name, str) or not all(
+            v is None or (isinstance(v, str) and len(v) <= _ID_MAX) for v in (category, sku)):
+        raise _fail(f"a line's name, category and sku are strings (of 1..{_ID_MAX})")
+    quantity = _count(raw, "quantity", positive=True) if "quantity" in raw else 1
+    return BasketLine(name, _count(raw, "amount_fen"), category, sku, quantity)
 
 
 def authorize_request(payload: dict[str, Any], *, store_id: str, pos_id: str,
@@ -67,12 +69,15 @@ def authorize_request(payload: dict[str, Any], *, store_id: str, pos_id: str,
         raise _fail("partial must be true or false")
     basket = tuple(_line(x) for x in lines)
     total = _count(payload, "total_fen")
+    points = _count(payload, "points") if "points" in payload else 0
+    if points == 0 and not coupons:
+        raise _fail("an authorize asks for points, coupons or both")
     if sum(x.amount_fen for x in basket) > total:
         raise _fail("the lines add up to more than total_fen")
     return AuthorizeRequest(store_id=store_id, pos_id=pos_id,
                             request_id=_text(payload, "request_id"),
                             member_code=_text(payload, "member_code"), total_fen=total,
-                            points=_count(payload, "points", positive=True), lines=basket,
+                            points=points, lines=basket,
                             coupon_codes=tuple(coupons), partial=partial)
 
 

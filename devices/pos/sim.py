@@ -10,6 +10,8 @@ POS makes when an ACK is lost.
 With `authorize`, framed/jsonl tills ask before paying with points: `authorize` for the
 points on the receipt, then the sale with the hold it got (or paid in cash when refused);
 now and then the cashier cancels (`void`) or walks away from a hold (left to expire).
+Given members' coupon codes, their tills also take a coupon off a sale of that member
+(authorized with the points, or alone), and send the sale with it and the lower total.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -151,6 +153,20 @@ class HoldReport:
 
 
 @dataclass(slots=True)
+class CouponReport:
+    """What the coupons offered at the till came to (`authorize` mode with coupons)."""
+
+    offered: int = 0
+    granted: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # by the gateway's code
+    redeemed: int = 0  # sales that carried their coupon and were ACKed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"offered": self.offered, "granted": self.granted,
+                "refused": dict(sorted(self.refused.items())), "redeemed": self.redeemed}
+
+
+@dataclass(slots=True)
 class SimReport:
     sent: int = 0
     acked: int = 0
@@ -159,6 +175,7 @@ class SimReport:
     noise_bytes: int = 0
     latencies: list[float] = field(default_factory=list)  # receipt written -> ACK, seconds
     holds: HoldReport = field(default_factory=HoldReport)
+    coupons: CouponReport = field(default_factory=CouponReport)
     # Points each member sale paid with, by receipt index, as the gateway accepted them.
     spent: dict[int, int] = field(default_factory=dict)
     authorize_latencies: list[float] = field(default_factory=list)  # authorize -> reply
@@ -176,12 +193,15 @@ class PosSimulator:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, mode: Mode,
                  *, seed: int = 1, noise: float = 0.05, lose_ack: float = 0.03,
-                 store_id: str = "S01", pos_id: str = "P1", authorize: bool = False) -> None:
+                 store_id: str = "S01", pos_id: str = "P1", authorize: bool = False,
+                 coupons: Mapping[str, Sequence[str]] | None = None) -> None:
         self.reader, self.writer, self.mode = reader, writer, mode
         self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation
         self.noise, self.lose_ack = noise, lose_ack
         self.store_id, self.pos_id = store_id, pos_id
         self.authorize = authorize and mode != "escpos"
+        # Each member's coupon codes not yet used; a coupon goes with their next sale.
+        self.coupons = {member: list(codes) for member, codes in (coupons or {}).items()}
         self.report = SimReport()
         self._seq = 0
 
@@ -197,13 +217,17 @@ class PosSimulator:
             return
         payload = {**receipt.payload, "store_id": self.store_id, "pos_id": self.pos_id}
         paying = receipt.kind == "sale" and payload.get("points_used", 0) > 0
-        if paying and self.authorize:
-            payload = await self._authorized(receipt, payload)
+        codes = self.coupons.get(payload.get("member_code") or "") if self.authorize else None
+        coupon = codes.pop() if codes and receipt.kind == "sale" else None
+        if (paying or coupon) and self.authorize:
+            payload = await self._authorized(receipt, payload, coupon)
         answer = await self._message(payload, resend=True)
-        if paying and payload.get("points_used"):
+        if payload.get("points_used") or "hold_id" in payload:
             if answer.ok:
-                self.report.spent[receipt.index] = payload["points_used"]
+                if payload.get("points_used"):
+                    self.report.spent[receipt.index] = payload["points_used"]
                 self.report.holds.captured += "hold_id" in payload
+                self.report.coupons.redeemed += bool(payload.get("coupon_codes"))
             else:
                 self.report.holds.sales_refused += 1
 
@@ -220,28 +244,32 @@ class PosSimulator:
         return answer
 
     async def authorize_points(self, *, request_id: str, member_code: str, points: int,
-                               total_fen: int, partial: bool = True) -> dict[str, Any]:
+                               total_fen: int, partial: bool = True,
+                               coupon_codes: Sequence[str] = ()) -> dict[str, Any]:
         """One `authorize` and its reply (the time to it kept in `authorize_latencies`)."""
         started = asyncio.get_running_loop().time()
         answer = await self._message({
             "type": "authorize", "request_id": request_id, "member_code": member_code,
             "total_fen": total_fen, "points": points, "partial": partial,
-            "coupon_codes": []})
+            "coupon_codes": list(coupon_codes)})
         self.report.authorize_latencies.append(asyncio.get_running_loop().time() - started)
         return answer.body or {}
 
     async def _authorized(self, receipt: SimReceipt, payload: dict[str, Any],
-                          ) -> dict[str, Any]:
-        """Ask for the receipt's points; the sale to send: with its hold, or in cash."""
+                          coupon: str | None = None) -> dict[str, Any]:
+        """Ask for the receipt's points (and take `coupon` off it); the sale to send: with
+        its hold, or in cash."""
         cash = {k: v for k, v in payload.items() if k not in ("points_used", "points_paid_fen")}
         started = asyncio.get_running_loop().time()
         # Now and then a member tries to pay the whole bill with points.
-        asked = (payload["total_fen"] if self.rng.random() < WHOLE_BILL_CHANCE
+        asked = (0 if not payload.get("points_used")
+                 else payload["total_fen"] if self.rng.random() < WHOLE_BILL_CHANCE
                  else payload["points_used"])
+        self.report.coupons.offered += coupon is not None
         reply = (await self._message({
             "type": "authorize", "request_id": f"{payload['receipt_no']}-pay",
             "member_code": payload["member_code"], "total_fen": payload["total_fen"],
-            "points": asked, "coupon_codes": [],
+            "points": asked, "coupon_codes": [coupon] if coupon else [],
             # Some tills take all the points asked or none: those meet refusals.
             "partial": self.rng.random() < PARTIAL_CHANCE,
             "lines": [{**line, "category": "retail"} for line in payload["lines"]],
@@ -249,18 +277,31 @@ class PosSimulator:
         self.report.authorize_latencies.append(asyncio.get_running_loop().time() - started)
         if reply.get("status") != "granted":
             self.report.holds.refused += 1
+            if coupon is not None:
+                refused = self.report.coupons.refused
+                refused[str(reply.get("error"))] = refused.get(str(reply.get("error")), 0) + 1
             return cash
         self.report.holds.granted += 1
+        self.report.coupons.granted += coupon is not None
         roll = self.rng.random()
         if roll < VOID_CHANCE:
             answer = await self._message({"type": "void", "hold_id": reply["hold_id"]})
             self.report.holds.voided += (answer.body or {}).get("status") == "voided"
+            if coupon is not None:  # released: the member keeps it for another sale
+                self.coupons.setdefault(payload["member_code"], []).append(coupon)
             return cash
         if roll < VOID_CHANCE + ABANDON_CHANCE:
             self.report.holds.expired += 1
             return cash
-        return {**payload, "hold_id": reply["hold_id"], "points_used": reply["points"],
-                "points_paid_fen": min(reply["value_fen"], payload["total_fen"])}
+        # The bill after the coupons' discounts, paid in points (as granted) and money.
+        total = payload["total_fen"] - reply.get("discount_fen", 0)
+        sale = {**cash, "hold_id": reply["hold_id"], "total_fen": total}
+        if coupon is not None:
+            sale["coupon_codes"] = [coupon]
+        if reply["points"]:
+            sale |= {"points_used": reply["points"],
+                     "points_paid_fen": min(reply["value_fen"], total)}
+        return sale
 
     def _noise(self) -> bytes:
         if self.mode == "escpos":
@@ -327,14 +368,16 @@ async def run(path: str, mode: Mode, receipts: Sequence[SimReceipt], *, rate: fl
               baudrate: int = 115200, seed: int = 1, noise: float = 0.05,
               lose_ack: float = 0.03, store_id: str = "S01", pos_id: str = "P1",
               authorize: bool = False, progress: Callable[[SimReport], None] | None = None,
-              progress_every: float = PROGRESS_EVERY_S) -> SimReport:
+              progress_every: float = PROGRESS_EVERY_S,
+              coupons: Mapping[str, Sequence[str]] | None = None) -> SimReport:
     """Open `path` and send `receipts` at `rate` per second (0: as fast as acknowledged).
     `authorize`: framed/jsonl tills authorize points before paying with them. `progress`
     is called with the report so far every `progress_every` seconds while sending."""
     reader, writer = await serial_asyncio_fast.open_serial_connection(
         url=path, baudrate=baudrate, xonxoff=False)
     sim = PosSimulator(reader, writer, mode, seed=seed, noise=noise, lose_ack=lose_ack,
-                       store_id=store_id, pos_id=pos_id, authorize=authorize)
+                       store_id=store_id, pos_id=pos_id, authorize=authorize,
+                       coupons=coupons)
     try:
         async with contextlib.AsyncExitStack() as stack:
             if progress is not None:

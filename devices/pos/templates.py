@@ -20,6 +20,7 @@ from devices.pos import payload_check
 from devices.pos.errors import ReceiptParseError
 from gateway.receipts import Line, ParsedReceipt, ReceiptKind
 
+_MAX_COUPONS = 20  # as many as an authorize may hold
 FIELDS = ("receipt_no", "occurred_at", "total", "payment", "points_used", "member_code",
           "original_no")
 _AMOUNT_JUNK = re.compile(r"[\s,¥￥$€元RMB]")
@@ -230,7 +231,11 @@ def _from_payload(payload: dict[str, Any]) -> ParsedReceipt:
     raw_lines = payload.get("lines", [])
     _check(isinstance(raw_lines, list), "lines must be a list")
     lines = tuple(_payload_line(x) for x in raw_lines)
+    coupons = payload.get("coupon_codes", [])
+    _check(isinstance(coupons, list) and len(coupons) <= _MAX_COUPONS
+           and all(isinstance(c, str) and 0 < len(c) <= 64 for c in coupons),
+           f"coupon_codes must be a list of at most {_MAX_COUPONS} codes")
     return ParsedReceipt(kind, receipt_no, occurred_at, total_fen,
                          points_paid_fen=points_paid_fen, points_used=points_used,
                          payment=payment, member_code=member, original_no=original,
-                         lines=lines, hold_id=hold)
+                         lines=lines, hold_id=hold, coupon_codes=tuple(coupons))

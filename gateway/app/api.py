@@ -67,8 +67,10 @@ class AppSources:
             self._own = (
                 ReceiptPipeline(app[LEDGER], receipt_parser(settings), reader=app[READER],
                                 central_online=online,
-                                refund_window_days=settings.pos.refund_window_days),
-                Holds(app[LEDGER], central_online=online, expiry_s=settings.pos.hold_s))
+                                refund_window_days=settings.pos.refund_window_days,
+                                refund_restores_coupons=settings.pos.refund_restores_coupons),
+                Holds(app[LEDGER], central_online=online, expiry_s=settings.pos.hold_s,
+                      mall=settings.site.mall_id, site=settings.site.gateway_id))
         return self._own
 
     async def replay(self, ids: Sequence[int]) -> list[Outcome]:

@@ -43,14 +43,15 @@ DEMO_OFFERS: dict[str, dict[str, Any]] = {
         "title": "Welcome back, valued member", "priority": 10,
         "message": "A free coffee at the atrium cafe, today only.",
         "target": {"tiers": ["gold", "diamond"]},
-        "reward": {"kind": "free_item", "description": "One free coffee", "valid_days": 1},
+        "reward": {"kind": "free_item", "description": "One free coffee", "valid_days": 1,
+                   "sku": "CAFE-COFFEE"},
     },
     "demo-welcome": {
         "title": "Welcome to the Demo Mall", "priority": 0,
         "message": "10% off at any store on the ground floor.",
         "target": {},
         "reward": {"kind": "percentage", "description": "10% off one purchase",
-                   "valid_days": 7},
+                   "valid_days": 7, "percent": 10, "cap_fen": 5000},
     },
 }
 

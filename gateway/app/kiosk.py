@@ -13,6 +13,7 @@ from devices.kiosk.protocol import REPLIES, Topics, default_contract
 from devices.kiosk.service import KioskService
 from gateway.app.keys import CENTRAL, KIOSK, LEDGER, METRICS, MQTT, READER, SETTINGS, WRITER
 from gateway.app.supervisor import part_task
+from gateway.coupons import CouponIssuer
 from gateway.members import IdentityKeys
 from gateway.operations.service import Operations
 from gateway.operations.sessions import Sessions, session_key
@@ -30,6 +31,12 @@ def identity_keys(settings: Settings) -> IdentityKeys:
         skew_s=k.clock_skew_s)
 
 
+def coupon_issuer(settings: Settings) -> CouponIssuer:
+    site = settings.site
+    key = site.coupon_key.get_secret_value().encode("utf-8") if site.coupon_key else None
+    return CouponIssuer.for_run(site.mall_id, site.gateway_id, key)
+
+
 async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     k = settings.kiosk
@@ -45,7 +52,8 @@ async def kiosk_context(app: web.Application) -> AsyncIterator[None]:
                        sessions=Sessions(key, k.session_s),
                        site=settings.site.gateway_id,
                        offer_claim_s=settings.ble.welcome.claim_s,
-                       enrolment=app[CENTRAL].enrolment),
+                       enrolment=app[CENTRAL].enrolment,
+                       coupons=coupon_issuer(settings)),
         limiter=RateLimiter(k.rate_per_s, k.rate_burst),
         max_payload_bytes=k.max_payload_bytes)
     service.register(mqtt.router)

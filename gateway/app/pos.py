@@ -43,8 +43,10 @@ async def pos_context(app: web.Application) -> AsyncIterator[None]:
     online = app[CENTRAL].online
     pipeline = ReceiptPipeline(app[LEDGER], receipt_parser(settings), reader=app[READER],
                                central_online=online,
-                               refund_window_days=pos.refund_window_days)
-    holds = Holds(app[LEDGER], central_online=online, expiry_s=pos.hold_s)
+                               refund_window_days=pos.refund_window_days,
+                               refund_restores_coupons=pos.refund_restores_coupons)
+    holds = Holds(app[LEDGER], central_online=online, expiry_s=pos.hold_s,
+                  mall=settings.site.mall_id, site=settings.site.gateway_id)
     recovered = await pipeline.recover()
     if recovered:
         log.info("processed %s POS captures left from the last run", len(recovered))

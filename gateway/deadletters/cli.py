@@ -89,7 +89,9 @@ def replay_dead_letters(config_file: Path, ids: tuple[int, ...],
                             limits=settings.limits.plausibility())
             await ledger.reload_rules()  # a replayed sale earns by central's rules too
             pipeline = ReceiptPipeline(ledger, receipt_parser(settings),
-                                       refund_window_days=settings.pos.refund_window_days)
+                                       refund_window_days=settings.pos.refund_window_days,
+                                       refund_restores_coupons=(
+                                           settings.pos.refund_restores_coupons))
             so_far: list[Outcome] = []
 
             def show() -> None:

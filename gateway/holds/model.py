@@ -15,6 +15,7 @@ HoldCode = Literal[
     "hold_voided",
     "hold_expired",
     "exceeds_hold",  # the sale spends more points than the hold granted
+    "coupon_not_held",  # the sale names a coupon its hold did not grant
 ]
 HOLD_CODES: frozenset[str] = frozenset(HoldCode.__args__)  # type: ignore[attr-defined]
 
@@ -40,14 +41,16 @@ class BasketLine:
     name: str
     amount_fen: int
     category: str | None = None
+    sku: str | None = None  # for free item coupons
+    quantity: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuthorizeRequest:
-    """A till asks to pay `points` of a basket of `total_fen` with a member's points.
+    """A till asks to pay `points` of a basket of `total_fen` with a member's points and
+    to take `coupon_codes` off it (points, coupons or both).
 
-    `request_id` is the till's idempotency key: a resend gets the first answer.
-    `coupon_codes` are taken and kept; coupons are not applied yet."""
+    `request_id` is the till's idempotency key: a resend gets the first answer."""
 
     store_id: str
     pos_id: str
@@ -67,7 +70,8 @@ class AuthorizeRequest:
         return {"request_id": self.request_id, "member_code": self.member_code,
                 "total_fen": self.total_fen, "points": self.points,
                 "lines": [{"name": x.name, "amount_fen": x.amount_fen,
-                           "category": x.category} for x in self.lines],
+                           "category": x.category, "sku": x.sku, "quantity": x.quantity}
+                          for x in self.lines],
                 "coupon_codes": list(self.coupon_codes), "partial": self.partial}
 
 

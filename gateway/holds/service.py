@@ -10,23 +10,36 @@ the stored reply; nothing is reserved twice. Sales capture holds in the receipt 
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
 
 from gateway.holds import rows
+from gateway.holds.coupons import check_hold_coupons, release_in
 from gateway.holds.model import AuthorizeRequest, HoldRefused, VoidRequest
 from gateway.ledger import Ledger, Recorded
 from gateway.ledger.allowance import allowance_left
-from gateway.loyalty import RedemptionRefused, grant_points
+from gateway.loyalty import (
+    CouponCodeMistyped,
+    CouponCodeUnknown,
+    CouponError,
+    CouponRefusal,
+    CouponRefused,
+    RedemptionRefused,
+    grant_points,
+)
 from gateway.loyalty.tier_review import benefits, tier_of
 from gateway.loyalty.wire import to_text
 from gateway.members import find_by_code
 
 Reply = dict[str, Any]
+# The refusals that are a coupon's (counted by code for the metrics).
+COUPON_CODES = frozenset({*CouponRefusal.__args__,  # type: ignore[attr-defined]
+                          CouponCodeMistyped.code, CouponCodeUnknown.code})
 
 
 @dataclass(slots=True)
@@ -35,6 +48,8 @@ class HoldStats:
     refused: int = 0
     voided: int = 0
     retries: int = 0  # resent requests answered from the stored reply
+    coupons_held: int = 0  # coupons granted holds took off their baskets
+    coupon_refusals: Counter[str] = field(default_factory=Counter)  # by refusal code
 
 
 def available_after_holds(ledger: Ledger, conn: sqlite3.Connection, account_id: str,
@@ -50,10 +65,12 @@ def available_after_holds(ledger: Ledger, conn: sqlite3.Connection, account_id: 
 
 class Holds:
     def __init__(self, ledger: Ledger, *, central_online: Callable[[], bool],
-                 expiry_s: float) -> None:
+                 expiry_s: float, mall: str = "", site: str = "") -> None:
         self.ledger = ledger
         self.central_online = central_online
         self.expiry = timedelta(seconds=expiry_s)
+        self.mall = mall  # whose coupons this gateway redeems
+        self.site = site  # this gateway, recorded on the coupon facts it writes
         self.stats = HoldStats()
 
     async def authorize(self, request: AuthorizeRequest) -> Reply:
@@ -67,21 +84,25 @@ class Holds:
                 (request.store_id, request.pos_id, request.request_id)).fetchone()
             if stored is not None:
                 return cast(Reply, orjson.loads(stored[0])), True
-            return self._decide(conn, request, now=now,
-                                expires_text=_text(now + self.expiry), online=online), False
+            return self._decide(conn, request, now=now, expires=now + self.expiry,
+                                online=online), False
 
         _, (reply, retry) = await self.ledger.record_with([], op)
         if retry:
             self.stats.retries += 1
         elif reply["status"] == "granted":
             self.stats.granted += 1
+            self.stats.coupons_held += len(reply["coupons"])
         else:
             self.stats.refused += 1
+            if request.coupon_codes and reply.get("error") in COUPON_CODES:
+                self.stats.coupon_refusals[reply["error"]] += 1
         return reply
 
     def _decide(self, conn: sqlite3.Connection, request: AuthorizeRequest, *, now: datetime,
-                expires_text: str, online: bool) -> Reply:
+                expires: datetime, online: bool) -> Reply:
         base: Reply = {"type": "authorize", "request_id": request.request_id}
+        expires_text = _text(expires)
         member = find_by_code(conn, request.member_code)
         points, value, decision = 0, 0, "granted"
         if member is None:
@@ -93,22 +114,31 @@ class Holds:
                                                          now, online=online)
             rate = self.ledger.rules.redemption.fen_per_point
             try:
-                points = grant_points(asked=request.points, available=available,
-                                      online=online, allowance_left=allowance,
-                                      payable_fen=request.total_fen, fen_per_point=rate,
-                                      partial=request.partial)
-            except RedemptionRefused as refused:
+                # Coupons first: what they take off is not there to pay with points.
+                coupons = check_hold_coupons(conn, request, member_id=member.id,
+                                             mall=self.mall, online=online, now=now)
+                payable = request.total_fen - coupons.discount_fen
+                if request.points:
+                    points = grant_points(asked=request.points, available=available,
+                                          online=online, allowance_left=allowance,
+                                          payable_fen=payable, fen_per_point=rate,
+                                          partial=request.partial)
+            except (RedemptionRefused, CouponError) as refused:
                 decision = refused.code
                 reply = base | {"status": "refused", "error": decision, "msg": str(refused),
                                 "member_id": member.id, "available": max(0, available)}
+                if isinstance(refused, CouponRefused):
+                    reply["coupon_id"] = refused.coupon_id
             else:
+                coupons.record_in(conn, now=now, until=expires, site=self.site)
                 value = points * rate
                 reply = base | {
                     "status": "granted", "hold_id": request.hold_id,
                     "member_id": member.id,
                     **benefits(tier_of(self.ledger.rules, member.tier)), "points": points,
                     "value_fen": value, "expires_at": expires_text,
-                    "available": available - points, "coupons": []}
+                    "available": available - points, "coupons": coupons.reply(),
+                    "discount_fen": coupons.discount_fen}
         conn.execute(
             "INSERT INTO holds (id, store_id, pos_id, request_id, account_id, member_id, "
             "decision, asked, points, value_fen, basket_fen, request, reply, created_at, "
@@ -122,13 +152,16 @@ class Holds:
 
     async def void(self, request: VoidRequest) -> Reply:
         """Release a hold; voiding one already voided or expired answers its state."""
-        now_text = _text(self.ledger.now())
+        now = self.ledger.now()
+        now_text = _text(now)
         base: Reply = {"type": "void", "hold_id": request.hold_id}
 
         def op(conn: sqlite3.Connection, _: list[Recorded]) -> Reply:
             try:
                 state = rows.void(conn, hold_id=request.hold_id, store_id=request.store_id,
                                   pos_id=request.pos_id, now=now_text)
+                if state == "voided":
+                    release_in(conn, request.hold_id, now=now, site=self.site)
             except HoldRefused as refused:
                 return base | {"status": "refused", "error": refused.code,
                                "msg": refused.msg}

@@ -72,3 +72,39 @@ class InvalidRules(LoyaltyError, ValueError):
         super().__init__(f"rules version {version!r}: {reason}")
         self.version = version
         self.reason = reason
+class CouponError(LoyaltyError):
+    """Base of the coupon errors; `code` is the stable code tills and kiosks are shown."""
+
+    code = "coupon_error"
+
+
+class CouponCodeMistyped(CouponError, ValueError):
+    """Not a code at all: wrong length, a letter outside the alphabet, or a check
+    character that does not match (a typo)."""
+
+    code = "coupon_code_mistyped"
+
+
+class CouponCodeUnknown(CouponError, LookupError):
+    """A well-formed code that no coupon here has (forged, another mall's, or not synced)."""
+
+    code = "coupon_unknown"
+
+
+class CouponRefused(CouponError):
+    """A coupon that cannot be used on this basket now; `code` says why (see
+    `gateway.loyalty.coupons.CouponRefusal`)."""
+
+    def __init__(self, code: str, message: str, *, coupon_id: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.coupon_id = coupon_id
+
+
+class IssueRefused(CouponError):
+    """A campaign cannot issue another coupon: `member_limit` or `campaign_limit`."""
+
+    def __init__(self, code: str, message: str, *, campaign_id: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.campaign_id = campaign_id

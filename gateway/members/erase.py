@@ -38,6 +38,8 @@ def erase_member(conn: sqlite3.Connection, member_id: str) -> bool:
     forget_letters_naming(conn, [member_id, *codes])
     _unlink_receipts(conn, member_id, codes)
     conn.execute("DELETE FROM member_identifiers WHERE member_id = ?", (member_id,))
+    conn.execute("DELETE FROM coupon_facts WHERE coupon_id IN "
+                 "(SELECT id FROM coupons WHERE member_id = ?)", (member_id,))
     conn.execute("DELETE FROM coupons WHERE member_id = ?", (member_id,))
     conn.execute("DELETE FROM offer_deliveries WHERE member_id = ?", (member_id,))
     conn.execute("DELETE FROM tier_changes WHERE member_id = ?", (member_id,))

@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.loyalty import CouponKind, CouponTerms
 from gateway.loyalty.calendar import HH_MM_PATTERN
 
 _TEXT = 200
@@ -52,11 +53,33 @@ class Targeting(_Model):
 
 
 class CouponReward(_Model):
-    """What claiming the offer gives: a single-use coupon of one of the programme's kinds."""
+    """What claiming the offer gives: a single-use coupon of one of the programme's kinds,
+    with the values of its kind (see `CouponTerms`): `threshold_fen` and `off_fen` for
+    spend X get Y off, `percent` (and `cap_fen`) for a percentage, `off_fen` for a cash
+    voucher, `sku` for a free item."""
 
     kind: Literal["spend_x_get_y", "percentage", "cash_voucher", "free_item"]
     description: str = Field(max_length=_TEXT)  # shown to the member, e.g. "10% off coffee"
     valid_days: int = Field(default=7, ge=1, le=366)
+    threshold_fen: int = Field(default=0, ge=0)
+    off_fen: int = Field(default=0, ge=0)
+    percent: int = Field(default=0, ge=0, le=99)
+    cap_fen: int | None = Field(default=None, ge=0)
+    sku: str | None = Field(default=None, min_length=1, max_length=64)
+    min_spend_fen: int = Field(default=0, ge=0)
+    categories: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _has_its_values(self) -> CouponReward:
+        self.terms  # noqa: B018 - raises ValueError when the kind misses its values
+        return self
+
+    @property
+    def terms(self) -> CouponTerms:
+        return CouponTerms(
+            kind=CouponKind(self.kind), threshold_fen=self.threshold_fen,
+            off_fen=self.off_fen, percent=self.percent, cap_fen=self.cap_fen, sku=self.sku,
+            min_spend_fen=self.min_spend_fen, categories=self.categories)
 
 
 class OfferDefinition(_Model):

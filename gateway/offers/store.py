@@ -6,7 +6,6 @@ its event and the kiosk's stored reply commit together.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -17,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from gateway.coupons import CouponIssuer
+from gateway.loyalty import Campaign, Coupon
 from gateway.loyalty.wire import to_text
 from gateway.members import profile
 from gateway.offers.model import Offer, OfferDefinition
@@ -122,11 +123,14 @@ class Claimed:
     title: str
     description: str
     coupon_code: str
+    coupon_id: str
     expires_at: datetime
+    coupon: Coupon
 
 
 def claim_offer(conn: sqlite3.Connection, *, site: str, member_id: str, account_id: str,
-                offer_id: str, kiosk_id: str, claim_s: int, now: datetime) -> Claimed:
+                offer_id: str, kiosk_id: str, claim_s: int, now: datetime,
+                issuer: CouponIssuer) -> Claimed:
     """Issue the coupon of the newest unclaimed showing of `offer_id` to the member within
     the claim window; refuses with a stable code otherwise."""
     cutoff = to_text(now - timedelta(seconds=claim_s))
@@ -146,25 +150,20 @@ def claim_offer(conn: sqlite3.Connection, *, site: str, member_id: str, account_
     if definition is None or definition.reward is None:
         raise OfferClaimError("offer_not_available", "this offer has nothing to claim")
     delivery_id = int(shown[0])
-    # The showing's visit event id includes the site, member, zone and instant: a code made
-    # from it is unique across gateways and survives a rebuilt store reusing row ids.
-    code = _coupon_code(shown[2] or f"{site}/{delivery_id}")
-    expires = now + timedelta(days=definition.reward.valid_days)
-    conn.execute(
-        "INSERT INTO coupons (id, code, member_id, offer_id, status, issued_at, expires_at, "
-        "delivery_id, updated_at) VALUES (?, ?, ?, ?, 'issued', ?, ?, ?, ?)",
-        (f"cp-{code}", code, member_id, offer_id, to_text(now), to_text(expires), delivery_id,
-         to_text(now)))
-    _outbox(conn, event_id_for(CLAIM_EVENT, code), CLAIM_EVENT, account_id,
+    # The showing's visit event id includes the site, member, zone and instant: the
+    # coupon's id made from it is unique across gateways and survives a rebuilt store
+    # reusing row ids; its code is random.
+    campaign = Campaign(campaign_id=f"offer:{offer_id}", mall=issuer.mall,
+                        terms=definition.reward.terms, valid_days=definition.reward.valid_days,
+                        per_member_limit=None)
+    coupon = issuer.issue_in(conn, campaign, member_id=member_id,
+                             source_key=shown[2] or f"{site}/{delivery_id}", now=now,
+                             offer_id=offer_id, delivery_id=delivery_id)
+    _outbox(conn, event_id_for(CLAIM_EVENT, coupon.coupon_id), CLAIM_EVENT, account_id,
             payload={"member_id": member_id, "account_id": account_id, "offer_id": offer_id,
-                     "coupon_code": code, "kiosk_id": kiosk_id, "claimed_at": to_text(now)},
+                     "coupon_id": coupon.coupon_id, "coupon_code": coupon.code,
+                     "kiosk_id": kiosk_id, "claimed_at": to_text(now)},
             now=now)
     return Claimed(offer_id=offer_id, title=definition.title,
-                   description=definition.reward.description, coupon_code=code,
-                   expires_at=expires)
-
-
-def _coupon_code(showing: str) -> str:
-    """A single-use code for one showing: 12 characters of base32 (60 bits)."""
-    digest = hashlib.sha256(f"mallgate.coupon.v1\x1f{showing}".encode()).digest()
-    return base64.b32encode(digest).decode()[:12]
+                   description=definition.reward.description, coupon_code=coupon.code,
+                   coupon_id=coupon.coupon_id, expires_at=coupon.valid_until, coupon=coupon)

@@ -24,6 +24,11 @@ RefusalCode = Literal[
     # member.enroll (`enrol.py`): central's answers to a code, and the gateway's own.
     "invalid_code", "code_expired", "too_many_attempts", "already_member",
     "enrolment_unavailable",
+    # coupons (gateway.loyalty.coupons.CouponRefusal, the codes' errors, campaigns)
+    "coupon_code_mistyped", "coupon_unknown", "not_this_mall", "needs_online",
+    "not_this_member", "voided", "already_redeemed", "already_held", "expired", "not_yet_valid",
+    "not_eligible", "below_minimum_spend", "item_not_in_basket", "unknown_campaign",
+    "member_limit", "campaign_limit", "campaign_closed", "redeem_at_central",
 ]
 
 # Refusals that are the answer to the request as it stands: stored, so a retry gets the

@@ -19,14 +19,22 @@ from datetime import date, datetime
 from typing import cast, get_args
 
 from gateway.central import EnrolmentPort
+from gateway.coupons import CouponIssuer, campaign_in
+from gateway.coupons.lookup import check_code, coupon_data, just_issued, list_coupons
 from gateway.holds import rows as holds
 from gateway.holds.service import available_after_holds
 from gateway.ledger import Ledger
 from gateway.ledger.gifts import birthday_gift_due, give_birthday_gift_in
 from gateway.ledger.service import Balance, Recorded
 from gateway.loyalty import (
+    Campaign,
+    CouponError,
     Entry,
+    IssueRefused,
     RedemptionRefused,
+    Where,
+    basket_from_wire,
+    check_issue,
     check_redemption,
     checkin_entry,
     redemption_entry,
@@ -97,7 +105,8 @@ class Operations:
                  replies: Replies, central_online: Callable[[], bool], claim_days: int,
                  sessions: Sessions | None, site: str = "",
                  offer_claim_s: int = 3600,
-                 enrolment: Callable[[], EnrolmentPort | None] = lambda: None) -> None:
+                 enrolment: Callable[[], EnrolmentPort | None] = lambda: None,
+                 coupons: CouponIssuer | None = None) -> None:
         """`sessions`: the channel's sessions, which identify answers with and the writes
         on a member (`SESSION_OPS`) require; None for a caller that authenticates its
         writes itself (the core's own tests). `enrolment`: central's enrolment calls
@@ -115,10 +124,13 @@ class Operations:
         self._enrolments = Enrolments(
             ledger=ledger, reader=reader, writer=writer, replies=replies,
             phone_key=keys.phone_key, sessions=sessions, central=enrolment)
+        self.coupons = coupons or CouponIssuer.for_run(site, site, None)
         self._reads: dict[str, ReadOp] = {
             "member.identify": self._identify,
             "balance.query": self._balance,
             "receipt.claim": self._receipt_claim,
+            "coupon.list": self._coupon_list,
+            "coupon.check": self._coupon_check,
         }
         # Each of these is one writer op: its stored reply, the member, the balance check
         # and what it allows are read and written in one transaction. The single writer
@@ -325,17 +337,43 @@ class Operations:
         try:
             check_redemption(cost=cost, available=available, online=online,
                              allowance_left=allowance_left)
+            campaign = (self._coupon_campaign(conn, member, data["item"], now)
+                        if data["kind"] == "coupon" else None)
         except RedemptionRefused as refused:
             return Refused(_refusal_code(refused.code), str(refused),
                            data={"available": available}), []
+        except Refused as refused:
+            return refused, []
         entry = redemption_entry(
             account_id=member.account_id, member_id=member.id, request_id=request.key,
             cost=cost, item=f"{data['kind']} {data['item']}", at=now, rules=self.ledger.rules)
         recorded = self.ledger.insert_in(conn, [entry], now)
-        return self.replies.ok(request.id, {
-            "member_id": member.id, "redemption_id": recorded[0].entry.entry_id,
-            "kind": data["kind"], "item": data["item"], "points": cost,
-            "available": available - cost}), recorded
+        reply = {"member_id": member.id, "redemption_id": recorded[0].entry.entry_id,
+                 "kind": data["kind"], "item": data["item"], "points": cost,
+                 "available": available - cost}
+        if campaign is not None:
+            # The coupon the points bought, in the burn's transaction: keyed by the
+            # request, so a retry (or a crash before the reply) is this one coupon.
+            coupon = self.coupons.issue_in(conn, campaign, member_id=member.id,
+                                           source_key=f"redeem:{request.key}", now=now)
+            reply["coupon"] = coupon_data(coupon, just_issued(coupon))
+        return self.replies.ok(request.id, reply), recorded
+
+    def _coupon_campaign(self, conn: sqlite3.Connection, member: Member, campaign_id: str,
+                         now: datetime) -> Campaign:
+        """The campaign whose coupon a redemption buys, if it may issue one more to the
+        member (its limits as far as this gateway knows them: central counts all)."""
+        campaign = campaign_in(conn, campaign_id, self.coupons.mall)
+        if campaign is None:
+            raise Refused("unknown_campaign", f"no coupon campaign {campaign_id} here")
+        mine, total = conn.execute(
+            "SELECT count(*) FILTER (WHERE member_id = ?), count(*) FROM coupons "
+            "WHERE campaign_id = ?", (member.id, campaign_id)).fetchone()
+        try:
+            check_issue(campaign, member_issued=mine, campaign_issued=total, at=now)
+        except IssueRefused as refused:
+            raise Refused(_refusal_code(refused.code), str(refused)) from None
+        return campaign
 
     async def _receipt_claim(self, request: OperationRequest, member: Member,
                              entries: AccountRead | None, now: datetime) -> Reply:
@@ -369,13 +407,40 @@ class Operations:
         try:
             claimed = claim_offer(conn, site=self.site, member_id=member.id,
                                   account_id=member.account_id, offer_id=offer_id,
-                                  kiosk_id=request.kiosk, claim_s=self.offer_claim_s, now=now)
+                                  kiosk_id=request.kiosk, claim_s=self.offer_claim_s, now=now,
+                                  issuer=self.coupons)
         except OfferClaimError as refused:
             return Refused(refused.code, str(refused)), []
         return self.replies.ok(request.id, {
             "member_id": member.id, "offer_id": offer_id, "title": claimed.title,
             "description": claimed.description, "coupon_code": claimed.coupon_code,
-            "expires_at": to_text(claimed.expires_at)}), []
+            "expires_at": to_text(claimed.expires_at),
+            "coupon": coupon_data(claimed.coupon, just_issued(claimed.coupon))}), []
+
+    async def _coupon_list(self, request: OperationRequest, member: Member,
+                           entries: AccountRead | None, now: datetime) -> Reply:
+        coupons = await self.reader.run(lambda conn: list_coupons(conn, member.id, now))
+        return self.replies.ok(request.id, {"member_id": member.id, "coupons": coupons})
+
+    async def _coupon_check(self, request: OperationRequest, member: Member,
+                            entries: AccountRead | None, now: datetime) -> Reply:
+        """What a code takes off a basket now; holds and spends nothing (a till's authorize
+        does that), so its refusals are answered afresh on a retry."""
+        data = request.data
+        try:
+            basket = basket_from_wire(data)
+        except ValueError as bad:
+            raise Refused("invalid_payload", f"data: {bad}") from None
+        where = Where(mall=self.coupons.mall, online=self.central_online(),
+                      member_id=member.id)
+        try:
+            coupon, grant = await self.reader.run(lambda conn: check_code(
+                conn, data["code"], basket, at=now, where=where))
+        except CouponError as refused:
+            raise Refused(_refusal_code(refused.code), str(refused)) from None
+        reply = {"member_id": member.id, "coupon": coupon_data(coupon, just_issued(coupon)),
+                 "discount_fen": grant.discount_fen}
+        return self.replies.ok(request.id, reply | ({"sku": grant.sku} if grant.sku else {}))
 
     def _tier(self, member: Member) -> Tier:
         return tier_of(self.ledger.rules, member.tier)

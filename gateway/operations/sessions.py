@@ -27,7 +27,9 @@ from gateway.loyalty.wire import to_text
 from gateway.operations.model import Refused
 
 # The writes that name their member by a session rather than by a bare member id.
-SESSION_OPS = frozenset({"checkin", "redeem", "offer.claim", "receipt.claim"})
+# The writes on a member, and `coupon.list`: a coupon's code is what a till takes, so a
+# member's codes are shown only to a kiosk the member identified at.
+SESSION_OPS = frozenset({"checkin", "redeem", "offer.claim", "receipt.claim", "coupon.list"})
 SECRET_NAME = "kiosk_session_key"  # noqa: S105 - the row's name, not a secret
 _KEY_BYTES = 32
 _TOKEN = re.compile(r"^s1\.(?P<kiosk>[A-Za-z0-9_-]{1,128})\.(?P<member>[A-Za-z0-9_-]{1,128})"

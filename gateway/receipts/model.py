@@ -37,6 +37,7 @@ class ParsedReceipt:
     original_no: str | None = None  # a refund's original receipt
     lines: tuple[Line, ...] = ()
     hold_id: str | None = None  # the hold a till authorized the points payment with
+    coupon_codes: tuple[str, ...] = ()  # the coupons the sale applied (its hold granted)
 
     @property
     def business_date(self) -> date:
@@ -53,7 +54,7 @@ class ParsedReceipt:
             "lines": [{"name": x.name, "amount_fen": x.amount_fen}
                       | ({"category": x.category} if x.category else {}) for x in self.lines],
             "hold_id": self.hold_id,
-        }
+        } | ({"coupon_codes": list(self.coupon_codes)} if self.coupon_codes else {})
 
 
 class UnreadableReceipt(ValueError):

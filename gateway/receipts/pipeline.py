@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from gateway.deadletters import keep, reword
 from gateway.holds import HoldRefused
 from gateway.holds import rows as holds
+from gateway.holds.coupons import redeem_in, restore_in
 from gateway.ledger import Ledger, Recorded
 from gateway.ledger.gifts import give_birthday_gift_in
 from gateway.ledger.tiers import upgrade_tiers_in
@@ -118,7 +119,7 @@ class ReceiptPipeline:
 
     def __init__(self, ledger: Ledger, parser: Parser, *, reader: Reader | None = None,
                  central_online: Callable[[], bool] | None = None,
-                 refund_window_days: int = 30) -> None:
+                 refund_window_days: int = 30, refund_restores_coupons: bool = False) -> None:
         """`reader`: look-ups run on the store's read connections instead of waiting in
         the writer's queue behind other ports' commits (the writes stay idempotent).
         `central_online`: whether the offline allowance bounds printed points payments
@@ -126,6 +127,7 @@ class ReceiptPipeline:
         `refund_window_days`: how far back a refund looks for its original sale."""
         self.ledger = ledger
         self.refund_window_days = refund_window_days
+        self.refund_restores_coupons = refund_restores_coupons
         self.parser = parser
         self.reader = reader
         self.central_online = central_online or (lambda: True)
@@ -209,7 +211,7 @@ class ReceiptPipeline:
         key = sale_key(capture.store_id, capture.pos_id, receipt.receipt_no,
                        receipt.business_date)
         asks_first = capture.mode in ASKING_MODES and bool(
-            receipt.points_used or receipt.hold_id)
+            receipt.points_used or receipt.hold_id or receipt.coupon_codes)
 
         # Reads first (a read-only op costs no fsync), then one write transaction.
         def look(conn: sqlite3.Connection) -> tuple[bool, _Member | None]:
@@ -225,8 +227,11 @@ class ReceiptPipeline:
         if exists:
             return await self._duplicate(capture, receipt)
         if asks_first and not receipt.hold_id:
-            raise HoldRefused("hold_required", f"receipt {receipt.receipt_no} pays "
-                              f"{receipt.points_used} points without a hold: authorize first")
+            spends = " and ".join(
+                ([f"{receipt.points_used} points"] if receipt.points_used else [])
+                + ([f"{len(receipt.coupon_codes)} coupon(s)"] if receipt.coupon_codes else []))
+            raise HoldRefused("hold_required", f"receipt {receipt.receipt_no} spends "
+                              f"{spends} without a hold: authorize first")
         if asks_first and member is None:
             raise HoldRefused("hold_member" if receipt.member_code else "unknown_hold",
                               f"hold {receipt.hold_id} is not for this sale's member")
@@ -251,7 +256,8 @@ class ReceiptPipeline:
         if asks_first:
             assert member is not None and receipt.hold_id  # noqa: S101 - checked above
             settle = self._capture_hold(receipt.hold_id, member.account_id, key,
-                                        receipt.points_used, entries)
+                                        receipt.points_used, entries,
+                                        coupon_codes=receipt.coupon_codes)
         elif receipt.points_used:
             settle = self._printed(capture, receipt, member, entries, flagged)
         late: list[str] = []
@@ -299,13 +305,17 @@ class ReceiptPipeline:
         return then
 
     def _capture_hold(self, hold_id: str, account_id: str, key: str, points: int,
-                      entries: list[Entry]) -> Settle:
-        now_text = utc_text(self.ledger.now())
+                      entries: list[Entry], *, coupon_codes: tuple[str, ...]) -> Settle:
+        now = self.ledger.now()
+        now_text = utc_text(now)
 
         def settle(conn: sqlite3.Connection, stored: Capture) -> list[Entry]:
             holds.capture(conn, hold_id=hold_id, store_id=stored.store_id,
                           pos_id=stored.pos_id, account_id=account_id, sale_key=key,
                           points=points, now=now_text)
+            # In the same transaction as the capture: the coupons are redeemed exactly
+            # when the sale is recorded, and a capture refused above redeems none.
+            redeem_in(conn, hold_id, coupon_codes, now=now, site=self.ledger.site)
             return entries
 
         return settle
@@ -392,6 +402,9 @@ class ReceiptPipeline:
                        refund_no=receipt.receipt_no, business_date=receipt.business_date,
                        occurred_at=receipt.occurred_at, refund_fen=receipt.total_fen),
                 original, self.ledger.rules)
+            if (self.refund_restores_coupons
+                    and original.prior_refunded_fen + receipt.total_fen >= original.total_fen):
+                settle = self._restore_coupons(original.key, receipt, capture, entries)
         else:
             settle = self._hold_refund(capture, receipt)
         member_id = original.member_id if original else None
@@ -413,6 +426,21 @@ class ReceiptPipeline:
                         receipt.original_no or "(none printed)", window)
         points = sum(r.entry.points for r in recorded if not r.duplicate)
         return Outcome(capture.id, "refund", points, member_id, receipt.receipt_no)
+
+    def _restore_coupons(self, original_key: str, receipt: ParsedReceipt, capture: Capture,
+                         entries: list[Entry]) -> Settle:
+        """A refund that completes its sale's refund gives back the coupons the sale
+        redeemed, in the refund's transaction; a refund recorded twice restores once."""
+        now = self.ledger.now()
+        refund_key = sale_key(capture.store_id, capture.pos_id, receipt.receipt_no,
+                              receipt.business_date)
+
+        def settle(conn: sqlite3.Connection, stored: Capture) -> list[Entry]:
+            restore_in(conn, original_key, refund_key=refund_key, now=now,
+                       site=self.ledger.site)
+            return entries
+
+        return settle
 
     def _hold_refund(self, capture: Capture, receipt: ParsedReceipt) -> Settle:
         now_text = utc_text(self.ledger.now())

@@ -54,6 +54,13 @@ class SiteSettings(SettingsModel):
         max_length=64,
         description="Display name shown on the dashboard; empty shows `mall_id`.",
     )
+    coupon_key: SecretStr | None = Field(
+        default=None,
+        description="Key (shared with central) under which this mall's coupon codes are "
+        "tagged, so a forged or another mall's code is told apart without a lookup. Unset, "
+        "codes are still random and checked by lookup, under a key that lasts one run. A "
+        "secret: give it as MALLGATE__SITE__COUPON_KEY.",
+    )
 
 
 class StoreSettings(SettingsModel):

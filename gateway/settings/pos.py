@@ -172,6 +172,11 @@ class PosSettings(SettingsModel):
         default=5.0, gt=0, le=120, allow_inf_nan=False,
         description="escpos: silence that ends a receipt that never cut, in seconds.",
     )
+    refund_restores_coupons: bool = Field(
+        default=False,
+        description="Whether refunding a sale in full gives back the coupons it redeemed "
+        "(usable again until they expire); points it spent are always restored.",
+    )
     hold_s: float = Field(
         default=120.0, ge=5, le=3600, allow_inf_nan=False,
         description="framed / jsonl: how long points a till authorized stay reserved for "

@@ -24,6 +24,7 @@ from devices.mqtt.broker import Mosquitto
 from devices.mqtt.transport import Inbound, LinkConfig, MqttLink
 from gateway.app.keys import BLE, METRICS, READER
 from gateway.ids import new_ulid
+from gateway.loyalty import new_code, normalise_code
 from gateway.settings import Settings
 from tests.conftest import free_port
 from tests.kiosk.helpers import SITE, eventually, kiosk, kiosk_settings_data, running_gateway
@@ -196,3 +197,60 @@ async def test_bad_receiver_messages_are_counted_and_sightings_keep_flowing(
         rejected = 'mallgate_ble_receiver_rejected_total{receiver="rx-atrium",zone="atrium"}'
         assert f"{rejected} 2.0" in text
         assert "mallgate_ble_arrivals_total 1.0" in text
+
+
+async def test_a_claimed_coupon_is_listed_and_checked_at_the_kiosk(
+        gateway: tuple[web.Application, int]) -> None:
+    """The welcome offer's coupon is a real one: listed for its member, worth its free item
+    on a basket that has it, and a typo or a code nobody issued is refused by name."""
+    app, port = gateway
+    async with receiver(port, "rx-north") as north, kiosk(port, "k1") as k1:
+        ble = app[BLE]
+        await ble.refresh_keys()
+        send(north, "rx-north", 1, linger(GOLD))
+        await eventually(lambda: ble.stats.arrivals == 1)
+        await ble.settle()
+        session = await k1.session("card", "DEMO0002")  # GOLD's card
+        claimed = await k1.request("offer.claim", {"session": session, "member_id": GOLD,
+                                                   "offer_id": "demo-welcome-vip"})
+        code = claimed["data"]["coupon_code"]
+        assert verify_code_of_run(code) and claimed["data"]["coupon"]["terms"]["sku"]
+
+        listed = await k1.request("coupon.list", {"session": session})
+        assert CONTRACT.schema_error("#/components/schemas/CouponListReply", listed) is None
+        [coupon] = listed["data"]["coupons"]
+        assert (coupon["status"], coupon["code"].replace("-", "")) == ("issued", code)
+        assert (await k1.request("coupon.list", {"member_id": GOLD}))["error"]["code"] == \
+            "session_required"  # a member's codes only where the member identified
+        silver = await k1.session("card", "DEMO0001")  # SILVER's card
+        assert (await k1.request("coupon.list", {"session": silver}))["data"]["coupons"] == []
+
+        basket = {"total_fen": 4_500, "lines": [
+            {"amount_fen": 3_000, "category": "food", "sku": "CAFE-COFFEE", "quantity": 2},
+            {"amount_fen": 1_500, "category": "food", "sku": "CAKE"}]}
+        checked = await k1.request("coupon.check", {"member_id": GOLD, "code": coupon["code"]
+                                                    .lower(), **basket})
+        assert CONTRACT.schema_error("#/components/schemas/CouponCheckReply", checked) is None
+        assert (checked["data"]["discount_fen"], checked["data"]["sku"]) == (1_500,
+                                                                             "CAFE-COFFEE")
+
+        async def refusal(data: dict[str, Any]) -> str:
+            reply = await k1.request("coupon.check", data)
+            assert CONTRACT.schema_error("#/components/schemas/ErrorReply", reply) is None
+            return str(reply["error"]["code"])
+
+        typo = code[:3] + ("X" if code[3] != "X" else "Y") + code[4:]
+        assert await refusal({"member_id": GOLD, "code": typo, **basket}) == (
+            "coupon_code_mistyped")
+        assert await refusal({"member_id": GOLD, "code": new_code(b"other", SITE),
+                              **basket}) == "coupon_unknown"
+        assert await refusal({"member_id": GOLD, "code": code, "total_fen": 900,
+                              "lines": [{"amount_fen": 900, "sku": "TEA"}]}) == (
+            "item_not_in_basket")
+        assert await refusal({"member_id": SILVER, "code": code, **basket}) == (
+            "not_this_member")
+
+
+def verify_code_of_run(code: str) -> bool:
+    """A code is 13 characters of Crockford base32 with a valid check character."""
+    return normalise_code(code) == code and len(code) == 13

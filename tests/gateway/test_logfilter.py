@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -80,3 +82,23 @@ def test_configure_installs_the_filter_on_its_handler() -> None:
     finally:
         root.handlers[:], level = before
         root.setLevel(level)
+
+
+def test_a_command_without_logging_of_its_own_still_masks_its_warnings() -> None:
+    """A command that sets up no handler (`sync now`, `deadletters replay`) warns through
+    Python's last-resort handler: the `mallgate` group gives it the same filter."""
+    script = """
+import logging, click
+from gateway.cli import main
+
+@main.command("leak")
+def leak() -> None:
+    logging.getLogger("gateway.test").warning("member 13800138000 not found")
+
+main(["leak"])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "138****8000" in done.stderr
+    assert "13800138000" not in done.stderr

@@ -110,7 +110,7 @@ async def test_killing_each_part_shows_it_down_and_sync_down_means_offline_rules
             session = await k1.session("card", "DEMO0001")
 
             def redeem(n: int) -> dict[str, object]:
-                return {"session": session, "kind": "coupon", "item": f"c-{n}",
+                return {"session": session, "kind": "gift", "item": f"c-{n}",
                         "points": 100}
             # Central answers: the redemption is checked against the balance only.
             assert (await k1.request("redeem", redeem(1)))["status"] == "ok"

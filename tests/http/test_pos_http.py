@@ -8,7 +8,9 @@ import sqlite3
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
-from gateway.app.keys import LEDGER
+from gateway.app.keys import LEDGER, WRITER
+from gateway.coupons import CouponIssuer
+from gateway.loyalty import Campaign, CouponKind, CouponTerms
 from gateway.settings import Settings
 from tests.http.conftest import bearer
 from tests.loyalty.helpers import at, earn
@@ -99,3 +101,32 @@ async def test_a_spend_without_a_hold_is_refused_and_kept(
     assert (await answer.json())["error"]["code"] == "hold_required"
     assert _rows(api_settings, "SELECT count(*) FROM ledger WHERE points < 0") == [(0,)]
     assert _rows(api_settings, "SELECT error_code FROM dead_letters") == [("hold_required",)]
+
+
+async def test_a_coupon_authorized_over_http_is_redeemed_once_by_the_sale(
+        aiohttp_client: AiohttpClient, api_settings: Settings) -> None:
+    app, client = await _client(aiohttp_client, api_settings)
+    issuer = CouponIssuer(mall=api_settings.site.mall_id, site="gw", key=b"key")
+    campaign = Campaign(campaign_id="camp", mall=issuer.mall, valid_days=7, terms=CouponTerms(
+        kind=CouponKind.CASH_VOUCHER, off_fen=1000))
+    now = app[LEDGER].now()
+    coupon = await app[WRITER].submit(lambda conn: issuer.issue_in(
+        conn, campaign, member_id="M12345678", source_key="k", now=now))
+    body = {"request_id": "pay-1", "member_code": "M12345678", "total_fen": 6450,
+            "coupon_codes": [coupon.code]}
+    granted = await (await client.post(f"{TILL}/authorize", headers=bearer("pos"),
+                                       json=body)).json()
+    assert granted["status"] == "granted" and granted["discount_fen"] == 1000
+    sale = SALE | {"total_fen": 5450, "hold_id": granted["hold_id"],
+                   "coupon_codes": [coupon.code]}
+    for status in (201, 200):
+        answer = await client.post(f"{TILL}/sales", json=sale, headers=bearer("pos"))
+        assert answer.status == status
+    assert _rows(api_settings, "SELECT status FROM coupons") == [("redeemed",)]
+    again = await (await client.post(f"{TILL}/authorize", headers=bearer("pos"),
+                                     json=body | {"request_id": "pay-2"})).json()
+    assert again["error"] == "already_redeemed"
+    unheld = await client.post(f"{TILL}/sales", headers=bearer("pos"), json=SALE | {
+        "receipt_no": "H-2", "coupon_codes": [coupon.code]})
+    assert unheld.status == 422
+    assert (await unheld.json())["error"]["code"] == "hold_required"

@@ -207,7 +207,7 @@ async def test_offline_redemption_stays_within_the_allowance(
         session = await k1.session("card", "DEMO0001")
 
         def coupon(n: int) -> dict[str, object]:
-            return {"session": session, "kind": "coupon", "item": f"c-{n}", "points": 100}
+            return {"session": session, "kind": "gift", "item": f"c-{n}", "points": 100}
 
         reply = await k1.request("redeem", coupon(1))
         assert reply["error"]["code"] == "offline_limit"

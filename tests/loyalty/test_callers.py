@@ -89,3 +89,14 @@ def test_every_public_loyalty_function_has_a_production_caller() -> None:
                      if name not in called)
     assert not missing, "public loyalty functions no production code calls:\n" + "\n".join(
         missing)
+
+
+def test_the_loyalty_guide_names_every_rule_the_domain_exports() -> None:
+    """docs/loyalty.md names each public rule next to what it does and where it runs."""
+    guide = (ROOT / "docs" / "loyalty.md").read_text()
+    init = ast.parse((DOMAIN / "__init__.py").read_text())
+    exported = {alias.asname or alias.name for node in init.body
+                if isinstance(node, ast.ImportFrom) for alias in node.names}
+    functions = {name for path in DOMAIN.glob("*.py") for name in functions_of(path)}
+    unnamed = sorted(name for name in exported & functions if f"`{name}`" not in guide)
+    assert not unnamed, f"docs/loyalty.md does not name {unnamed}"

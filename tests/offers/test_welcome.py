@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.coupons import CouponIssuer
+from gateway.loyalty import verify_code
 from gateway.loyalty.rules import LoyaltyRules
 from gateway.loyalty.wire import to_text
 from gateway.offers.store import (
@@ -34,8 +36,10 @@ SETTINGS = BleSettings.model_validate_json(json.dumps({
 }))
 GOLD_COFFEE = {"title": "Welcome, gold member", "message": "A coffee on us", "priority": 5,
                "target": {"tiers": ["gold"]},
-               "reward": {"kind": "free_item", "description": "One coffee", "valid_days": 3}}
+               "reward": {"kind": "free_item", "description": "One coffee", "valid_days": 3,
+                          "sku": "COFFEE"}}
 EVERYONE = {"title": "Welcome", "target": {}}
+ISSUER = CouponIssuer(mall="mall-1", site="gw-1", key=b"coupon key")
 
 
 async def add_member(writer: Writer, member_id: str, *, tier: str = "gold",
@@ -140,12 +144,15 @@ async def test_a_showing_is_claimed_once_within_the_window(
     def claim(at: datetime, offer_id: str = "gold-coffee") -> Awaitable[Claimed]:
         return writer.submit(lambda conn: claim_offer(
             conn, site="gw-1", member_id="m-gold", account_id="acct-m-gold",
-            offer_id=offer_id, kiosk_id="k1", claim_s=3600, now=at))
+            offer_id=offer_id, kiosk_id="k1", claim_s=3600, now=at, issuer=ISSUER))
 
     claimed = await claim(NOON + timedelta(minutes=5))
     assert claimed.title == "Welcome, gold member"
     assert claimed.expires_at == NOON + timedelta(minutes=5, days=3)
     code = claimed.coupon_code
+    # A random code under the mall's key: nothing about the showing derives it.
+    assert verify_code(ISSUER.key, ISSUER.mall, code) == code
+    assert claimed.coupon.terms.sku == "COFFEE"
     with pytest.raises(OfferClaimError) as twice:
         await claim(NOON + timedelta(minutes=6))
     assert twice.value.code == "offer_already_claimed"
@@ -166,5 +173,5 @@ async def test_a_late_claim_is_refused(store: tuple[Writer, Reader]) -> None:
         await writer.submit(lambda conn: claim_offer(
             conn, site="gw-1", member_id="m-gold", account_id="acct-m-gold",
             offer_id="gold-coffee", kiosk_id="k1", claim_s=3600,
-            now=NOON + timedelta(hours=2)))
+            now=NOON + timedelta(hours=2), issuer=ISSUER))
     assert late.value.code == "offer_not_available"
