@@ -214,11 +214,14 @@ def enrolled(mall_id: str, enrolment_id: str) -> Op[dict[str, Any] | None]:
 
 def enrol(dialect: Dialect, mall_id: str, request: Enrolment, at: str, *,
           create: Callable[[dict[str, Any]], Op[dict[str, Any]]],
+          confirmed: Callable[[str, str], Op[int]] | None = None,
           ) -> Op[tuple[dict[str, Any], bool]]:
     """The member the enrolment names (its edge view) and whether it was created now.
 
     `create` makes a new member as the back office's creation does, with its rewards
-    (the new-member gift, both sides of a referral) in the same transaction. A referrer
+    (the new-member gift, both sides of a referral) in the same transaction; `confirmed`
+    (member id, provisional id) checks the tier of a provisional member once it is
+    confirmed, over what it spent meanwhile, in the same transaction. A referrer
     who is not a member of the mall is left out rather than refusing the enrolment: a
     provisional member must always be confirmable, and a shopper is not turned away for
     a mistyped friend's id."""
@@ -268,6 +271,8 @@ def enrol(dialect: Dialect, mall_id: str, request: Enrolment, at: str, *,
                    at))
     yield Execute("DELETE FROM enrolment_codes WHERE mall_id = ? AND phone_hash = ?",
                   (mall_id, request.phone_hash))
+    if confirmed is not None and request.provisional_member_id is not None:
+        yield from confirmed(member_id, request.provisional_member_id)
     return (yield from _view(mall_id, member_id)), created
 
 

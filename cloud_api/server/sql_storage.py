@@ -265,11 +265,15 @@ class SqlStorage(Storage):
             raise StorageError(Code.INVALID_REQUEST, "an enrolment needs the code sent to the "
                                "phone, or the provisional member the gateway made offline")
         now = self.now()
+        at = to_text(now) or ""
         return await self._write(self._ruled(mall_id, lambda rules: enrolment.enrol(
-            self.dialect, mall_id, request, to_text(now) or "",
+            self.dialect, mall_id, request, at,
             create=lambda body: rewards.create_member(
                 self.dialect, mall_id, body, phones=self.phones, now=now, rules=rules,
-                stamp=self._stamp_entry))))
+                stamp=self._stamp_entry),
+            confirmed=lambda member_id, provisional_id: tiers.upgrade_confirmed(
+                self.dialect, mall_id, member_id, provisional_id=provisional_id,
+                rules=self.rules, at=at))))
 
     async def verify_phone_code(self, mall_id: str, verification_id: str,
                                 number: str, code: str) -> None:

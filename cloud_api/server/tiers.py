@@ -39,7 +39,7 @@ from cloud_api.server.rule_versions import rule_book
 from cloud_api.server.storage import Parsed, Verdict
 from gateway.loyalty import Entry, LoyaltyRules
 from gateway.loyalty.calendar import local_date
-from gateway.loyalty.fold import qualifying_of
+from gateway.loyalty.fold import Qualifying, qualifying_of
 from gateway.loyalty.tier_review import (
     Standing,
     TierChange,
@@ -125,16 +125,21 @@ def upgrade_members(dialect: Dialect, mall_id: str, accepted: Sequence[Entry],
         return 0
     book = yield from rule_book(mall_id, rules)
     upgraded = 0
-    for member_id, entries in triggers.items():
+    for recorded_as, entries in triggers.items():
+        member_id = recorded_as
         member = yield from _member(dialect, mall_id, member_id)
+        if member is None:  # spent while provisional: the member central confirmed, if any
+            member_id = (yield from _confirmed_as(mall_id, recorded_as)) or recorded_as
+            member = yield from _member(dialect, mall_id, member_id)
         if member is None:
             continue
         account_id, profile, version, phone = member
         stream = qualifying_of((yield from account_entries(mall_id, account_id)))
+        known_as = yield from _former_ids(mall_id, member_id, stream)
         standing, changes = _standing(profile), []
         for trigger in entries:
             change = upgrade_after(standing, stream, book.at(trigger.effective_at),
-                                   member_id=member_id, trigger=trigger)
+                                   member_id=member_id, trigger=trigger, known_as=known_as)
             if change is not None:
                 standing = change.standing
                 changes.append(change)
@@ -166,14 +171,51 @@ def review_anniversaries(dialect: Dialect, mall_id: str, rules: LoyaltyRules,
             continue
         account_id, profile, version, phone = member
         stream = qualifying_of((yield from account_entries(mall_id, account_id)))
+        known_as = yield from _former_ids(mall_id, str(member_id), stream)
         standing, changes = review_at_anniversary(_standing(profile), stream, rules,
-                                                  member_id=str(member_id), today=today)
+                                                  member_id=str(member_id), today=today,
+                                                  known_as=known_as)
         yield from _record_facts(dialect, mall_id, changes, account_id, at)
         yield from write_member(mall_id, str(member_id), account_id,
                                 _with_changes(profile, standing, changes, account_id),
                                 version=version + 1, phone=phone, at=at)
         downgraded += bool(changes)
     return downgraded
+
+
+def _former_ids(mall_id: str, member_id: str,
+                stream: Sequence[Qualifying]) -> Op[list[str]]:
+    """The provisional ids a gateway enrolled the member under before central confirmed
+    it: the entries recorded under them are the member's spend too. Looked up only when
+    the account's spend names someone else (a merged provisional member, or a family)."""
+    if all(q.member_id in (member_id, None) for q in stream):
+        return []
+    rows = yield Fetch("SELECT provisional_member_id FROM enrolments WHERE mall_id = ? AND "
+                       "member_id = ? AND provisional_member_id IS NOT NULL "
+                       "ORDER BY provisional_member_id", (mall_id, member_id))
+    return [str(row[0]) for row in rows]
+
+
+def upgrade_confirmed(dialect: Dialect, mall_id: str, member_id: str, *,
+                      provisional_id: str, rules: LoyaltyRules, at: str) -> Op[int]:
+    """The tier check of a provisional member central has just confirmed as `member_id`,
+    over what it spent while provisional (a gateway pushes those entries before or after
+    the confirmation: `upgrade_members` resolves the id when they come after)."""
+    rows = yield Fetch("SELECT account_id FROM members WHERE mall_id = ? AND member_id = ?",
+                       (mall_id, member_id))
+    if not rows:
+        return 0
+    spent = [e for e in (yield from account_entries(mall_id, str(rows[0][0])))
+             if e.member_id == provisional_id and e.qual_fen]
+    spent.sort(key=lambda e: (e.effective_at, e.entry_id))
+    return (yield from upgrade_members(dialect, mall_id, spent, rules, at))
+
+
+def _confirmed_as(mall_id: str, provisional_id: str) -> Op[str | None]:
+    rows = yield Fetch("SELECT member_id FROM enrolments WHERE mall_id = ? AND "
+                       "provisional_member_id = ? ORDER BY enrolment_id LIMIT 1",
+                       (mall_id, provisional_id))
+    return str(rows[0][0]) if rows else None
 
 
 def _member(dialect: Dialect, mall_id: str,

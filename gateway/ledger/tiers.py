@@ -23,12 +23,14 @@ from gateway.loyalty.calendar import add_months
 from gateway.loyalty.fold import qualifying_of
 from gateway.loyalty.tier_review import TierChange, upgrade_for_spend, window_spend
 from gateway.loyalty.wire import to_text
+from gateway.members.provisional import former_ids
 from gateway.members.tiers import record_upgrade, standing_of
 
 _PLAIN_SPEND = (
-    "SELECT coalesce(sum(qual_fen), 0) FROM ledger WHERE account_id = ? AND member_id = ? "
-    "AND effective_at > ? AND effective_at <= ? AND kind IN ('EARN', 'QUAL_SPEND') "
-    "AND qual_fen != 0 AND entry_id NOT IN (SELECT value FROM json_each(?))")
+    "SELECT coalesce(sum(qual_fen), 0) FROM ledger WHERE account_id = ? AND member_id IN "
+    "(SELECT value FROM json_each(?)) AND effective_at > ? AND effective_at <= ? "
+    "AND kind IN ('EARN', 'QUAL_SPEND') AND qual_fen != 0 "
+    "AND entry_id NOT IN (SELECT value FROM json_each(?))")
 _REFUNDS = (
     f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE entry_id IN (SELECT value FROM "
     "json_each(?)) OR (account_id = ? AND kind = 'REVERSE' AND ref_entry_id IN "
@@ -64,17 +66,19 @@ def upgrade_tiers_in(ledger: Ledger, conn: sqlite3.Connection,
 def window_spend_in(conn: sqlite3.Connection, ledger: Ledger, account_id: str,
                     member_id: str, at: datetime) -> int:
     """The member's qualifying spend in the rolling window ending at `at`, as the fold
-    counts it (`window_spend` over `fold(...).qualifying`)."""
+    counts it (`window_spend` over `fold(...).qualifying`), the spend recorded under the
+    member's provisional id before central confirmed it included."""
     rules = ledger.rules
     start = to_text(add_months(at, -rules.tiers.window_months, rules.tz)) or ""
     end = to_text(at) or ""
+    known_as = former_ids(conn, member_id)
     refunded = json.dumps([row[0] for row in conn.execute(_REFUNDED, (account_id, start,
                                                                       end))])
     # Sales with refunds are left out here and counted with their refunds below.
-    spend = int(conn.execute(_PLAIN_SPEND, (account_id, member_id, start, end,
-                                            refunded)).fetchone()[0])
+    spend = int(conn.execute(_PLAIN_SPEND, (account_id, json.dumps([member_id, *known_as]),
+                                            start, end, refunded)).fetchone()[0])
     if refunded != "[]":
         rows = conn.execute(_REFUNDS, (refunded, account_id, refunded))
         stream = qualifying_of(tuple_to_entry(row) for row in rows)
-        spend += window_spend(stream, rules, at, member_id)
+        spend += window_spend(stream, rules, at, member_id, known_as=known_as)
     return spend

@@ -18,7 +18,7 @@ and at central is one fact. The gateway applies only upgrades; central applies b
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -76,11 +76,13 @@ def tier_of(rules: LoyaltyRules, code: str) -> Tier:
 
 
 def window_spend(qualifying: Iterable[Qualifying], rules: LoyaltyRules, at: datetime,
-                 member_id: str) -> int:
-    """The member's qualifying spend in the rolling window (at - window, at]."""
+                 member_id: str, *, known_as: Collection[str] = ()) -> int:
+    """The member's qualifying spend in the rolling window (at - window, at]. `known_as`:
+    the ids the member had before (a provisional member merged under central's id): their
+    entries keep the id they were recorded under, and are the member's spend all the same."""
     start = add_months(at, -rules.tiers.window_months, rules.tz)
-    return sum(q.fen for q in qualifying
-               if q.member_id == member_id and start < q.at <= at)
+    ids = {member_id, *known_as}
+    return sum(q.fen for q in qualifying if q.member_id in ids and start < q.at <= at)
 
 
 def _next_anniversary(at: datetime, rules: LoyaltyRules) -> date:
@@ -88,10 +90,13 @@ def _next_anniversary(at: datetime, rules: LoyaltyRules) -> date:
 
 
 def upgrade_after(standing: Standing, qualifying: Iterable[Qualifying], rules: LoyaltyRules,
-                  *, member_id: str, trigger: Entry) -> TierChange | None:
+                  *, member_id: str, trigger: Entry,
+                  known_as: Collection[str] = ()) -> TierChange | None:
     """The upgrade `trigger` (an entry just recorded, its spend in `qualifying`) earns the
-    member, possibly over several tiers; None if the spend holds no higher tier."""
-    spend = window_spend(qualifying, rules, trigger.effective_at, member_id)
+    member, possibly over several tiers; None if the spend holds no higher tier.
+    `known_as`: the member's former ids (`window_spend`)."""
+    spend = window_spend(qualifying, rules, trigger.effective_at, member_id,
+                         known_as=known_as)
     return upgrade_for_spend(standing, spend, rules, member_id=member_id, trigger=trigger)
 
 
@@ -104,8 +109,11 @@ def upgrade_for_spend(standing: Standing, spend: int, rules: LoyaltyRules, *,
     if reached <= tier_index(rules, standing.tier):
         return None
     to = rules.tiers.tiers[reached]
+    # Named by the member the trigger was recorded under: a provisional member's upgrade at
+    # the edge and central's, once it confirmed the member under another id, are one fact.
     return TierChange(
-        change_id=tier_change_id(member_id, to.code, trigger.entry_id), member_id=member_id,
+        change_id=tier_change_id(trigger.member_id or member_id, to.code, trigger.entry_id),
+        member_id=member_id,
         from_tier=standing.tier, to_tier=to.code, direction="upgrade", at=at,
         anniversary=_next_anniversary(at, rules), qualifying_fen=spend,
         trigger=trigger.entry_id,
@@ -114,19 +122,21 @@ def upgrade_for_spend(standing: Standing, spend: int, rules: LoyaltyRules, *,
 
 
 def review_at_anniversary(standing: Standing, qualifying: Iterable[Qualifying],
-                          rules: LoyaltyRules, *, member_id: str,
-                          today: date) -> tuple[Standing, list[TierChange]]:
+                          rules: LoyaltyRules, *, member_id: str, today: date,
+                          known_as: Collection[str] = ()) -> tuple[Standing, list[TierChange]]:
     """Every anniversary review due by `today` (an anniversary day that is over): one
     step down each if the window's spend (ending with the anniversary day) no longer holds
     the tier, else another year kept. Returns the new standing and the downgrades, oldest
-    first; the same on every run, as it depends on whole past days only."""
-    stream = [q for q in qualifying if q.member_id == member_id]
+    first; the same on every run, as it depends on whole past days only. `known_as`: the
+    member's former ids (`window_spend`)."""
+    ids = {member_id, *known_as}
+    stream = [q for q in qualifying if q.member_id in ids]
     changes: list[TierChange] = []
     while standing.anniversary is not None and standing.anniversary < today:
         day = standing.anniversary
         at = start_of_day(day + timedelta(days=1), rules.tz)
         index = tier_index(rules, standing.tier)
-        spend = window_spend(stream, rules, at, member_id)
+        spend = window_spend(stream, rules, at, member_id, known_as=known_as)
         following = _next_anniversary(start_of_day(day, rules.tz), rules)
         if qualified_index(spend, rules) >= index:
             standing = Standing(standing.tier, following)

@@ -109,3 +109,11 @@ def alias_of(conn: sqlite3.Connection, member_id: str) -> str | None:
     row = conn.execute("SELECT member_id FROM member_aliases WHERE alias_id = ?",
                        (member_id,)).fetchone()
     return str(row[0]) if row else None
+
+
+def former_ids(conn: sqlite3.Connection, member_id: str) -> list[str]:
+    """The provisional ids merged under the member: entries keep the id they were recorded
+    under, and what they count (a tier's spend) is the member's all the same."""
+    return [str(row[0]) for row in conn.execute(
+        "SELECT alias_id FROM member_aliases WHERE member_id = ? ORDER BY alias_id",
+        (member_id,))]

@@ -8,9 +8,9 @@ import pytest
 
 from cloud_api.client import CentralClient
 from tests.cloud_api.central import Central
-from tests.cloud_api.fixtures import admin, central, postgres_server, storage
+from tests.cloud_api.fixtures import admin, central, database, postgres_server, storage
 
-__all__ = ["admin", "central", "gw_client", "postgres_server", "storage"]
+__all__ = ["admin", "central", "database", "gw_client", "postgres_server", "storage"]
 
 
 @pytest.fixture

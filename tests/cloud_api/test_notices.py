@@ -9,129 +9,31 @@ reminders come due when the test moves it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
-from aiohttp import web
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from cloud_api.client import CentralClient
 from cloud_api.server.cli import central_group
-from cloud_api.server.postgres_store import PostgresStorage
 from cloud_api.server.sqlite_store import SqliteStorage
-from cloud_api.server.storage import Storage
-from cloud_api.server.webhooks import (
-    ATTEMPT_HEADER,
-    NOTICE_ID_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    DeliveryPolicy,
-    Webhook,
-    verify,
-)
+from cloud_api.server.webhooks import DeliveryPolicy
 from gateway.loyalty import Entry, EntryKind, LoyaltyRules, birthday_entry
 from tests.cloud_api.central import GATEWAY, MALL, Central, event, start_central
-from tests.cloud_api.pg import fresh_database
-from tests.conftest import free_port
+from tests.cloud_api.fixtures import Database
+from tests.cloud_api.webhooks import WAIT_S, Receiver, receiving
 from tests.sync.clock import FakeClock
 
-SECRET = b"receiver-secret-for-tests"
 START = datetime(2026, 11, 30, 4, tzinfo=UTC)
 POLICY = DeliveryPolicy(max_attempts=3, retry_initial_s=60, retry_max_s=600, timeout_s=5,
                         lease_s=30, poll_s=0.02, batch=20)
 RULES = LoyaltyRules()
-WAIT_S = 30.0
-
-
-@dataclass
-class Database:
-    """One central database (a SQLite file or a PostgreSQL database) that several
-    storage instances (workers, or a restarted central) open."""
-
-    path: Path
-    dsn: str | None
-
-    def storage(self, clock: FakeClock) -> Storage:
-        if self.dsn is not None:
-            return PostgresStorage(self.dsn, now=clock.now)
-        return SqliteStorage(self.path, now=clock.now)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
-    if request.param == "postgres":
-        dsn = await fresh_database(request.getfixturevalue("postgres_server"))
-        return Database(tmp_path / "unused.db", dsn)
-    return Database(tmp_path / "central.db", None)
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver: checks the signature, keeps each notice once by its id."""
-
-    fail_first: int = 0  # answer 500 to this many requests first
-    hang_first: bool = False  # hold the first request (after keeping its notice)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    processed: dict[str, dict[str, Any]] = field(default_factory=dict)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    url: str = ""
-
-    async def until(self, check: Callable[[], bool]) -> None:
-        """Wait until `check()` holds after some request."""
-        async with asyncio.timeout(WAIT_S), self.changed:
-            await self.changed.wait_for(check)
-
-    async def _tell(self) -> None:
-        async with self.changed:
-            self.changed.notify_all()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        signed = verify(SECRET, request.headers.get(TIMESTAMP_HEADER, ""), body,
-                        request.headers.get(SIGNATURE_HEADER, ""))
-        notice = json.loads(body)
-        self.requests.append({"id": request.headers.get(NOTICE_ID_HEADER),
-                              "attempt": request.headers.get(ATTEMPT_HEADER),
-                              "signed": signed, "notice": notice})
-        await self._tell()
-        if not signed or notice["notice_id"] != request.headers.get(NOTICE_ID_HEADER):
-            return web.Response(status=401)
-        if len(self.requests) <= self.fail_first:
-            return web.Response(status=500)
-        self.processed.setdefault(notice["notice_id"], notice)  # dedup by id
-        await self._tell()
-        if self.hang_first and len(self.requests) == 1:
-            await self.release.wait()
-        return web.Response(status=204)
-
-    def webhook(self, name: str = "mini") -> dict[str, list[Webhook]]:
-        return {MALL: [Webhook(MALL, name, self.url, SECRET)]}
-
-
-@contextlib.asynccontextmanager
-async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    receiver.url = f"http://127.0.0.1:{port}/hook"
-    try:
-        yield receiver
-    finally:
-        receiver.release.set()
-        await runner.cleanup()
 
 
 async def advancing(clock: FakeClock, check: Callable[[], bool]) -> None:

@@ -15,7 +15,7 @@ from cloud_api.server.phones import SecretFileError
 from cloud_api.server.webhooks import load_webhooks
 from tests.cloud_api.central import MALL
 from tests.cloud_api.processes import central_process, central_processes, issue_token
-from tests.cloud_api.test_notices import SECRET, Receiver, receiving
+from tests.cloud_api.webhooks import SECRET, Receiver, receiving
 from tests.conftest import free_port
 
 

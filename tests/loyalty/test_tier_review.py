@@ -94,3 +94,22 @@ def test_re_evaluation_is_order_independent_and_idempotent(entries: list[Entry],
     if first is not None:  # applied once, the same entries earn nothing more
         assert upgrade_after(first.standing, stream, RULES, member_id="M1",
                              trigger=trigger) is None
+
+
+def test_spend_under_a_former_provisional_id_counts_for_the_member() -> None:
+    """A member enrolled offline spent under its provisional id; merged under central's id,
+    that spend is still the member's, for the upgrade and at the anniversary."""
+    offline = earn(300, at(2026, 3, 1), key="p1", qual_fen=300 * YUAN, member="p-1")
+    later = spend_entry(250, 2, "m1")
+    stream = qualifying_of([offline, later])
+    assert upgrade_after(Standing("normal"), stream, RULES, member_id="M1",
+                         trigger=later) is None
+    change = upgrade_after(Standing("normal"), stream, RULES, member_id="M1", trigger=later,
+                           known_as={"p-1"})
+    assert change is not None and change.to_tier == "silver"
+    assert change.qualifying_fen == 550 * YUAN
+    # Silver since 2 March 2026, the offline spend within the year: kept another year.
+    kept, changes = review_at_anniversary(Standing("silver", date(2026, 12, 1)), stream,
+                                          RULES, member_id="M1", today=date(2026, 12, 3),
+                                          known_as={"p-1"})
+    assert changes == [] and kept.tier == "silver"

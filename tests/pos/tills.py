@@ -28,7 +28,7 @@ from gateway.app.keys import LEDGER, POS
 from gateway.loyalty import Entry, EntryKind
 from gateway.settings import Settings
 from tests.pos.helpers import template_settings
-from tests.pos.ptys import open_pos_end, pty_pair
+from tests.pos.ptys import PtyPair, open_pos_end, pty_pair
 
 REPLY_TIMEOUT_S = 10.0
 MEMBER, ACCOUNT = "M00000055", "A55"
@@ -50,17 +50,20 @@ def till_settings(tmp_path: Path, port: Path, mode: str, *,
                   central: dict[str, Any] | None = None, **extra: Any) -> Settings:
     """One port `P1` on `port`, and `more` ports of the same store by POS id; `central`:
     the `[central]` and `[sync]` settings of a gateway that syncs."""
-    ports = {"P1": port} | (more or {})
     return Settings.model_validate_json(json.dumps({
         **(central or {}),
         "site": {"mall_id": "test-mall", "gateway_id": "gw-test"},
         "store": {"path": str(tmp_path / "gw.db")},
-        "pos": {"ports": [{"path": str(path), "store_id": "S01", "pos_id": pos_id,
-                           "mode": mode, "baudrate": 115200} for pos_id, path in ports.items()],
-                "templates": [template_settings().model_dump()], "idle_gap_s": 0.5,
-                **extra},
+        "pos": pos_section({"P1": port} | (more or {}), mode, **extra),
         "loyalty": loyalty or {},
     }))
+
+
+def pos_section(ports: dict[str, Path], mode: str, **extra: Any) -> dict[str, Any]:
+    """The `[pos]` settings (as JSON data) of one port per till of store S01, by POS id."""
+    return {"ports": [{"path": str(path), "store_id": "S01", "pos_id": pos_id, "mode": mode,
+                       "baudrate": 115200} for pos_id, path in ports.items()],
+            "templates": [template_settings().model_dump()], "idle_gap_s": 0.5, **extra}
 
 
 def add_member(db: Path, member: str = MEMBER, account: str = ACCOUNT) -> None:
@@ -175,15 +178,23 @@ async def gateway_and_tills(tmp_path: Path, mode: str, pos_ids: tuple[str, ...],
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         add_member(tmp_path / "gw.db")
-        async with asyncio.timeout(REPLY_TIMEOUT_S):
-            while not all(s["up"] for s in app[POS].states()):  # noqa: ASYNC110 - port state
-                await asyncio.sleep(0.02)
-        tills = {}
+        yield app, await stack.enter_async_context(open_tills(app, pairs, mode))
+
+
+@contextlib.asynccontextmanager
+async def open_tills(app: web.Application, pairs: dict[str, PtyPair],
+                     mode: str) -> AsyncIterator[dict[str, Till]]:
+    """Once the app's POS ports are open, a till on the POS end of each pair, by POS id."""
+    async with asyncio.timeout(REPLY_TIMEOUT_S):
+        while not all(s["up"] for s in app[POS].states()):  # noqa: ASYNC110 - port state
+            await asyncio.sleep(0.02)
+    tills = {}
+    with contextlib.ExitStack() as closing:
         for pos_id, pair in pairs.items():
             reader, writer = await open_pos_end(pair)
-            stack.callback(writer.close)
+            closing.callback(writer.close)
             tills[pos_id] = Till(reader, writer, mode)
-        yield app, tills
+        yield tills
 
 
 async def give_points(app: web.Application, points: int, key: str = "gift",
