@@ -165,6 +165,13 @@ CREATE TABLE enrolments (
     PRIMARY KEY (mall_id, enrolment_id));
 """
 
+# A confirmed member's provisional ids (its tier counts what it spent under them), and
+# the member a provisional id became, found without reading every enrolment of the mall.
+_ENROLMENT_LOOKUPS = """
+CREATE INDEX enrolments_by_member ON enrolments (mall_id, member_id);
+CREATE INDEX enrolments_by_provisional ON enrolments (mall_id, provisional_member_id);
+"""
+
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"""
 
@@ -217,4 +224,5 @@ def migrations(integer: str, *, c_collation: bool = False) -> list[Migration]:
             _NOTICES.format(integer=integer))),
         Migration(7, "enrolment", _statements(_ENROLMENT)),
         Migration(8, "coupons", _statements(_COUPONS)),
+        Migration(9, "enrolment lookups", _statements(_ENROLMENT_LOOKUPS)),
     ]

@@ -11,17 +11,10 @@ from cloud_api.client import CentralClient
 from gateway.loyalty import LoyaltyRules
 from gateway.loyalty.versions import rules_document
 from tests.cloud_api.central import MALL, Central, start_central
-from tests.cloud_api.test_notices import (
-    POLICY,
-    Database,
-    Receiver,
-    all_notices,
-    database,
-    receiving,
-)
+from tests.cloud_api.fixtures import Database
+from tests.cloud_api.test_notices import POLICY, all_notices
+from tests.cloud_api.webhooks import Receiver, receiving
 from tests.sync.clock import FakeClock
-
-__all__ = ["database"]
 
 START = datetime(2026, 11, 30, 4, tzinfo=UTC)  # noon in Shanghai, the mall's time zone
 
