@@ -27,6 +27,7 @@ from cloud_api.server.contract import Contract, JsonBodyError, parse_json_object
 from cloud_api.server.delivery import Deliverer, remind_forever
 from cloud_api.server.enrolment import CodeSender
 from cloud_api.server.http_errors import error, errors_middleware
+from cloud_api.server.jobs import every_hour_per_mall
 from cloud_api.server.limits import CentralLimits
 from cloud_api.server.notices import ADJUST_SOURCE
 from cloud_api.server.storage import SNAPSHOT_PHASES, Principal, Storage, Verdict
@@ -64,9 +65,6 @@ SNAPSHOT_PAGE = 2000
 # The snapshot's header says which lines follow: 2 added the coupon phases, which a
 # gateway that reads format 1 would refuse as lines of an unknown type.
 SNAPSHOT_FORMAT = 2
-PURGE_INTERVAL_S = 3600.0
-TIER_REVIEW_INTERVAL_S = 3600.0
-BIRTHDAY_INTERVAL_S = 3600.0
 MAX_NOTICES_PAGE = 1000
 DEFAULT_RETENTION_DAYS = 90
 
@@ -477,31 +475,27 @@ async def healthz(request: web.Request) -> web.Response:
 async def purge_forever(storage: Storage, retention_s: float) -> None:
     """Drop change-log rows and notices (delivered or dead everywhere) past the
     retention, once an hour."""
-    while True:
-        for mall_id in await storage.mall_ids():
-            purged = await storage.purge_changes(mall_id, retention_s)
-            if purged:
-                log.info("mall %s: %d change-log rows past retention purged", mall_id, purged)
-            notices = await storage.purge_notices(mall_id, retention_s)
-            if notices:
-                log.info("mall %s: %d notices past retention purged", mall_id, notices)
-        await asyncio.sleep(PURGE_INTERVAL_S)
+    async def purge(mall_id: str) -> None:
+        purged = await storage.purge_changes(mall_id, retention_s)
+        if purged:
+            log.info("mall %s: %d change-log rows past retention purged", mall_id, purged)
+        notices = await storage.purge_notices(mall_id, retention_s)
+        if notices:
+            log.info("mall %s: %d notices past retention purged", mall_id, notices)
+
+    await every_hour_per_mall(storage, "the retention purge", purge)
 
 
 async def review_tiers_forever(storage: Storage) -> None:
     """Review the tier anniversaries that are over, once an hour: a review decides by whole
     past days, so the hours after the first of a day change nothing."""
-    while True:
-        for mall_id in await storage.mall_ids():
-            try:
-                downgraded = await storage.review_tiers(mall_id)
-            except Exception:  # one mall's failure must not stop the others' reviews
-                log.exception("mall %s: tier review failed; retried in an hour", mall_id)
-                continue
-            if downgraded:
-                log.info("mall %s: %d members one tier down at their anniversary",
-                         mall_id, downgraded)
-        await asyncio.sleep(TIER_REVIEW_INTERVAL_S)
+    async def review(mall_id: str) -> None:
+        downgraded = await storage.review_tiers(mall_id)
+        if downgraded:
+            log.info("mall %s: %d members one tier down at their anniversary",
+                     mall_id, downgraded)
+
+    await every_hour_per_mall(storage, "the tier review", review)
 
 
 async def grant_birthdays_forever(storage: Storage, notifier: Notifier) -> None:
@@ -509,17 +503,13 @@ async def grant_birthdays_forever(storage: Storage, notifier: Notifier) -> None:
     today, once an hour, so a gift is there early in the day (a gift is one entry per
     member and year: the hours after the first, and a gateway that gave it first, add
     nothing)."""
-    while True:
-        for mall_id in await storage.mall_ids():
-            try:
-                granted = await storage.grant_birthdays(mall_id)
-            except Exception:  # one mall's failure must not stop the others' gifts
-                log.exception("mall %s: birthday gifts failed; retried in an hour", mall_id)
-                continue
-            if granted:
-                notifier.notify(mall_id)
-                log.info("mall %s: %d birthday gifts granted", mall_id, len(granted))
-        await asyncio.sleep(BIRTHDAY_INTERVAL_S)
+    async def grant(mall_id: str) -> None:
+        granted = await storage.grant_birthdays(mall_id)
+        if granted:
+            notifier.notify(mall_id)
+            log.info("mall %s: %d birthday gifts granted", mall_id, len(granted))
+
+    await every_hour_per_mall(storage, "the birthday gifts", grant)
 
 
 def create_central_app(

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import aiohttp
 
+from cloud_api.server.jobs import every_hour_per_mall
 from cloud_api.server.notice_ops import Claimed
 from cloud_api.server.storage import Storage
 from cloud_api.server.webhooks import (
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 # The reminder job runs hourly: a reminder is due on a day, so any hour of it will do,
 # and a central restarted in the evening still sends the day's reminders.
-REMINDER_INTERVAL_S = 3600.0
 # Retry-After honoured only up to the policy's longest delay (and only when a number).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
@@ -138,14 +138,9 @@ class Deliverer:
 
 async def remind_forever(storage: Storage) -> None:
     """Keep the expiry reminders due, for every mall, once an hour."""
-    while True:
-        for mall_id in await storage.mall_ids():
-            try:
-                created = await storage.find_expiry_reminders(mall_id)
-            except Exception:  # one mall's failure must not stop the others' reminders
-                log.exception("mall %s: expiry reminders failed; retried in an hour",
-                              mall_id)
-                continue
-            if created:
-                log.info("mall %s: %d expiry reminders", mall_id, created)
-        await asyncio.sleep(REMINDER_INTERVAL_S)
+    async def remind(mall_id: str) -> None:
+        created = await storage.find_expiry_reminders(mall_id)
+        if created:
+            log.info("mall %s: %d expiry reminders", mall_id, created)
+
+    await every_hour_per_mall(storage, "the expiry reminders", remind)
