@@ -11,8 +11,9 @@ Two levels:
   receipt keeps its shape and encoding.
 - `redact_payload` (a kiosk message): JSON-aware. The values of the personal fields
   (`card`, `phone`, `name`, and `value` beside `by` card or phone: the member.identify
-  request) are masked wherever they are in the document, then the text rules apply to the
-  rest. Input that is not JSON gets the text rules.
+  request) are masked wherever they are in the document, and secrets whole (a `session`,
+  and the one-time `code` of a request that names a phone); then the text rules apply to
+  the rest. Input that is not JSON gets the text rules.
 
 A mobile number is 11 digits, `1[3-9]` then nine more, optionally written `138 0013 8000` or
 `138-0013-8000` and optionally after a `+86`, `0086` or `86` prefix, and not part of a
@@ -52,6 +53,10 @@ _BY_BYTES = re.compile(_BY_TEXT.pattern.encode())
 
 PERSONAL_KEYS = frozenset({"card", "phone", "name"})
 IDENTIFIED_BY = frozenset({"card", "phone"})  # member.identify `by` whose `value` is personal
+# Secrets a kiosk message may carry, masked whole: the session `member.identify` opens (a
+# bearer token), and the one-time `code` texted to a phone, in a request that names the
+# phone (`member.enroll`, or `member.identify` by phone); elsewhere `code` is an error's.
+SECRET_KEYS = frozenset({"session"})
 _SHOWN_FIRST = 3  # digits shown at the start and the end of a masked mobile number
 _SHOWN_LAST = 4
 
@@ -83,7 +88,20 @@ def _masked_digits(number: str, first: int) -> str:
 
 
 def _masked_key(key: str, value: str) -> str:
+    if key in SECRET_KEYS or key == "code":
+        return "*" * len(value)
     return mask_name(value) if key == "name" else mask_value(value)
+
+
+def _kept_back(node: dict[str, Any], key: str, value: object) -> bool:
+    """Whether the field `key` of a kiosk document is personal data or a secret."""
+    if not isinstance(value, str):
+        return False
+    if key in PERSONAL_KEYS or key in SECRET_KEYS:
+        return True
+    if key == "value":
+        return node.get("by") in IDENTIFIED_BY
+    return key == "code" and ("phone" in node or "by" in node)
 
 
 def _substitute_text(mask: Callable[[re.Match[str]], str],
@@ -152,10 +170,8 @@ def redact(data: str | bytes) -> str | bytes:
 
 def _personal_fields(node: Any, found: list[tuple[str, str]]) -> None:
     if isinstance(node, dict):
-        identified = node.get("by") in IDENTIFIED_BY
         for key, value in node.items():
-            if isinstance(value, str) and (key in PERSONAL_KEYS
-                                           or (key == "value" and identified)):
+            if _kept_back(node, key, value):
                 found.append((key, value))
             else:
                 _personal_fields(value, found)
@@ -183,10 +199,8 @@ def personal_values(data: str | bytes) -> list[str]:
 
 def _mask_document(node: Any) -> Any:
     if isinstance(node, dict):
-        identified = node.get("by") in IDENTIFIED_BY
-        return {key: (_masked_key(key, value) if isinstance(value, str) and (
-            key in PERSONAL_KEYS or (key == "value" and identified)) else _mask_document(value))
-            for key, value in node.items()}
+        return {key: (_masked_key(key, value) if _kept_back(node, key, value)
+                      else _mask_document(value)) for key, value in node.items()}
     if isinstance(node, list):
         return [_mask_document(item) for item in node]
     return node

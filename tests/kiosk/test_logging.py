@@ -47,3 +47,27 @@ async def test_a_refused_spaced_phone_number_is_logged_masked(
         kept = b"".join(row[0] + row[1].encode() for row in db.execute(
             "SELECT raw, error FROM dead_letters"))
     assert b"0013" not in kept and b"0212 3456" not in kept
+
+
+async def test_a_refused_one_time_code_or_session_is_kept_masked(
+        broker: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        root_logging: None) -> None:
+    """A texted code and a session are secrets: a refused message that carries them is
+    logged and kept with them masked whole."""
+    configure(LoggingSettings(format="console"))
+    settings = kiosk_settings(tmp_path, broker.port)
+    session = "s2.k1.m-demo-0001.card.1893456000." + "Q" * 43
+    async with running_gateway(settings), kiosk(broker.port) as k1:
+        enrol = await k1.request("member.enroll", {
+            "phone": "13800138000", "code": "493817", "unexpected": 1,
+            "consent": {"policy_version": "2026-01", "accepted": True}})
+        checkin = await k1.request("checkin", {"session": session, "unexpected": 1})
+    assert enrol["error"]["code"] == checkin["error"]["code"] == "invalid_payload"
+    logged = capsys.readouterr().err
+    with sqlite3.connect(tmp_path / "gw.db") as db:
+        kept = b"".join(row[0] + row[1].encode() for row in db.execute(
+            "SELECT raw, error FROM dead_letters"))
+    for secret in ("493817", "Q" * 43):
+        assert secret not in logged
+        assert secret.encode() not in kept
+    assert b"******" in kept  # the code's place, masked whole
