@@ -50,7 +50,6 @@ from gateway.loyalty.wire import entry_to_wire
 log = logging.getLogger(__name__)
 
 STORAGE = web.AppKey("storage", Storage)
-RULES = web.AppKey("rules", LoyaltyRules)
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 CLOCK = web.AppKey("clock", HybridClock)
 CONTRACT = web.AppKey("contract", Contract)
@@ -513,7 +512,7 @@ async def grant_birthdays_forever(storage: Storage, notifier: Notifier) -> None:
 
 
 def create_central_app(
-    storage: Storage, *, rules: LoyaltyRules | None = None,
+    storage: Storage, *,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
     retention_s: float | None = None, limits: CentralLimits | None = None,
     review_tiers: bool = False, grant_birthdays: bool = False,
@@ -542,7 +541,6 @@ def create_central_app(
                      auth_middleware])
     app[CONTRACT] = contract
     app[STORAGE] = storage
-    app[RULES] = rules or LoyaltyRules()
     app[NOTIFIER] = Notifier()
     app[CLOCK] = HybridClock("central")
     app[WEBHOOKS] = webhooks or {}
